@@ -1,0 +1,37 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench lint venv clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# On these machines an unpinned torch pulls gigabytes of CUDA wheels; the exact pin takes
+	# the local CPU build. Users elsewhere get torch>=2.4 from pyproject.toml.
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	RAY_AUTH_MODE=disabled $(BIN)/amberlite demo
+
+test: $(STAMP)
+	RAY_AUTH_MODE=disabled $(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[dev,bench]'
+	for b in memo_read query shot_detection match_cut similarity executor train_loading; do \
+		test -f benchmarks/$$b.py && $(BIN)/python -m benchmarks.$$b || exit 1; \
+	done
+
+lint: $(STAMP)
+	$(BIN)/ruff check amberlite grammar connectors examples benchmarks tests
+	$(BIN)/ruff format --check amberlite grammar connectors examples benchmarks tests
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

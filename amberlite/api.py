@@ -1,0 +1,419 @@
+"""The Python API: ``amberlite.open(path)`` returns a :class:`Store`.
+
+Example:
+    >>> import amberlite, tempfile
+    >>> store = amberlite.open(tempfile.mkdtemp())
+    >>> store.status()["assets"]
+    0
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+from tqdm import tqdm
+
+from amberlite.catalog import Catalog
+from amberlite.catalog.diff import Change, classify
+from amberlite.define.decorators import FeatureSpec
+from amberlite.define.loader import load_definitions
+from amberlite.entities import AssetRecord, AssetView, cached_frame_index
+from amberlite.errors import ChangeRefused, DefinitionError, MediaError, ResolveError
+from amberlite.media.decode import Decode
+from amberlite.media.ids import content_id
+from amberlite.media.probe import probe
+from amberlite.memo import MemoStore
+from amberlite.memo.store import ASSET_ID, ENTITY_ID, VALUE, now
+from amberlite.registry import Registry
+from amberlite.run.resolve import Resolver, RunStats, memo_key
+
+log = logging.getLogger(__name__)
+DEFAULT_STORE = "amberlite-store"
+ASSET_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+
+
+def open(path: str | os.PathLike[str] | None = None) -> Store:  # noqa: A001 - the front door
+    """Open (creating when missing) the store at ``path`` ($AMBERLITE_STORE or
+    ./amberlite-store by default)."""
+    return Store(path or os.environ.get("AMBERLITE_STORE", DEFAULT_STORE))
+
+
+@dataclass
+class IngestReport:
+    assets: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+
+class Store:
+    """A feature store on disk: catalog, Parquet values, registry of features."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.root = Path(path).absolute()
+        self.catalog = Catalog(self.root)
+        self.memo = MemoStore(self.root, self.catalog)
+        self.media_cache = self.root / "media"
+        self.registry = Registry()
+        self._load_registry()
+        self.resolver = Resolver(self)
+
+    # -- definitions --------------------------------------------------------------------------
+    def _load_registry(self) -> None:
+        from amberlite.library import builtin_features
+
+        builtins = builtin_features()
+        for spec in builtins:
+            self.registry.add(spec)
+        self._record_builtins(builtins)
+        rows = self.catalog.query(
+            """SELECT f.name, f.version, d.sha, d.path, d.source FROM features f
+               JOIN definitions d ON f.definition_sha = d.sha ORDER BY f.applied_at""")
+        by_sha: dict[str, tuple[str, str, set[tuple[str, int]]]] = {}
+        for name, version, sha, path, source in rows:
+            by_sha.setdefault(sha, (path, source, set()))[2].add((name, version))
+        for sha, (path, source, wanted) in by_sha.items():
+            try:
+                specs = load_definitions(path, source)
+            except DefinitionError as e:
+                log.warning("cannot load applied definitions %s (%s): %s", path, sha[:8], e)
+                continue
+            for spec in specs:
+                if (spec.name, spec.version) in wanted:
+                    self.registry.add(spec)
+
+    def _record_builtins(self, specs: Sequence[FeatureSpec]) -> None:
+        known = {(r[0], r[1]): r[2] for r in self.catalog.query(
+            "SELECT name, version, fingerprint FROM features WHERE builtin")}
+        fresh = [(s, self.registry.fingerprint(s)) for s in specs]
+        fresh = [(s, fp) for s, fp in fresh if known.get((s.name, s.version)) != fp]
+        if not fresh:
+            return
+        with self.catalog.write() as con:
+            for spec, fp in fresh:
+                self._upsert_feature(con, spec, fp, None, builtin=True)
+
+    @staticmethod
+    def _upsert_feature(con, spec: FeatureSpec, fp: str, sha: str | None, builtin: bool) -> None:
+        import json
+
+        con.execute(
+            """INSERT INTO features VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT DO UPDATE SET fingerprint = excluded.fingerprint,
+                 code_digest = excluded.code_digest, declaration = excluded.declaration,
+                 output_type = excluded.output_type, definition_sha = excluded.definition_sha,
+                 on_ingest = excluded.on_ingest, description = excluded.description""",
+            [spec.name, spec.version, spec.entity, spec.produces, fp, spec.code_digest(),
+             str(spec.output), json.dumps(spec.declaration(), default=str), sha, builtin,
+             spec.on_ingest, spec.description, now()],
+        )
+
+    def plan_apply(self, path: str | os.PathLike[str]) -> list[Change]:
+        """Classify a definition file's features against the catalog; applies nothing."""
+        return self._diff(load_definitions(path))[0]
+
+    def _diff(self, specs: list[FeatureSpec]) -> tuple[list[Change], Registry]:
+        trial = Registry()
+        for s in self.registry.all():
+            trial.add(s)
+        for s in specs:
+            trial.add(s)
+        stored: dict[str, dict[int, str]] = {}
+        for name, version, fp in self.catalog.query(
+                "SELECT name, version, fingerprint FROM features"):
+            stored.setdefault(name, {})[version] = fp
+        changes = [classify(s.name, s.version, trial.fingerprint(s), stored.get(s.name, {}))
+                   for s in specs]
+        return changes, trial
+
+    def apply(self, path: str | os.PathLike[str], force: bool = False) -> list[Change]:
+        """Record a definition file's features; refuse code changed without a version bump."""
+        path = Path(path)
+        try:
+            source = path.read_text()
+        except OSError as e:
+            raise DefinitionError(f"{path}: cannot read definition file: {e}") from e
+        specs = load_definitions(path, source)
+        builtin = {s.name for s in self.registry.all() if s.module.startswith("amberlite.")}
+        clash = [s.name for s in specs if s.name in builtin]
+        if clash:
+            raise DefinitionError(f"{path}: {', '.join(clash)} is a built-in feature name")
+        changes, trial = self._diff(specs)
+        refused = [c for c in changes if c.resolution == "changed"]
+        if refused and not force:
+            raise ChangeRefused(
+                "refused: " + "; ".join(c.describe() for c in refused)
+                + ". Bump the version to keep both, or apply with --force to accept the new "
+                "code as the same version (stored values are kept)."
+            )
+        sha = hashlib.sha256(source.encode()).hexdigest()
+        with self.catalog.write() as con:
+            con.execute(
+                "INSERT INTO definitions VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                [sha, str(path.absolute()), source, now()],
+            )
+            for spec, change in zip(specs, changes):
+                self._upsert_feature(con, spec, change.fingerprint, sha, builtin=False)
+        self.registry = trial
+        return changes
+
+    def features(self) -> pl.DataFrame:
+        """name, version, entity, output type, fingerprint, rows stored."""
+        rows = self.catalog.query(
+            """SELECT f.name, f.version, f.entity, f.produces, f.output_type,
+                      substr(f.fingerprint, 1, 12) AS fingerprint, f.builtin, f.description,
+                      coalesce(sum(m.rows), 0)::BIGINT AS rows_stored
+               FROM features f LEFT JOIN memo_files m ON m.feature = f.name
+                 AND m.version = f.version
+                 AND m.file_id NOT IN (SELECT file_id FROM retired_files)
+               GROUP BY ALL ORDER BY f.name, f.version""")
+        cols = ["name", "version", "entity", "produces", "output_type", "fingerprint",
+                "builtin", "description", "rows_stored"]
+        return pl.DataFrame(rows, schema=cols, orient="row")
+
+    # -- assets -------------------------------------------------------------------------------
+    def ingest(self, paths: Iterable[str | os.PathLike[str]],
+               aliases: Sequence[str] | None = None, progress: bool | None = None,
+               compute: bool = True) -> IngestReport:
+        """Add media files. A file that cannot be read fails alone, with its reason recorded.
+
+        The asset id is a content hash: re-ingesting a moved or renamed file updates its path
+        and keeps its id, alias and values. Features marked ``on_ingest`` are computed for
+        new assets when ``compute`` is true.
+        """
+        paths = [Path(p) for p in paths]
+        report = IngestReport()
+        new_ids = []
+        for i, path in enumerate(tqdm(paths, desc="ingest", unit="file",
+                                      disable=(not progress) if progress is not None else None,
+                                      leave=False)):
+            alias = aliases[i] if aliases else None
+            try:
+                row, is_new = self._ingest_one(path, alias)
+            except MediaError as e:
+                report.failures.append((str(path), e.reason))
+                with self.catalog.write() as con:
+                    con.execute(
+                        """INSERT INTO ingest_failures VALUES (?, ?, ?) ON CONFLICT DO UPDATE
+                           SET error = excluded.error, failed_at = excluded.failed_at""",
+                        [str(path.absolute()), e.reason, now()])
+                continue
+            report.assets.append(row)
+            if is_new:
+                new_ids.append(row["asset_id"])
+        if compute and new_ids:
+            for spec in self.registry.all():
+                if spec.on_ingest and spec.version == self.registry.versions(spec.name)[-1]:
+                    self.resolver.materialize(spec, None, new_ids, trigger="ingest",
+                                              progress=progress)
+        return report
+
+    def _ingest_one(self, path: Path, alias: str | None) -> tuple[dict[str, Any], bool]:
+        if not path.is_file():
+            raise MediaError(path, "no such file")
+        asset_id = content_id(path)
+        info = probe(path)
+        record = AssetRecord(asset_id, alias or path.stem, str(path.absolute()), info.width,
+                             info.height, info.frame_rate, info.duration_s, info.frame_count,
+                             info.variable_frame_rate)
+        index = cached_frame_index(self.media_cache, record)  # exact frame count from packets
+        with self.catalog.write() as con:
+            existing = con.execute("SELECT alias FROM assets WHERE asset_id = ?",
+                                   [asset_id]).fetchone()
+            if existing:
+                con.execute("UPDATE assets SET path = ? WHERE asset_id = ?",
+                            [record.path, asset_id])
+                con.execute("DELETE FROM ingest_failures WHERE path = ?", [record.path])
+                return self._asset_row(con, asset_id), False
+            name = self._free_alias(con, alias or path.stem)
+            con.execute(
+                "INSERT INTO assets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [asset_id, name, record.path, path.stat().st_size, info.container, info.codec,
+                 info.width, info.height, info.frame_rate.numerator, info.frame_rate.denominator,
+                 info.duration_s, len(index), info.variable_frame_rate, now()],
+            )
+            con.execute("DELETE FROM ingest_failures WHERE path = ?", [record.path])
+            return self._asset_row(con, asset_id), True
+
+    @staticmethod
+    def _free_alias(con, alias: str) -> str:
+        taken = {r[0] for r in con.execute(
+            "SELECT alias FROM assets WHERE alias = ? OR alias LIKE ?",
+            [alias, alias + "-%"]).fetchall()}
+        if alias not in taken:
+            return alias
+        n = 2
+        while f"{alias}-{n}" in taken:
+            n += 1
+        return f"{alias}-{n}"
+
+    @staticmethod
+    def _asset_row(con, asset_id: str) -> dict[str, Any]:
+        cur = con.execute("SELECT * FROM assets WHERE asset_id = ?", [asset_id])
+        names = [d[0] for d in cur.description]
+        return dict(zip(names, cur.fetchone()))
+
+    def assets(self) -> pl.DataFrame:
+        with self.catalog.read() as con:
+            return con.sql("SELECT * FROM assets ORDER BY alias").pl()
+
+    def resolve_assets(self, refs: Sequence[str] | str | None) -> list[str]:
+        """Asset ids for aliases or ids (None: every asset). Unknown names suggest a match."""
+        rows = self.catalog.query("SELECT asset_id, alias FROM assets ORDER BY alias")
+        if refs is None:
+            return [r[0] for r in rows]
+        if isinstance(refs, str):
+            refs = [refs]
+        by_alias = {a: i for i, a in rows}
+        ids = {i for i, _ in rows}
+        out = []
+        for ref in refs:
+            if ref in by_alias:
+                out.append(by_alias[ref])
+            elif ref in ids:
+                out.append(ref)
+            else:
+                raise ResolveError(f"unknown asset {ref!r}", name=ref, candidates=by_alias)
+        return list(dict.fromkeys(out))
+
+    def _asset_views(self, asset_ids: Sequence[str], decode: Decode) -> list[AssetView]:
+        with self.catalog.read() as con:
+            cur = con.execute(
+                "SELECT * FROM assets WHERE asset_id IN (SELECT unnest(?::TEXT[]))",
+                [list(asset_ids)])
+            names = [d[0] for d in cur.description]
+            rows = [dict(zip(names, r)) for r in cur.fetchall()]
+        return [AssetView(AssetRecord.from_row(r), decode, self.media_cache) for r in rows]
+
+    def entity_types(self) -> list[str]:
+        types = {r[0] for r in self.catalog.query("SELECT name FROM entity_types")}
+        types |= {s.produces for s in self.registry.all() if s.produces}
+        return sorted(types)
+
+    def entities(self, entity_type: str, assets: Sequence[str] | str | None = None,
+                 compute: bool = True) -> pl.DataFrame:
+        """The entities of a type in scope (shots are segmented first when missing)."""
+        asset_ids = self.resolve_assets(assets)
+        if entity_type not in ("asset", "frame"):
+            prod = self.registry.producer_of(entity_type)
+            if prod is None:
+                raise ResolveError(f"unknown entity type {entity_type!r}", name=entity_type,
+                                   candidates=self.entity_types())
+            if compute:
+                self.resolver.materialize(prod, None, asset_ids)
+        sql, params = self.resolver.entity_sql(entity_type, asset_ids)
+        if entity_type not in ("asset", "frame"):
+            sql = sql.replace("SELECT entity_id, asset_id", "SELECT entity_id, asset_id, idx, "
+                              "start_frame, end_frame, start_s, end_s", 1)
+            sql += " ORDER BY asset_id, idx"
+        with self.catalog.read() as con:
+            return con.sql(sql, params=params).pl()
+
+    # -- values -------------------------------------------------------------------------------
+    def feature(self, name: str, version: int | None = None) -> FeatureSpec:
+        if "@" in name and version is None:
+            name, _, v = name.partition("@")
+            version = int(v)
+        return self.registry.get(name, version)
+
+    def materialize(self, name: str, assets: Sequence[str] | str | None = None, *,
+                    version: int | None = None, params: Mapping[str, Any] | None = None,
+                    retry_failed: bool = False, executor: Any = None,
+                    progress: bool | None = None, trigger: str = "request") -> RunStats:
+        """Compute every missing value of a feature (inputs first) in the asset scope."""
+        spec = self.feature(name, version)
+        return self.resolver.materialize(spec, params, self.resolve_assets(assets),
+                                         retry_failed=retry_failed, executor=executor,
+                                         progress=progress, trigger=trigger)
+
+    def get(self, name: str, assets: Sequence[str] | str | None = None, *,
+            version: int | None = None, params: Mapping[str, Any] | None = None,
+            compute: bool = True, executor: Any = None,
+            progress: bool | None = None) -> pl.DataFrame:
+        """Values of a feature as a polars DataFrame (entity_id, asset_id, <name>).
+
+        Stored values are read from Parquet; missing ones are computed first unless
+        ``compute=False``. Entities whose computation failed are absent (see ``status``).
+        """
+        spec = self.feature(name, version)
+        asset_ids = self.resolve_assets(assets)
+        if compute:
+            self.resolver.materialize(spec, params, asset_ids, executor=executor,
+                                      progress=progress)
+        table = self.read_values(spec, params, asset_ids if assets is not None else None)
+        return pl.from_arrow(table.rename_columns([ENTITY_ID, ASSET_ID, spec.name]))
+
+    def read_values(self, spec: FeatureSpec, params: Mapping[str, Any] | None,
+                    asset_ids: Sequence[str] | None = None,
+                    entity_ids: Sequence[str] | None = None) -> pa.Table:
+        key = memo_key(spec, params)
+        return self.memo.read(key, spec.output, asset_ids=asset_ids, entity_ids=entity_ids)
+
+    def value_files(self, name: str, version: int | None = None,
+                    params: Mapping[str, Any] | None = None) -> list[str]:
+        """The committed Parquet files of a feature (for direct readers)."""
+        return self.memo.files(memo_key(self.feature(name, version), params))
+
+    # -- maintenance and status ---------------------------------------------------------------
+    def compact(self, name: str | None = None) -> dict[str, int]:
+        """Merge each dataset's small files into one; returns files merged per feature."""
+        specs = [self.feature(name)] if name else self.registry.all()
+        merged = {}
+        for spec in specs:
+            keys = self.catalog.query(
+                """SELECT DISTINCT params_key, params FROM memo_files WHERE feature = ?
+                   AND version = ?""", [spec.name, spec.version])
+            from amberlite.memo.key import MemoKey
+
+            for pkey, pjson in keys:
+                n = self.memo.compact(MemoKey(spec.name, spec.version, pkey, pjson),
+                                      spec.output)
+                if n:
+                    merged[f"{spec.key}/{pkey}"] = n
+        self.memo.gc()
+        return merged
+
+    def failures(self, name: str | None = None) -> pl.DataFrame:
+        with self.catalog.read() as con:
+            sql = """SELECT f.feature, f.version, f.entity_id, a.alias AS asset, f.error,
+                            f.attempts, f.failed_at FROM failures f
+                     LEFT JOIN assets a USING (asset_id)"""
+            if name:
+                return con.sql(sql + " WHERE f.feature = $n ORDER BY ALL",
+                               params={"n": name}).pl()
+            return con.sql(sql + " ORDER BY ALL").pl()
+
+    def status(self) -> dict[str, Any]:
+        """Assets, features (name@version) with rows stored, failures, recent runs."""
+        with self.catalog.read() as con:
+            n_assets = con.execute("SELECT count(*) FROM assets").fetchone()[0]
+            ingest_failures = con.execute(
+                "SELECT path, error FROM ingest_failures ORDER BY path").fetchall()
+            runs = con.sql(
+                """SELECT run_id, feature || '@' || version AS feature, executor, trigger,
+                          started_at, requested, stored, computed, failed,
+                          round(seconds, 3) AS seconds
+                   FROM runs ORDER BY run_id DESC LIMIT 10""").pl()
+        return {
+            "store": str(self.root),
+            "assets": n_assets,
+            "features": self.features(),
+            "failures": self.failures(),
+            "ingest_failures": ingest_failures,
+            "runs": runs,
+        }
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.root)!r})"
+
+
+def _utc(ts: dt.datetime) -> str:
+    return ts.isoformat(timespec="seconds")

@@ -1,0 +1,243 @@
+"""The ``amberlite`` command. Bad input prints a one-line reason and exits 2 (no traceback)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+import polars as pl
+
+from amberlite.errors import AmberliteError
+
+
+def _table(df: pl.DataFrame, rows: int = 50) -> str:
+    with pl.Config(tbl_rows=rows, tbl_cols=20, fmt_str_lengths=60, tbl_hide_dataframe_shape=True,
+                   tbl_formatting="ASCII_MARKDOWN", tbl_hide_column_data_types=True):
+        return str(df)
+
+
+def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn amberlite's own errors into a message and exit status 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except AmberliteError as e:
+            click.secho(f"error: {e}", fg="red", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+@click.group()
+@click.option("--store", "store_path", envvar="AMBERLITE_STORE", default="amberlite-store",
+              show_default=True, help="Store folder (created when missing).")
+@click.option("-v", "--verbose", count=True, help="Log plan steps (-v) and debug (-vv).")
+@click.pass_context
+def main(ctx: click.Context, store_path: str, verbose: int) -> None:
+    """amberlite: declare media features once, memoize every value, query with AQL."""
+    import logging
+
+    logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)],
+                        format="%(levelname)s %(name)s: %(message)s")
+    ctx.obj = {"store_path": store_path}
+
+
+def _store(ctx: click.Context):
+    import amberlite
+
+    if "store" not in ctx.obj:
+        ctx.obj["store"] = amberlite.open(ctx.obj["store_path"])
+    return ctx.obj["store"]
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--alias", "aliases", multiple=True, help="Alias per file, in order.")
+@click.pass_context
+@friendly
+def ingest(ctx: click.Context, paths: tuple[str, ...], aliases: tuple[str, ...]) -> None:
+    """Add media files (identity is a content hash; a bad file fails alone)."""
+    report = _store(ctx).ingest(paths, aliases=list(aliases) or None)
+    for a in report.assets:
+        click.echo(f"ingested {a['alias']:<20} {a['asset_id']}  {a['width']}x{a['height']} "
+                   f"{a['frame_count']} frames {a['duration_s']:.2f} s")
+    for path, reason in report.failures:
+        click.secho(f"failed   {path}: {reason}", fg="yellow")
+    if report.failures and not report.assets:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("path", type=click.Path())
+@click.option("--force", is_flag=True, help="Accept code changed without a version bump.")
+@click.option("--dry-run", is_flag=True, help="Classify the changes, apply nothing.")
+@click.pass_context
+@friendly
+def apply(ctx: click.Context, path: str, force: bool, dry_run: bool) -> None:
+    """Record the features declared in a definition file."""
+    store = _store(ctx)
+    changes = store.plan_apply(path) if dry_run else store.apply(path, force=force)
+    for c in changes:
+        click.echo(c.describe())
+
+
+@main.command()
+@click.argument("feature")
+@click.option("--asset", "assets", multiple=True, help="Limit to these assets (alias or id).")
+@click.option("--param", "params", multiple=True, help="name=value (JSON value).")
+@click.option("--retry-failed", is_flag=True, help="Compute again entities that failed.")
+@click.option("--executor", default="local", show_default=True,
+              type=click.Choice(["local", "ray"]))
+@click.option("--address", default=None, help="Ray cluster address (with --executor ray).")
+@click.pass_context
+@friendly
+def materialize(ctx: click.Context, feature: str, assets: tuple[str, ...],
+                params: tuple[str, ...], retry_failed: bool, executor: str,
+                address: str | None) -> None:
+    """Compute every missing value of FEATURE (name or name@version), inputs first."""
+    exe: Any = executor
+    if executor == "ray":
+        from amberlite.run.executor import make_executor
+
+        exe = make_executor("ray", address=address)
+    stats = _store(ctx).materialize(feature, list(assets) or None, params=_params(params),
+                                    retry_failed=retry_failed, executor=exe)
+    for s in _flatten(stats):
+        click.echo(s.summary())
+
+
+def _flatten(stats):
+    for s in stats.inputs:
+        yield from _flatten(s)
+    yield stats
+
+
+def _params(items: tuple[str, ...]) -> dict[str, Any] | None:
+    out = {}
+    for item in items:
+        name, sep, raw = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"expected name=value, got {item!r}", param_hint="--param")
+        try:
+            out[name] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[name] = raw
+    return out or None
+
+
+@main.command()
+@click.argument("feature")
+@click.option("--asset", "assets", multiple=True)
+@click.option("--no-compute", is_flag=True, help="Read stored values only.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "parquet"]),
+              default="table")
+@click.option("-o", "--output", type=click.Path(), default=None)
+@click.pass_context
+@friendly
+def get(ctx, feature, assets, no_compute, fmt, output) -> None:
+    """Print a feature's values (computing missing ones)."""
+    df = _store(ctx).get(feature, list(assets) or None, compute=not no_compute)
+    emit(df, fmt, output)
+
+
+def emit(df: pl.DataFrame, fmt: str, output: str | None) -> None:
+    """Write a result table in a format, to a file or standard output."""
+    if fmt == "parquet":
+        if not output:
+            raise click.BadParameter("parquet needs -o FILE", param_hint="--format")
+        df.write_parquet(output)
+        return
+    if fmt == "csv":
+        text = _flat(df).write_csv()
+    elif fmt == "json":
+        text = df.write_json()
+    else:
+        text = _table(df)
+    if output:
+        Path(output).write_text(text)
+    else:
+        click.echo(text)
+
+
+def _flat(df: pl.DataFrame) -> pl.DataFrame:
+    """CSV has no nested values: lists and arrays print as JSON text."""
+    return df.with_columns(
+        pl.col(c).map_elements(lambda v: json.dumps(list(v)), return_dtype=pl.String)
+        for c, t in df.schema.items() if isinstance(t, (pl.List, pl.Array, pl.Struct))
+    )
+
+
+@main.command()
+@click.pass_context
+@friendly
+def status(ctx: click.Context) -> None:
+    """Assets, features (name@version) with rows stored, failures, recent runs."""
+    st = _store(ctx).status()
+    click.echo(f"store    {st['store']}")
+    click.echo(f"assets   {st['assets']}")
+    feats = st["features"].select("name", "version", "entity", "rows_stored", "fingerprint",
+                                  "builtin")
+    click.echo("\nfeatures\n" + _table(feats))
+    fails = st["failures"]
+    click.echo(f"\nfailures ({fails.height})")
+    if fails.height:
+        click.echo(_table(fails.select("feature", "version", "asset", "entity_id", "error",
+                                       "attempts")))
+    if st["ingest_failures"]:
+        click.echo(f"\ningest failures ({len(st['ingest_failures'])})")
+        for path, err in st["ingest_failures"]:
+            click.echo(f"  {path}: {err}")
+    if st["runs"].height:
+        click.echo("\nrecent runs\n" + _table(st["runs"]))
+
+
+@main.command()
+@click.argument("feature", required=False)
+@click.pass_context
+@friendly
+def compact(ctx: click.Context, feature: str | None) -> None:
+    """Merge small Parquet files of each dataset into one."""
+    merged = _store(ctx).compact(feature)
+    if not merged:
+        click.echo("nothing to compact")
+    for k, n in merged.items():
+        click.echo(f"{k}: {n} files -> 1")
+
+
+@main.command()
+@click.pass_context
+@friendly
+def features(ctx: click.Context) -> None:
+    """List features known to the store."""
+    click.echo(_table(_store(ctx).features()))
+
+
+@main.command()
+@click.pass_context
+@friendly
+def assets(ctx: click.Context) -> None:
+    """List ingested assets."""
+    df = _store(ctx).assets().select("alias", "asset_id", "width", "height", "frame_count",
+                                     "duration_s", "variable_frame_rate", "path")
+    click.echo(_table(df))
+
+
+@main.command()
+@click.option("--store", "demo_store", default="demo-store", show_default=True)
+@click.option("--media", default="demo-media", show_default=True)
+def demo(demo_store: str, media: str) -> None:
+    """Run the main job end to end on generated films."""
+    from amberlite.demo import run_demo
+
+    run_demo(Path(demo_store), Path(media))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,211 @@
+"""The ``@feature`` and ``@segmenter`` decorators.
+
+A definition file is a Python module whose top-level functions are decorated::
+
+    import pyarrow as pa
+    from amberlite import Decode, feature
+
+    @feature(entity="asset", version=1, output=pa.list_(pa.float32(), 3),
+             decode=Decode(size=(64, 36), fps=2))
+    def mean_color(asset):
+        return asset.frames().mean(axis=(0, 1, 2)) / 255.0
+
+The decorator returns a :class:`FeatureSpec`; loading the module collects them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from amberlite.define.fingerprint import code_digest, params_key
+from amberlite.errors import DefinitionError
+from amberlite.media.decode import Decode
+
+NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+SPAN_TYPE = pa.list_(pa.struct([("start_frame", pa.int64()), ("end_frame", pa.int64())]))
+PARALLEL = ("thread", "process", "serial")
+
+
+def check_name(name: str, what: str = "name") -> str:
+    """Names reach file paths and SQL identifiers: letters, digits and underscores only."""
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise DefinitionError(
+            f"invalid {what} {name!r}: use letters, digits and '_' (not starting with a digit)"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class InputRef:
+    """An input a feature consumes: another feature, optionally pinned and parametrized."""
+
+    name: str
+    version: int | None = None
+    params: tuple[tuple[str, Any], ...] = ()
+
+    @classmethod
+    def parse(cls, ref: str | InputRef) -> InputRef:
+        if isinstance(ref, InputRef):
+            return ref
+        name, _, version = ref.partition("@")
+        check_name(name, "input feature name")
+        return cls(name, int(version) if version else None)
+
+
+@dataclass(frozen=True, eq=False)
+class FeatureSpec:
+    """A declared feature: a versioned function over one entity type.
+
+    ``batch`` is None (call once per entity), an int (call with lists of that many entities)
+    or ``"asset"`` (call once per asset with all of its entities). ``produces`` names the
+    entity type a segmenter creates; its values are frame spans.
+    """
+
+    name: str
+    fn: Callable[..., Any]
+    entity: str
+    version: int
+    output: pa.DataType
+    inputs: tuple[InputRef, ...] = ()
+    params: Mapping[str, Any] = field(default_factory=dict)
+    decode: Decode = field(default_factory=Decode)
+    resources: Mapping[str, float] = field(default_factory=dict)
+    batch: int | str | None = None
+    parallel: str = "thread"
+    produces: str | None = None
+    on_ingest: bool = False
+    description: str = ""
+    module: str = ""
+
+    def __post_init__(self) -> None:
+        check_name(self.name, "feature name")
+        check_name(self.entity, "entity type")
+        if self.produces is not None:
+            check_name(self.produces, "entity type")
+        if not isinstance(self.version, int) or self.version < 1:
+            raise DefinitionError(f"{self.name}: version must be a positive int")
+        if not isinstance(self.output, pa.DataType):
+            raise DefinitionError(f"{self.name}: output must be a pyarrow DataType")
+        if self.parallel not in PARALLEL:
+            raise DefinitionError(f"{self.name}: parallel must be one of {PARALLEL}")
+        if not (self.batch is None or self.batch == "asset" or
+                (isinstance(self.batch, int) and self.batch > 0)):
+            raise DefinitionError(f"{self.name}: batch must be None, a positive int or 'asset'")
+        for key in self.params:
+            check_name(key, "parameter name")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.fn(*args, **kwargs)
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    def code_digest(self) -> str:
+        return code_digest(self.fn)
+
+    def declaration(self) -> dict[str, Any]:
+        """Everything besides code that changes what the feature computes."""
+        return {
+            "entity": self.entity,
+            "output": str(self.output),
+            "inputs": [(i.name, i.version, list(i.params)) for i in self.inputs],
+            "params": dict(self.params),
+            "decode": self.decode.key(),
+            "produces": self.produces,
+            "batch": self.batch,
+        }
+
+    def resolve_params(self, given: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Merge given parameters over the declared defaults; unknown names are an error."""
+        merged = dict(self.params)
+        for k, v in (given or {}).items():
+            if k not in merged:
+                from amberlite.errors import ResolveError
+
+                raise ResolveError(
+                    f"{self.name} has no parameter {k!r}", name=k, candidates=merged
+                )
+            merged[k] = v
+        return merged
+
+    def params_key(self, given: Mapping[str, Any] | None = None) -> str:
+        return params_key(self.resolve_params(given))
+
+
+def feature(
+    *,
+    entity: str,
+    version: int = 1,
+    output: pa.DataType,
+    inputs: Sequence[str | InputRef] = (),
+    params: Mapping[str, Any] | None = None,
+    decode: Decode | None = None,
+    resources: Mapping[str, float] | None = None,
+    batch: int | str | None = None,
+    parallel: str = "thread",
+    on_ingest: bool = False,
+    name: str | None = None,
+) -> Callable[[Callable[..., Any]], FeatureSpec]:
+    """Declare a feature. See the module docstring for an example."""
+
+    def wrap(fn: Callable[..., Any]) -> FeatureSpec:
+        return FeatureSpec(
+            name=name or fn.__name__,
+            fn=fn,
+            entity=entity,
+            version=version,
+            output=output,
+            inputs=tuple(InputRef.parse(i) for i in inputs),
+            params=dict(params or {}),
+            decode=decode or Decode(),
+            resources=dict(resources or {}),
+            batch=batch,
+            parallel=parallel,
+            on_ingest=on_ingest,
+            description=(fn.__doc__ or "").strip().split("\n")[0],
+            module=fn.__module__,
+        )
+
+    return wrap
+
+
+def segmenter(
+    *,
+    produces: str,
+    over: str = "asset",
+    version: int = 1,
+    params: Mapping[str, Any] | None = None,
+    decode: Decode | None = None,
+    parallel: str = "thread",
+    on_ingest: bool = False,
+    name: str | None = None,
+) -> Callable[[Callable[..., Any]], FeatureSpec]:
+    """Declare a segmenter: a feature over assets whose value is a list of frame spans.
+
+    The function returns ``[(start_frame, end_frame), ...]`` (end exclusive); committing the
+    value creates one entity of type ``produces`` per span.
+    """
+
+    def wrap(fn: Callable[..., Any]) -> FeatureSpec:
+        return FeatureSpec(
+            name=name or fn.__name__,
+            fn=fn,
+            entity=over,
+            version=version,
+            output=SPAN_TYPE,
+            params=dict(params or {}),
+            decode=decode or Decode(),
+            parallel=parallel,
+            produces=produces,
+            on_ingest=on_ingest,
+            description=(fn.__doc__ or "").strip().split("\n")[0],
+            module=fn.__module__,
+        )
+
+    return wrap

@@ -1,0 +1,63 @@
+"""Loading definition files: a Python module in, the FeatureSpecs it declares out."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import linecache
+import sys
+from pathlib import Path
+
+from amberlite.define.decorators import FeatureSpec
+from amberlite.errors import DefinitionError
+
+
+def module_name_for(source_sha: str) -> str:
+    return f"amberlite_defs_{source_sha[:16]}"
+
+
+def load_definitions(path: str | Path, source: str | None = None) -> list[FeatureSpec]:
+    """Execute a definition file and return its features in declaration order.
+
+    ``source``, when given, is executed instead of the file's current text (the catalog keeps
+    the source that was applied, so later processes load exactly that).
+    """
+    path = Path(path)
+    if source is None:
+        try:
+            source = path.read_text()
+        except OSError as e:
+            raise DefinitionError(f"{path}: cannot read definition file: {e}") from e
+    sha = hashlib.sha256(source.encode()).hexdigest()
+    name = module_name_for(sha)
+    if name in sys.modules:
+        module = sys.modules[name]
+    else:
+        spec = importlib.util.spec_from_loader(name, loader=None, origin=str(path))
+        assert spec is not None
+        module = importlib.util.module_from_spec(spec)
+        module.__file__ = str(path)
+        sys.modules[name] = module
+        parent = str(path.resolve().parent)
+        if parent not in sys.path:
+            sys.path.append(parent)
+        try:
+            # A unique file name per source text, registered in linecache, so that
+            # inspect.getsource (code fingerprints) sees the applied text, not today's file.
+            filename = f"{path}#{sha[:12]}"
+            lines = source.splitlines(keepends=True)
+            linecache.cache[filename] = (len(source), None, lines, filename)
+            code = compile(source, filename, "exec")
+            exec(code, module.__dict__)  # noqa: S102 - executing the user's definition file
+        except Exception as e:
+            del sys.modules[name]
+            raise DefinitionError(f"{path}: error while loading: {type(e).__name__}: {e}") from e
+    specs = [v for v in module.__dict__.values() if isinstance(v, FeatureSpec)]
+    if not specs:
+        raise DefinitionError(f"{path}: declares no @feature or @segmenter functions")
+    seen: dict[str, FeatureSpec] = {}
+    for s in specs:
+        if s.name in seen:
+            raise DefinitionError(f"{path}: feature {s.name!r} declared twice")
+        seen[s.name] = s
+    return specs

@@ -1,0 +1,85 @@
+"""The errors amberlite users see.
+
+Every error that bad input can cause is an :class:`AmberliteError`; the CLI prints its message
+(never a Python traceback) and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class AmberliteError(Exception):
+    """Base class of every error caused by input (media, definitions, queries, store state)."""
+
+
+class MediaError(AmberliteError):
+    """A media file could not be read: missing, truncated, not media, or without video."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class DefinitionError(AmberliteError):
+    """A feature definition file or declaration is invalid."""
+
+
+class ChangeRefused(DefinitionError):
+    """`apply` found code changed without a version bump (use ``force=True`` to accept)."""
+
+
+class StoreError(AmberliteError):
+    """The store is missing, locked for too long, or of an unsupported schema version."""
+
+
+class ResolveError(AmberliteError):
+    """A name in a request does not resolve: unknown feature, entity type, asset or parameter."""
+
+    def __init__(self, message: str, *, name: str | None = None, candidates: Iterable[str] = ()):
+        self.name = name
+        suggestion = ""
+        if name is not None:
+            close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+            if close:
+                suggestion = f" (did you mean {close[0]!r}?)"
+        super().__init__(message + suggestion)
+
+
+class AqlError(AmberliteError):
+    """Base of errors raised while parsing, planning or running an AQL query."""
+
+
+class AqlTypeError(AqlError):
+    """An operand of an AQL expression has the wrong type."""
+
+
+class AqlSyntaxError(AqlError):
+    """A malformed query: names the line and column, shows a caret and what was expected."""
+
+    def __init__(
+        self,
+        message: str,
+        line: int,
+        column: int,
+        query_text: str = "",
+        expected: tuple[str, ...] = (),
+    ) -> None:
+        self.message = message
+        self.line = line
+        self.column = column
+        self.query_text = query_text
+        self.expected = tuple(expected)
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        out = [f"line {self.line}, column {self.column}: {self.message}"]
+        lines = self.query_text.splitlines()
+        if 1 <= self.line <= len(lines):
+            out.append("  " + lines[self.line - 1])
+            out.append("  " + " " * max(self.column - 1, 0) + "^")
+        if self.expected:
+            out.append(" expected one of: " + ", ".join(self.expected))
+        return "\n".join(out)

@@ -1,0 +1,11 @@
+"""Built-in features, declared like any user feature and recorded in every store."""
+
+from __future__ import annotations
+
+from amberlite.define.decorators import FeatureSpec
+
+
+def builtin_features() -> list[FeatureSpec]:
+    from amberlite.library import segment
+
+    return [s for m in (segment,) for s in vars(m).values() if isinstance(s, FeatureSpec)]

@@ -1,0 +1,73 @@
+"""The features a store knows: built-ins plus every applied definition file.
+
+Fingerprints chain through inputs, so a change in an input's code changes its consumers'
+fingerprints too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from amberlite.define.decorators import FeatureSpec, InputRef
+from amberlite.define.fingerprint import fingerprint
+from amberlite.errors import DefinitionError, ResolveError
+
+
+class Registry:
+    """FeatureSpecs by (name, version), with input resolution and fingerprints."""
+
+    def __init__(self) -> None:
+        self._specs: dict[tuple[str, int], FeatureSpec] = {}
+
+    def add(self, spec: FeatureSpec) -> None:
+        self._specs[(spec.name, spec.version)] = spec
+
+    def names(self) -> list[str]:
+        return sorted({n for n, _ in self._specs})
+
+    def versions(self, name: str) -> list[int]:
+        return sorted(v for n, v in self._specs if n == name)
+
+    def all(self) -> list[FeatureSpec]:
+        return [self._specs[k] for k in sorted(self._specs)]
+
+    def get(self, name: str, version: int | None = None) -> FeatureSpec:
+        """The spec for name@version; unpinned means the newest applied version."""
+        versions = self.versions(name)
+        if not versions:
+            raise ResolveError(f"unknown feature {name!r}", name=name, candidates=self.names())
+        if version is None:
+            version = versions[-1]
+        if version not in versions:
+            raise ResolveError(
+                f"feature {name!r} has no version {version} (versions: "
+                f"{', '.join(map(str, versions))})"
+            )
+        return self._specs[(name, version)]
+
+    def producer_of(self, entity_type: str) -> FeatureSpec | None:
+        """The newest segmenter that produces ``entity_type``."""
+        found = [s for s in self._specs.values() if s.produces == entity_type]
+        return max(found, key=lambda s: (s.version, s.name)) if found else None
+
+    def resolve_input(self, ref: InputRef) -> FeatureSpec:
+        return self.get(ref.name, ref.version)
+
+    def fingerprint(self, spec: FeatureSpec, _seen: Iterable[str] = ()) -> str:
+        seen = set(_seen)
+        if spec.key in seen:
+            raise DefinitionError(f"{spec.key}: inputs form a cycle")
+        seen.add(spec.key)
+        inputs = []
+        for ref in spec.inputs:
+            try:
+                dep = self.resolve_input(ref)
+            except ResolveError as e:
+                raise DefinitionError(f"{spec.key}: input {ref.name!r}: {e}") from e
+            if dep.entity not in (spec.entity, "asset"):
+                raise DefinitionError(
+                    f"{spec.key}: input {dep.key} is over {dep.entity!r}; an input must be over "
+                    f"the same entity type ({spec.entity!r}) or over 'asset'"
+                )
+            inputs.append(self.fingerprint(dep, seen))
+        return fingerprint(spec.code_digest(), spec.declaration(), inputs)

@@ -1,0 +1,1 @@
+"""Executors and the resolver that drives them."""

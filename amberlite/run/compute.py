@@ -1,0 +1,88 @@
+"""Computing one batch of a feature: the unit every executor runs.
+
+``compute_batch`` is pure: views and input values in, an Arrow array of values and a list of
+failures out. A value that raises (or does not fit the declared type) fails that entity alone
+when the feature is called per entity; a batch-mode feature that raises fails its batch.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from amberlite.define.decorators import FeatureSpec
+
+
+@dataclass
+class BatchResult:
+    """Values for ``ok_ids`` (same order) and ``(entity_id, message)`` failures."""
+
+    ok_ids: list[str]
+    ok_assets: list[str]
+    values: pa.Array
+    failures: list[tuple[str, str, str]]
+
+
+def _describe(exc: BaseException) -> str:
+    tb = traceback.extract_tb(exc.__traceback__)
+    where = f" (at {tb[-1].filename}:{tb[-1].lineno})" if tb else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+def to_arrow(values: Sequence[Any] | np.ndarray, output: pa.DataType) -> pa.Array:
+    """Convert feature results to the declared Arrow type (fast path for 2-D float arrays)."""
+    if isinstance(values, np.ndarray) and values.ndim == 2 and pa.types.is_fixed_size_list(output):
+        if values.shape[1] != output.list_size:
+            raise ValueError(f"expected vectors of {output.list_size}, got {values.shape[1]}")
+        flat = pa.array(values.reshape(-1).astype(output.value_type.to_pandas_dtype()))
+        return pa.FixedSizeListArray.from_arrays(flat, output.list_size)
+    items = [v.tolist() if isinstance(v, np.ndarray) else _scalar(v) for v in values]
+    return pa.array(items, type=output)
+
+
+def _scalar(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def compute_batch(
+    spec: FeatureSpec,
+    params: Mapping[str, Any],
+    views: Sequence[Any],
+    inputs: Mapping[str, Sequence[Any]],
+) -> BatchResult:
+    """Run ``spec`` over ``views``; ``inputs`` maps input names to per-view values."""
+    ids = [v.id for v in views]
+    assets = [_asset_of(v) for v in views]
+    if spec.batch is not None:
+        try:
+            out = spec.fn(list(views), **inputs, **params)
+            if len(out) != len(views):
+                raise ValueError(f"returned {len(out)} values for {len(views)} entities")
+            return BatchResult(ids, assets, to_arrow(out, spec.output), [])
+        except Exception as e:  # noqa: BLE001 - any user error fails the batch, recorded
+            msg = _describe(e)
+            return BatchResult([], [], pa.array([], type=spec.output),
+                               [(i, a, msg) for i, a in zip(ids, assets)])
+    ok_ids, ok_assets, ok_values, failures = [], [], [], []
+    for i, view in enumerate(views):
+        try:
+            kwargs = {name: vals[i] for name, vals in inputs.items()}
+            value = spec.fn(view, **kwargs, **params)
+            to_arrow([value], spec.output)  # validate against the declared type
+        except Exception as e:  # noqa: BLE001
+            failures.append((ids[i], assets[i], _describe(e)))
+            continue
+        ok_ids.append(ids[i])
+        ok_assets.append(assets[i])
+        ok_values.append(value)
+    return BatchResult(ok_ids, ok_assets, to_arrow(ok_values, spec.output), failures)
+
+
+def _asset_of(view: Any) -> str:
+    asset = getattr(view, "asset", None)
+    return asset.id if asset is not None else view.id
