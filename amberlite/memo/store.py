@@ -27,6 +27,7 @@ ASSET_ID = "asset_id"
 VALUE = "value"
 
 CommitHook = Callable[[duckdb.DuckDBPyConnection, int], None]
+Listener = Callable[[MemoKey, int], None]
 
 
 def value_schema(output: pa.DataType) -> pa.Schema:
@@ -45,6 +46,9 @@ class MemoStore:
         self.catalog = catalog
         self.tmp = self.root / "tmp"
         self.tmp.mkdir(parents=True, exist_ok=True)
+        # Called after each commit, outside the transaction, with (key, file_id). A listener
+        # that fails does not undo the commit: replicas catch up from the commit log.
+        self.listeners: list[Listener] = []
 
     # -- writing ------------------------------------------------------------------------------
     def write_aside(self, table: pa.Table) -> Path:
@@ -119,6 +123,14 @@ class MemoStore:
                            AND entity_id IN (SELECT unnest(?::TEXT[]))""",
                         [*key.sql_args(), owner, done],
                     )
+        if file_id is not None:
+            for listener in list(self.listeners):
+                try:
+                    listener(key, file_id)
+                except Exception:  # noqa: BLE001 - a replica's failure never loses a value
+                    import logging
+
+                    logging.getLogger(__name__).exception("commit listener failed")
         return file_id
 
     @staticmethod

@@ -247,9 +247,11 @@ class Resolver:
         finally:
             if bar is not None:
                 bar.close()
-            self._release(key)
+            if not first and (stats.computed or stats.failed or bar is not None):
+                self._release(key)
         stats.seconds = time.perf_counter() - started
-        self._record_run(key, exe.name, trigger, started_at, stats)
+        if stats.computed or stats.failed:
+            self._record_run(key, exe.name, trigger, started_at, stats)
         log.debug("materialized %s", stats.summary())
         return stats
 
