@@ -19,6 +19,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from amberlite import faults
 from amberlite.catalog import Catalog
 from amberlite.memo.key import MemoKey
 
@@ -87,6 +88,7 @@ class MemoStore:
                 final_dir = self.root / key.relative_dir()
                 final_dir.mkdir(parents=True, exist_ok=True)
                 final = final_dir / f"{file_id:012d}.parquet"
+                faults.point("before_rename")
                 os.replace(aside, final)
                 try:
                     con.execute(
@@ -103,6 +105,7 @@ class MemoStore:
                         self._forget(con, key, committed_ids, "failures")
                     if hook is not None:
                         hook(con, file_id)
+                    faults.point("before_commit")
                 except BaseException:
                     final.unlink(missing_ok=True)
                     raise
