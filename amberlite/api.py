@@ -265,11 +265,12 @@ class Store:
         with self.catalog.read() as con:
             return con.sql("SELECT * FROM assets ORDER BY alias").pl()
 
-    def resolve_assets(self, refs: Sequence[str] | str | None) -> list[str]:
-        """Asset ids for aliases or ids (None: every asset). Unknown names suggest a match."""
-        rows = self.catalog.query("SELECT asset_id, alias FROM assets ORDER BY alias")
+    def resolve_assets(self, refs: Sequence[str] | str | None) -> list[str] | None:
+        """Asset ids for aliases or ids; None stays None (every asset). Unknown names suggest
+        the closest alias."""
         if refs is None:
-            return [r[0] for r in rows]
+            return None
+        rows = self.catalog.query("SELECT asset_id, alias FROM assets ORDER BY alias")
         if isinstance(refs, str):
             refs = [refs]
         by_alias = {a: i for i, a in rows}
@@ -345,10 +346,10 @@ class Store:
         """
         spec = self.feature(name, version)
         asset_ids = self.resolve_assets(assets)
-        if compute:
+        if compute and not self.resolver.is_complete(spec, params, asset_ids):
             self.resolver.materialize(spec, params, asset_ids, executor=executor,
                                       progress=progress)
-        table = self.read_values(spec, params, asset_ids if assets is not None else None)
+        table = self.read_values(spec, params, asset_ids)
         return pl.from_arrow(table.rename_columns([ENTITY_ID, ASSET_ID, spec.name]))
 
     def read_values(self, spec: FeatureSpec, params: Mapping[str, Any] | None,

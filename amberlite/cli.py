@@ -168,9 +168,9 @@ def emit(df: pl.DataFrame, fmt: str, output: str | None) -> None:
 
 def _flat(df: pl.DataFrame) -> pl.DataFrame:
     """CSV has no nested values: lists and arrays print as JSON text."""
+    nested = [c for c, t in df.schema.items() if isinstance(t, (pl.List, pl.Array, pl.Struct))]
     return df.with_columns(
-        pl.col(c).map_elements(lambda v: json.dumps(list(v)), return_dtype=pl.String)
-        for c, t in df.schema.items() if isinstance(t, (pl.List, pl.Array, pl.Struct))
+        pl.Series(c, [json.dumps(v) for v in df[c].to_list()], dtype=pl.String) for c in nested
     )
 
 

@@ -134,8 +134,11 @@ def test_inputs_run_first_and_derived_entities(store, media_dir):
     examples = Path(__file__).resolve().parent.parent / "examples" / "basic" / "features.py"
     store.apply(examples)
     stats = store.materialize("shot_brightness")
-    # The input first, then the segmenter that makes the shots.
-    assert [s.feature.split("@")[0] for s in stats.inputs] == ["shot_color", "shots"]
+    # Dependencies first: the segmenter that makes the shots, then the input, then the feature.
+    def order(st):
+        return [n for i in st.inputs for n in order(i)] + [st.feature.split("@")[0]]
+
+    assert order(stats) == ["shots", "shot_color", "shot_brightness"]
     shots = store.entities("shot")
     assert shots["start_frame"].to_list() == [0, 20, 40]
     assert shots["end_frame"].to_list() == [20, 40, 60]

@@ -189,6 +189,11 @@ class MemoStore:
         if entity_ids is not None:
             where.append(f"{ENTITY_ID} IN (SELECT unnest($ids::TEXT[]))")
             params["ids"] = list(entity_ids)
+        cast = _duck_array_type(output)
+        if columns == "*" and cast:
+            # DuckDB reads fixed-size lists back as lists; casting in SQL is the cheapest way
+            # back to the declared type (cheaper than an Arrow cast afterwards).
+            columns = f"{ENTITY_ID}, {ASSET_ID}, {VALUE}::{cast} AS {VALUE}"
         sql = f"SELECT {columns} FROM read_parquet($files)"
         if where:
             sql += " WHERE " + " AND ".join(where)
@@ -198,7 +203,6 @@ class MemoStore:
         finally:
             con.close()
         if VALUE in table.column_names and table.schema.field(VALUE).type != output:
-            # DuckDB reads fixed-size lists back as variable lists: restore the declared type.
             idx = table.column_names.index(VALUE)
             table = table.set_column(idx, VALUE, table.column(VALUE).cast(output))
         return table
@@ -250,3 +254,17 @@ class MemoStore:
                 p.unlink(missing_ok=True)
                 removed += 1
         return removed
+
+
+_DUCK_SCALARS = {
+    pa.float32(): "FLOAT", pa.float64(): "DOUBLE", pa.int8(): "TINYINT",
+    pa.int16(): "SMALLINT", pa.int32(): "INTEGER", pa.int64(): "BIGINT",
+    pa.uint8(): "UTINYINT", pa.bool_(): "BOOLEAN",
+}
+
+
+def _duck_array_type(output: pa.DataType) -> str | None:
+    """The DuckDB ARRAY type for a fixed-size list of scalars (e.g. FLOAT[512]), else None."""
+    if pa.types.is_fixed_size_list(output) and output.value_type in _DUCK_SCALARS:
+        return f"{_DUCK_SCALARS[output.value_type]}[{output.list_size}]"
+    return None

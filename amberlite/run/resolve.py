@@ -99,11 +99,15 @@ class Resolver:
         key = memo_key(prod, params)
         return f"{key.label}/{key.params_key}"
 
-    def entity_sql(self, entity_type: str, asset_ids: Sequence[str],
+    def entity_sql(self, entity_type: str, asset_ids: Sequence[str] | None,
                    producer: str | None = None) -> tuple[str, dict[str, Any]]:
-        """SQL selecting (entity_id, asset_id) of a scope, and its parameters."""
-        params: dict[str, Any] = {"assets": list(asset_ids)}
-        scope = "asset_id IN (SELECT unnest($assets::TEXT[]))"
+        """SQL selecting (entity_id, asset_id) of a scope (None: every asset), and its
+        parameters."""
+        params: dict[str, Any] = {}
+        scope = "TRUE"
+        if asset_ids is not None:
+            params["assets"] = list(asset_ids)
+            scope = "asset_id IN (SELECT unnest($assets::TEXT[]))"
         if entity_type == "asset":
             return f"SELECT asset_id AS entity_id, asset_id FROM assets WHERE {scope}", params
         if entity_type == "frame":
@@ -121,52 +125,90 @@ class Resolver:
         )
 
     # -- claims -------------------------------------------------------------------------------
-    def _claim(self, key: MemoKey, spec: FeatureSpec, asset_ids: Sequence[str],
+    def _scope(self, con, key: MemoKey, spec: FeatureSpec,
+               asset_ids: Sequence[str] | None) -> tuple[str, dict[str, Any]]:
+        """SQL of the scope's entities with is_stored / is_failed / is_held flags."""
+        ents_sql, params = self.entity_sql(spec.entity, asset_ids)
+        files = self.store.memo.files(key, con)
+        params.update(feature=key.feature, version=key.version, pkey=key.params_key)
+        stored_sql = "SELECT NULL::TEXT AS entity_id WHERE false"
+        if files:
+            stored_sql = "SELECT entity_id FROM read_parquet($files)"
+            params["files"] = files
+        return f"""
+            WITH ents AS ({ents_sql}),
+            stored AS ({stored_sql}),
+            fails AS (SELECT entity_id FROM failures WHERE feature = $feature
+                      AND version = $version AND params_key = $pkey),
+            held AS (SELECT entity_id, owner FROM claims WHERE feature = $feature
+                     AND version = $version AND params_key = $pkey)
+            SELECT e.entity_id, e.asset_id,
+                   e.entity_id IN (SELECT entity_id FROM stored) AS is_stored,
+                   e.entity_id IN (SELECT entity_id FROM fails) AS is_failed,
+                   e.entity_id IN (SELECT entity_id FROM held) AS is_held
+            FROM ents e""", params
+
+    @staticmethod
+    def _counts(con, base: str, params: dict[str, Any]) -> dict[str, int]:
+        row = con.execute(
+            f"""SELECT count(*), count_if(is_stored), count_if(NOT is_stored AND is_failed),
+                       count_if(NOT is_stored AND is_held) FROM ({base})""", params,
+        ).fetchone()
+        return {"requested": row[0], "stored": row[1], "failed": row[2], "held": row[3]}
+
+    def _claim(self, key: MemoKey, spec: FeatureSpec, asset_ids: Sequence[str] | None,
                retry_failed: bool) -> tuple[list[tuple[str, str]], dict[str, int]]:
         """In one write transaction: count the scope, claim what nobody has or holds."""
-        ents_sql, params = self.entity_sql(spec.entity, asset_ids)
         with self.store.catalog.write() as con:
             self._drop_stale_claims(con, key)
-            files = self.store.memo.files(key, con)
-            params.update(feature=key.feature, version=key.version, pkey=key.params_key)
-            stored_sql = (
-                "SELECT entity_id FROM read_parquet($files)" if files
-                else "SELECT NULL::TEXT AS entity_id WHERE false"
-            )
-            if files:
-                params["files"] = files
-            base = f"""
-                WITH ents AS ({ents_sql}),
-                stored AS ({stored_sql}),
-                fails AS (SELECT entity_id FROM failures WHERE feature = $feature
-                          AND version = $version AND params_key = $pkey),
-                held AS (SELECT entity_id, owner FROM claims WHERE feature = $feature
-                         AND version = $version AND params_key = $pkey)
-                SELECT e.entity_id, e.asset_id,
-                       e.entity_id IN (SELECT entity_id FROM stored) AS is_stored,
-                       e.entity_id IN (SELECT entity_id FROM fails) AS is_failed,
-                       e.entity_id IN (SELECT entity_id FROM held) AS is_held
-                FROM ents e"""
-            rows = con.execute(
-                f"""SELECT count(*), count_if(is_stored),
-                           count_if(NOT is_stored AND is_failed),
-                           count_if(NOT is_stored AND is_held)
-                    FROM ({base})""", params,
-            ).fetchone()
+            base, params = self._scope(con, key, spec, asset_ids)
+            counts = self._counts(con, base, params)
             cond = "NOT is_stored AND NOT is_held" + ("" if retry_failed else " AND NOT is_failed")
             todo = con.execute(
                 f"SELECT entity_id, asset_id FROM ({base}) WHERE {cond} "
                 "ORDER BY asset_id, entity_id", params,
             ).fetchall()
             if todo:
-                pid = os.getpid()
                 con.execute(
                     """INSERT INTO claims SELECT ?, ?, ?, entity_id, ?, ?, ?, ?
                        FROM (SELECT unnest(?::TEXT[]) AS entity_id)""",
-                    [*key.sql_args(), self.owner, HOST, pid, now(), [t[0] for t in todo]],
+                    [*key.sql_args(), self.owner, HOST, os.getpid(), now(),
+                     [t[0] for t in todo]],
                 )
-        counts = {"requested": rows[0], "stored": rows[1], "failed": rows[2], "held": rows[3]}
         return todo, counts
+
+    def is_complete(self, spec: FeatureSpec, params: Mapping[str, Any] | None,
+                    asset_ids: Sequence[str] | None) -> bool:
+        """True when the feature and everything it depends on has a value or a recorded
+        failure for every entity of the scope: one shared-lock read, no claims."""
+        with self.store.catalog.read() as con:
+            for dep, dep_params in self._closure(spec, params):
+                base, qparams = self._scope(con, memo_key(dep, dep_params), dep, asset_ids)
+                c = self._counts(con, base, qparams)
+                if c["requested"] != c["stored"] + c["failed"]:
+                    return False
+        return True
+
+    def _closure(self, spec: FeatureSpec, params: Mapping[str, Any] | None):
+        """The feature, its inputs and the segmenters of their entity types, deepest first."""
+        out: list[tuple[FeatureSpec, Mapping[str, Any] | None]] = []
+        seen: set[tuple[str, str]] = set()
+
+        def visit(s: FeatureSpec, p: Mapping[str, Any] | None) -> None:
+            k = memo_key(s, p)
+            if (k.label, k.params_key) in seen:
+                return
+            seen.add((k.label, k.params_key))
+            for ref in s.inputs:
+                visit(self.store.registry.resolve_input(ref), dict(ref.params))
+            if s.entity not in ("asset", "frame"):
+                prod = self.store.registry.producer_of(s.entity)
+                if prod is not None:
+                    visit(prod, None)
+            out.append((s, p))
+
+        visit(spec, params)
+        return out
 
     def _drop_stale_claims(self, con, key: MemoKey) -> None:
         holders = con.execute(
@@ -190,7 +232,7 @@ class Resolver:
         self,
         spec: FeatureSpec,
         params: Mapping[str, Any] | None,
-        asset_ids: Sequence[str],
+        asset_ids: Sequence[str] | None,
         *,
         retry_failed: bool = False,
         executor: str | Executor | None = None,

@@ -1,0 +1,111 @@
+"""Memo read speed: ``store.get`` vs DuckDB reading the same Parquet files directly.
+
+N memoized values of a 512-float vector feature (N = 10^4, 10^5, 10^6), over "window"
+entities (every span of a few lengths of a generated clip), computed cold through the store,
+then read warm through ``store.get`` (which also checks that nothing is missing) and through
+DuckDB directly; the table reports times and the ratio (target: within 1.3x).
+
+    python -m benchmarks.memo_read [--sizes 10000,100000,1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+import amberlite
+from amberlite.media.synth import Scene, render
+
+DEFS = '''
+import numpy as np
+import pyarrow as pa
+from amberlite import feature, segmenter
+
+@segmenter(produces="window", params={"n": 1000, "disjoint": False})
+def windows(asset, n=1000, disjoint=False):
+    """The first n spans (start, start + length) by length, then start."""
+    frames = asset.record.frame_count
+    out = []
+    length = 1
+    while len(out) < n:
+        out.extend((s, s + length) for s in range(0, frames - length + 1))
+        length += 1
+    return sorted(out[:n])
+
+@feature(entity="window", output=pa.list_(pa.float32(), 512), batch=8192)
+def vec(windows):
+    seeds = np.array([w.start_frame * 100003 + w.end_frame for w in windows])
+    rng = np.random.default_rng(int(seeds.sum()) % 2**32)
+    v = rng.standard_normal((len(windows), 512), dtype=np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+'''
+
+
+def timed(fn, repeat: int = 3) -> tuple[float, object]:
+    times, out = [], None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), out
+
+
+def bench(n: int, root: Path, clip: Path) -> dict[str, object]:
+    store = amberlite.open(root / f"store_{n}")
+    store.ingest([clip], progress=False)
+    defs = root / "defs.py"
+    defs.write_text(DEFS.replace('"n": 1000', f'"n": {n}'))
+    store.apply(defs)
+    t = time.perf_counter()
+    store.materialize("vec", progress=False)
+    cold = time.perf_counter() - t
+    files = store.value_files("vec")
+    n_files = len(files)
+
+    def raw() -> pl.DataFrame:
+        con = duckdb.connect()
+        try:
+            return con.sql("SELECT * FROM read_parquet($f)", params={"f": files}).pl()
+        finally:
+            con.close()
+
+    warm, df = timed(lambda: store.get("vec", progress=False))
+    direct, df2 = timed(raw)
+    assert df.height == df2.height == n, (df.height, df2.height, n)
+    store.compact("vec")
+    files = store.value_files("vec")
+    warm_c, _ = timed(lambda: store.get("vec", progress=False))
+    direct_c, _ = timed(raw)
+    return {
+        "N": n, "files": n_files, "cold compute s": round(cold, 3),
+        "get s": round(warm, 3), "duckdb s": round(direct, 3),
+        "ratio": round(warm / direct, 2),
+        "get s (compacted)": round(warm_c, 3), "duckdb s (compacted)": round(direct_c, 3),
+        "ratio (compacted)": round(warm_c / direct_c, 2),
+        "cold/warm": round(cold / warm, 1),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="10000,100000,1000000")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        clip = root / "clip.mp4"
+        render(clip, [Scene(frames=2000, background=(90, 90, 90), texture=False)],
+               width=32, height=18)
+        rows = [bench(int(n), root, clip) for n in args.sizes.split(",")]
+    with pl.Config(tbl_cols=20, tbl_width_chars=200, tbl_hide_dataframe_shape=True,
+                   tbl_hide_column_data_types=True):
+        print(pl.DataFrame(rows))
+
+
+if __name__ == "__main__":
+    main()
