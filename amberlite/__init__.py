@@ -13,7 +13,16 @@ from amberlite.errors import (
 from amberlite.media.decode import Decode
 
 __all__ = [
-    "AmberliteError", "AqlSyntaxError", "ChangeRefused", "Decode", "DefinitionError",
-    "MediaError", "ResolveError", "Store", "feature", "open", "segmenter",
+    "AmberliteError",
+    "AqlSyntaxError",
+    "ChangeRefused",
+    "Decode",
+    "DefinitionError",
+    "MediaError",
+    "ResolveError",
+    "Store",
+    "feature",
+    "open",
+    "segmenter",
 ]
 __version__ = "0.1.0"

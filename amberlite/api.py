@@ -33,7 +33,7 @@ from amberlite.media.decode import Decode
 from amberlite.media.ids import content_id
 from amberlite.media.probe import probe
 from amberlite.memo import MemoStore
-from amberlite.memo.store import ASSET_ID, ENTITY_ID, VALUE, now
+from amberlite.memo.store import ASSET_ID, ENTITY_ID, now
 from amberlite.registry import Registry
 from amberlite.run.resolve import Resolver, RunStats, memo_key
 
@@ -76,7 +76,8 @@ class Store:
         self._record_builtins(builtins)
         rows = self.catalog.query(
             """SELECT f.name, f.version, d.sha, d.path, d.source FROM features f
-               JOIN definitions d ON f.definition_sha = d.sha ORDER BY f.applied_at""")
+               JOIN definitions d ON f.definition_sha = d.sha ORDER BY f.applied_at"""
+        )
         by_sha: dict[str, tuple[str, str, set[tuple[str, int]]]] = {}
         for name, version, sha, path, source in rows:
             by_sha.setdefault(sha, (path, source, set()))[2].add((name, version))
@@ -91,8 +92,12 @@ class Store:
                     self.registry.add(spec)
 
     def _record_builtins(self, specs: Sequence[FeatureSpec]) -> None:
-        known = {(r[0], r[1]): r[2] for r in self.catalog.query(
-            "SELECT name, version, fingerprint FROM features WHERE builtin")}
+        known = {
+            (r[0], r[1]): r[2]
+            for r in self.catalog.query(
+                "SELECT name, version, fingerprint FROM features WHERE builtin"
+            )
+        }
         fresh = [(s, self.registry.fingerprint(s)) for s in specs]
         fresh = [(s, fp) for s, fp in fresh if known.get((s.name, s.version)) != fp]
         if not fresh:
@@ -111,9 +116,21 @@ class Store:
                  code_digest = excluded.code_digest, declaration = excluded.declaration,
                  output_type = excluded.output_type, definition_sha = excluded.definition_sha,
                  on_ingest = excluded.on_ingest, description = excluded.description""",
-            [spec.name, spec.version, spec.entity, spec.produces, fp, spec.code_digest(),
-             str(spec.output), json.dumps(spec.declaration(), default=str), sha, builtin,
-             spec.on_ingest, spec.description, now()],
+            [
+                spec.name,
+                spec.version,
+                spec.entity,
+                spec.produces,
+                fp,
+                spec.code_digest(),
+                str(spec.output),
+                json.dumps(spec.declaration(), default=str),
+                sha,
+                builtin,
+                spec.on_ingest,
+                spec.description,
+                now(),
+            ],
         )
 
     def plan_apply(self, path: str | os.PathLike[str]) -> list[Change]:
@@ -128,10 +145,12 @@ class Store:
             trial.add(s)
         stored: dict[str, dict[int, str]] = {}
         for name, version, fp in self.catalog.query(
-                "SELECT name, version, fingerprint FROM features"):
+            "SELECT name, version, fingerprint FROM features"
+        ):
             stored.setdefault(name, {})[version] = fp
-        changes = [classify(s.name, s.version, trial.fingerprint(s), stored.get(s.name, {}))
-                   for s in specs]
+        changes = [
+            classify(s.name, s.version, trial.fingerprint(s), stored.get(s.name, {})) for s in specs
+        ]
         return changes, trial
 
     def apply(self, path: str | os.PathLike[str], force: bool = False) -> list[Change]:
@@ -150,7 +169,8 @@ class Store:
         refused = [c for c in changes if c.resolution == "changed"]
         if refused and not force:
             raise ChangeRefused(
-                "refused: " + "; ".join(c.describe() for c in refused)
+                "refused: "
+                + "; ".join(c.describe() for c in refused)
                 + ". Bump the version to keep both, or apply with --force to accept the new "
                 "code as the same version (stored values are kept)."
             )
@@ -174,15 +194,29 @@ class Store:
                FROM features f LEFT JOIN memo_files m ON m.feature = f.name
                  AND m.version = f.version
                  AND m.file_id NOT IN (SELECT file_id FROM retired_files)
-               GROUP BY ALL ORDER BY f.name, f.version""")
-        cols = ["name", "version", "entity", "produces", "output_type", "fingerprint",
-                "builtin", "description", "rows_stored"]
+               GROUP BY ALL ORDER BY f.name, f.version"""
+        )
+        cols = [
+            "name",
+            "version",
+            "entity",
+            "produces",
+            "output_type",
+            "fingerprint",
+            "builtin",
+            "description",
+            "rows_stored",
+        ]
         return pl.DataFrame(rows, schema=cols, orient="row")
 
     # -- assets -------------------------------------------------------------------------------
-    def ingest(self, paths: Iterable[str | os.PathLike[str]],
-               aliases: Sequence[str] | None = None, progress: bool | None = None,
-               compute: bool = True) -> IngestReport:
+    def ingest(
+        self,
+        paths: Iterable[str | os.PathLike[str]],
+        aliases: Sequence[str] | None = None,
+        progress: bool | None = None,
+        compute: bool = True,
+    ) -> IngestReport:
         """Add media files. A file that cannot be read fails alone, with its reason recorded.
 
         The asset id is a content hash: re-ingesting a moved or renamed file updates its path
@@ -192,9 +226,15 @@ class Store:
         paths = [Path(p) for p in paths]
         report = IngestReport()
         new_ids = []
-        for i, path in enumerate(tqdm(paths, desc="ingest", unit="file",
-                                      disable=(not progress) if progress is not None else None,
-                                      leave=False)):
+        for i, path in enumerate(
+            tqdm(
+                paths,
+                desc="ingest",
+                unit="file",
+                disable=(not progress) if progress is not None else None,
+                leave=False,
+            )
+        ):
             alias = aliases[i] if aliases else None
             try:
                 row, is_new = self._ingest_one(path, alias)
@@ -204,7 +244,8 @@ class Store:
                     con.execute(
                         """INSERT INTO ingest_failures VALUES (?, ?, ?) ON CONFLICT DO UPDATE
                            SET error = excluded.error, failed_at = excluded.failed_at""",
-                        [str(path.absolute()), e.reason, now()])
+                        [str(path.absolute()), e.reason, now()],
+                    )
                 continue
             report.assets.append(row)
             if is_new:
@@ -212,8 +253,9 @@ class Store:
         if compute and new_ids:
             for spec in self.registry.all():
                 if spec.on_ingest and spec.version == self.registry.versions(spec.name)[-1]:
-                    self.resolver.materialize(spec, None, new_ids, trigger="ingest",
-                                              progress=progress)
+                    self.resolver.materialize(
+                        spec, None, new_ids, trigger="ingest", progress=progress
+                    )
         return report
 
     def _ingest_one(self, path: Path, alias: str | None) -> tuple[dict[str, Any], bool]:
@@ -221,33 +263,59 @@ class Store:
             raise MediaError(path, "no such file")
         asset_id = content_id(path)
         info = probe(path)
-        record = AssetRecord(asset_id, alias or path.stem, str(path.absolute()), info.width,
-                             info.height, info.frame_rate, info.duration_s, info.frame_count,
-                             info.variable_frame_rate)
+        record = AssetRecord(
+            asset_id,
+            alias or path.stem,
+            str(path.absolute()),
+            info.width,
+            info.height,
+            info.frame_rate,
+            info.duration_s,
+            info.frame_count,
+            info.variable_frame_rate,
+        )
         index = cached_frame_index(self.media_cache, record)  # exact frame count from packets
         with self.catalog.write() as con:
-            existing = con.execute("SELECT alias FROM assets WHERE asset_id = ?",
-                                   [asset_id]).fetchone()
+            existing = con.execute(
+                "SELECT alias FROM assets WHERE asset_id = ?", [asset_id]
+            ).fetchone()
             if existing:
-                con.execute("UPDATE assets SET path = ? WHERE asset_id = ?",
-                            [record.path, asset_id])
+                con.execute(
+                    "UPDATE assets SET path = ? WHERE asset_id = ?", [record.path, asset_id]
+                )
                 con.execute("DELETE FROM ingest_failures WHERE path = ?", [record.path])
                 return self._asset_row(con, asset_id), False
             name = self._free_alias(con, alias or path.stem)
             con.execute(
                 "INSERT INTO assets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [asset_id, name, record.path, path.stat().st_size, info.container, info.codec,
-                 info.width, info.height, info.frame_rate.numerator, info.frame_rate.denominator,
-                 info.duration_s, len(index), info.variable_frame_rate, now()],
+                [
+                    asset_id,
+                    name,
+                    record.path,
+                    path.stat().st_size,
+                    info.container,
+                    info.codec,
+                    info.width,
+                    info.height,
+                    info.frame_rate.numerator,
+                    info.frame_rate.denominator,
+                    info.duration_s,
+                    len(index),
+                    info.variable_frame_rate,
+                    now(),
+                ],
             )
             con.execute("DELETE FROM ingest_failures WHERE path = ?", [record.path])
             return self._asset_row(con, asset_id), True
 
     @staticmethod
     def _free_alias(con, alias: str) -> str:
-        taken = {r[0] for r in con.execute(
-            "SELECT alias FROM assets WHERE alias = ? OR alias LIKE ?",
-            [alias, alias + "-%"]).fetchall()}
+        taken = {
+            r[0]
+            for r in con.execute(
+                "SELECT alias FROM assets WHERE alias = ? OR alias LIKE ?", [alias, alias + "-%"]
+            ).fetchall()
+        }
         if alias not in taken:
             return alias
         n = 2
@@ -289,7 +357,8 @@ class Store:
         with self.catalog.read() as con:
             cur = con.execute(
                 "SELECT * FROM assets WHERE asset_id IN (SELECT unnest(?::TEXT[]))",
-                [list(asset_ids)])
+                [list(asset_ids)],
+            )
             names = [d[0] for d in cur.description]
             rows = [dict(zip(names, r)) for r in cur.fetchall()]
         return [AssetView(AssetRecord.from_row(r), decode, self.media_cache) for r in rows]
@@ -299,21 +368,28 @@ class Store:
         types |= {s.produces for s in self.registry.all() if s.produces}
         return sorted(types)
 
-    def entities(self, entity_type: str, assets: Sequence[str] | str | None = None,
-                 compute: bool = True) -> pl.DataFrame:
+    def entities(
+        self, entity_type: str, assets: Sequence[str] | str | None = None, compute: bool = True
+    ) -> pl.DataFrame:
         """The entities of a type in scope (shots are segmented first when missing)."""
         asset_ids = self.resolve_assets(assets)
         if entity_type not in ("asset", "frame"):
             prod = self.registry.producer_of(entity_type)
             if prod is None:
-                raise ResolveError(f"unknown entity type {entity_type!r}", name=entity_type,
-                                   candidates=self.entity_types())
+                raise ResolveError(
+                    f"unknown entity type {entity_type!r}",
+                    name=entity_type,
+                    candidates=self.entity_types(),
+                )
             if compute:
                 self.resolver.materialize(prod, None, asset_ids)
         sql, params = self.resolver.entity_sql(entity_type, asset_ids)
         if entity_type not in ("asset", "frame"):
-            sql = sql.replace("SELECT entity_id, asset_id", "SELECT entity_id, asset_id, idx, "
-                              "start_frame, end_frame, start_s, end_s", 1)
+            sql = sql.replace(
+                "SELECT entity_id, asset_id",
+                "SELECT entity_id, asset_id, idx, start_frame, end_frame, start_s, end_s",
+                1,
+            )
             sql += " ORDER BY asset_id, idx"
         with self.catalog.read() as con:
             return con.sql(sql, params=params).pl()
@@ -325,20 +401,41 @@ class Store:
             version = int(v)
         return self.registry.get(name, version)
 
-    def materialize(self, name: str, assets: Sequence[str] | str | None = None, *,
-                    version: int | None = None, params: Mapping[str, Any] | None = None,
-                    retry_failed: bool = False, executor: Any = None,
-                    progress: bool | None = None, trigger: str = "request") -> RunStats:
+    def materialize(
+        self,
+        name: str,
+        assets: Sequence[str] | str | None = None,
+        *,
+        version: int | None = None,
+        params: Mapping[str, Any] | None = None,
+        retry_failed: bool = False,
+        executor: Any = None,
+        progress: bool | None = None,
+        trigger: str = "request",
+    ) -> RunStats:
         """Compute every missing value of a feature (inputs first) in the asset scope."""
         spec = self.feature(name, version)
-        return self.resolver.materialize(spec, params, self.resolve_assets(assets),
-                                         retry_failed=retry_failed, executor=executor,
-                                         progress=progress, trigger=trigger)
+        return self.resolver.materialize(
+            spec,
+            params,
+            self.resolve_assets(assets),
+            retry_failed=retry_failed,
+            executor=executor,
+            progress=progress,
+            trigger=trigger,
+        )
 
-    def get(self, name: str, assets: Sequence[str] | str | None = None, *,
-            version: int | None = None, params: Mapping[str, Any] | None = None,
-            compute: bool = True, executor: Any = None,
-            progress: bool | None = None) -> pl.DataFrame:
+    def get(
+        self,
+        name: str,
+        assets: Sequence[str] | str | None = None,
+        *,
+        version: int | None = None,
+        params: Mapping[str, Any] | None = None,
+        compute: bool = True,
+        executor: Any = None,
+        progress: bool | None = None,
+    ) -> pl.DataFrame:
         """Values of a feature as a polars DataFrame (entity_id, asset_id, <name>).
 
         Stored values are read from Parquet; missing ones are computed first unless
@@ -347,19 +444,23 @@ class Store:
         spec = self.feature(name, version)
         asset_ids = self.resolve_assets(assets)
         if compute and not self.resolver.is_complete(spec, params, asset_ids):
-            self.resolver.materialize(spec, params, asset_ids, executor=executor,
-                                      progress=progress)
+            self.resolver.materialize(spec, params, asset_ids, executor=executor, progress=progress)
         table = self.read_values(spec, params, asset_ids)
         return pl.from_arrow(table.rename_columns([ENTITY_ID, ASSET_ID, spec.name]))
 
-    def read_values(self, spec: FeatureSpec, params: Mapping[str, Any] | None,
-                    asset_ids: Sequence[str] | None = None,
-                    entity_ids: Sequence[str] | None = None) -> pa.Table:
+    def read_values(
+        self,
+        spec: FeatureSpec,
+        params: Mapping[str, Any] | None,
+        asset_ids: Sequence[str] | None = None,
+        entity_ids: Sequence[str] | None = None,
+    ) -> pa.Table:
         key = memo_key(spec, params)
         return self.memo.read(key, spec.output, asset_ids=asset_ids, entity_ids=entity_ids)
 
-    def value_files(self, name: str, version: int | None = None,
-                    params: Mapping[str, Any] | None = None) -> list[str]:
+    def value_files(
+        self, name: str, version: int | None = None, params: Mapping[str, Any] | None = None
+    ) -> list[str]:
         """The committed Parquet files of a feature (for direct readers)."""
         return self.memo.files(memo_key(self.feature(name, version), params))
 
@@ -371,12 +472,13 @@ class Store:
         for spec in specs:
             keys = self.catalog.query(
                 """SELECT DISTINCT params_key, params FROM memo_files WHERE feature = ?
-                   AND version = ?""", [spec.name, spec.version])
+                   AND version = ?""",
+                [spec.name, spec.version],
+            )
             from amberlite.memo.key import MemoKey
 
             for pkey, pjson in keys:
-                n = self.memo.compact(MemoKey(spec.name, spec.version, pkey, pjson),
-                                      spec.output)
+                n = self.memo.compact(MemoKey(spec.name, spec.version, pkey, pjson), spec.output)
                 if n:
                     merged[f"{spec.key}/{pkey}"] = n
         self.memo.gc()
@@ -388,8 +490,7 @@ class Store:
                             f.attempts, f.failed_at FROM failures f
                      LEFT JOIN assets a USING (asset_id)"""
             if name:
-                return con.sql(sql + " WHERE f.feature = $n ORDER BY ALL",
-                               params={"n": name}).pl()
+                return con.sql(sql + " WHERE f.feature = $n ORDER BY ALL", params={"n": name}).pl()
             return con.sql(sql + " ORDER BY ALL").pl()
 
     def status(self) -> dict[str, Any]:
@@ -397,12 +498,14 @@ class Store:
         with self.catalog.read() as con:
             n_assets = con.execute("SELECT count(*) FROM assets").fetchone()[0]
             ingest_failures = con.execute(
-                "SELECT path, error FROM ingest_failures ORDER BY path").fetchall()
+                "SELECT path, error FROM ingest_failures ORDER BY path"
+            ).fetchall()
             runs = con.sql(
                 """SELECT run_id, feature || '@' || version AS feature, executor, trigger,
                           started_at, requested, stored, computed, failed,
                           round(seconds, 3) AS seconds
-                   FROM runs ORDER BY run_id DESC LIMIT 10""").pl()
+                   FROM runs ORDER BY run_id DESC LIMIT 10"""
+            ).pl()
         return {
             "store": str(self.root),
             "assets": n_assets,

@@ -16,8 +16,14 @@ from amberlite.errors import AmberliteError
 
 
 def _table(df: pl.DataFrame, rows: int = 50) -> str:
-    with pl.Config(tbl_rows=rows, tbl_cols=20, fmt_str_lengths=60, tbl_hide_dataframe_shape=True,
-                   tbl_formatting="ASCII_MARKDOWN", tbl_hide_column_data_types=True):
+    with pl.Config(
+        tbl_rows=rows,
+        tbl_cols=20,
+        fmt_str_lengths=60,
+        tbl_hide_dataframe_shape=True,
+        tbl_formatting="ASCII_MARKDOWN",
+        tbl_hide_column_data_types=True,
+    ):
         return str(df)
 
 
@@ -36,16 +42,24 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @click.group()
-@click.option("--store", "store_path", envvar="AMBERLITE_STORE", default="amberlite-store",
-              show_default=True, help="Store folder (created when missing).")
+@click.option(
+    "--store",
+    "store_path",
+    envvar="AMBERLITE_STORE",
+    default="amberlite-store",
+    show_default=True,
+    help="Store folder (created when missing).",
+)
 @click.option("-v", "--verbose", count=True, help="Log plan steps (-v) and debug (-vv).")
 @click.pass_context
 def main(ctx: click.Context, store_path: str, verbose: int) -> None:
     """amberlite: declare media features once, memoize every value, query with AQL."""
     import logging
 
-    logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)],
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)],
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     ctx.obj = {"store_path": store_path}
 
 
@@ -66,8 +80,10 @@ def ingest(ctx: click.Context, paths: tuple[str, ...], aliases: tuple[str, ...])
     """Add media files (identity is a content hash; a bad file fails alone)."""
     report = _store(ctx).ingest(paths, aliases=list(aliases) or None)
     for a in report.assets:
-        click.echo(f"ingested {a['alias']:<20} {a['asset_id']}  {a['width']}x{a['height']} "
-                   f"{a['frame_count']} frames {a['duration_s']:.2f} s")
+        click.echo(
+            f"ingested {a['alias']:<20} {a['asset_id']}  {a['width']}x{a['height']} "
+            f"{a['frame_count']} frames {a['duration_s']:.2f} s"
+        )
     for path, reason in report.failures:
         click.secho(f"failed   {path}: {reason}", fg="yellow")
     if report.failures and not report.assets:
@@ -93,22 +109,32 @@ def apply(ctx: click.Context, path: str, force: bool, dry_run: bool) -> None:
 @click.option("--asset", "assets", multiple=True, help="Limit to these assets (alias or id).")
 @click.option("--param", "params", multiple=True, help="name=value (JSON value).")
 @click.option("--retry-failed", is_flag=True, help="Compute again entities that failed.")
-@click.option("--executor", default="local", show_default=True,
-              type=click.Choice(["local", "ray"]))
+@click.option("--executor", default="local", show_default=True, type=click.Choice(["local", "ray"]))
 @click.option("--address", default=None, help="Ray cluster address (with --executor ray).")
 @click.pass_context
 @friendly
-def materialize(ctx: click.Context, feature: str, assets: tuple[str, ...],
-                params: tuple[str, ...], retry_failed: bool, executor: str,
-                address: str | None) -> None:
+def materialize(
+    ctx: click.Context,
+    feature: str,
+    assets: tuple[str, ...],
+    params: tuple[str, ...],
+    retry_failed: bool,
+    executor: str,
+    address: str | None,
+) -> None:
     """Compute every missing value of FEATURE (name or name@version), inputs first."""
     exe: Any = executor
     if executor == "ray":
         from amberlite.run.executor import make_executor
 
         exe = make_executor("ray", address=address)
-    stats = _store(ctx).materialize(feature, list(assets) or None, params=_params(params),
-                                    retry_failed=retry_failed, executor=exe)
+    stats = _store(ctx).materialize(
+        feature,
+        list(assets) or None,
+        params=_params(params),
+        retry_failed=retry_failed,
+        executor=exe,
+    )
     for s in _flatten(stats):
         click.echo(s.summary())
 
@@ -136,8 +162,9 @@ def _params(items: tuple[str, ...]) -> dict[str, Any] | None:
 @click.argument("feature")
 @click.option("--asset", "assets", multiple=True)
 @click.option("--no-compute", is_flag=True, help="Read stored values only.")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "parquet"]),
-              default="table")
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "csv", "json", "parquet"]), default="table"
+)
 @click.option("-o", "--output", type=click.Path(), default=None)
 @click.pass_context
 @friendly
@@ -182,14 +209,16 @@ def status(ctx: click.Context) -> None:
     st = _store(ctx).status()
     click.echo(f"store    {st['store']}")
     click.echo(f"assets   {st['assets']}")
-    feats = st["features"].select("name", "version", "entity", "rows_stored", "fingerprint",
-                                  "builtin")
+    feats = st["features"].select(
+        "name", "version", "entity", "rows_stored", "fingerprint", "builtin"
+    )
     click.echo("\nfeatures\n" + _table(feats))
     fails = st["failures"]
     click.echo(f"\nfailures ({fails.height})")
     if fails.height:
-        click.echo(_table(fails.select("feature", "version", "asset", "entity_id", "error",
-                                       "attempts")))
+        click.echo(
+            _table(fails.select("feature", "version", "asset", "entity_id", "error", "attempts"))
+        )
     if st["ingest_failures"]:
         click.echo(f"\ningest failures ({len(st['ingest_failures'])})")
         for path, err in st["ingest_failures"]:
@@ -224,8 +253,20 @@ def features(ctx: click.Context) -> None:
 @friendly
 def assets(ctx: click.Context) -> None:
     """List ingested assets."""
-    df = _store(ctx).assets().select("alias", "asset_id", "width", "height", "frame_count",
-                                     "duration_s", "variable_frame_rate", "path")
+    df = (
+        _store(ctx)
+        .assets()
+        .select(
+            "alias",
+            "asset_id",
+            "width",
+            "height",
+            "frame_count",
+            "duration_s",
+            "variable_frame_rate",
+            "path",
+        )
+    )
     click.echo(_table(df))
 
 

@@ -51,13 +51,22 @@ def run_demo(store_path: Path, media: Path) -> None:
     table = (
         shots.join(values.rename({"asset_id": "a"}), on="entity_id")
         .join(store.assets().select("asset_id", "alias"), on="asset_id")
-        .select("alias", "idx", "start_frame", "end_frame", pl.col("start_s").round(2),
-                pl.col("end_s").round(2), pl.col("shot_brightness").round(3))
+        .select(
+            "alias",
+            "idx",
+            "start_frame",
+            "end_frame",
+            pl.col("start_s").round(2),
+            pl.col("end_s").round(2),
+            pl.col("shot_brightness").round(3),
+        )
         .sort("alias", "idx")
     )
     with pl.Config(tbl_rows=40, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
         click.echo(table)
-    click.echo(f"\n{shots.height} shots over {len(report.assets)} films; computed in "
-               f"{cold:.2f} s, read back from the memo in {warm * 1000:.0f} ms.")
+    click.echo(
+        f"\n{shots.height} shots over {len(report.assets)} films; computed in "
+        f"{cold:.2f} s, read back from the memo in {warm * 1000:.0f} ms."
+    )
     click.echo(f"store: {store.root}   (try: amberlite --store {store_path} status)")
     click.echo(f"done in {time.perf_counter() - t0:.1f} s")

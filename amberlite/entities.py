@@ -39,10 +39,14 @@ class AssetRecord:
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> AssetRecord:
         return cls(
-            asset_id=row["asset_id"], alias=row["alias"], path=row["path"],
-            width=row["width"], height=row["height"],
+            asset_id=row["asset_id"],
+            alias=row["alias"],
+            path=row["path"],
+            width=row["width"],
+            height=row["height"],
             frame_rate=Fraction(row["fps_num"], row["fps_den"]),
-            duration_s=row["duration_s"], frame_count=row["frame_count"],
+            duration_s=row["duration_s"],
+            frame_count=row["frame_count"],
             variable_frame_rate=row["variable_frame_rate"],
         )
 

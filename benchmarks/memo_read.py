@@ -83,10 +83,14 @@ def bench(n: int, root: Path, clip: Path) -> dict[str, object]:
     warm_c, _ = timed(lambda: store.get("vec", progress=False))
     direct_c, _ = timed(raw)
     return {
-        "N": n, "files": n_files, "cold compute s": round(cold, 3),
-        "get s": round(warm, 3), "duckdb s": round(direct, 3),
+        "N": n,
+        "files": n_files,
+        "cold compute s": round(cold, 3),
+        "get s": round(warm, 3),
+        "duckdb s": round(direct, 3),
         "ratio": round(warm / direct, 2),
-        "get s (compacted)": round(warm_c, 3), "duckdb s (compacted)": round(direct_c, 3),
+        "get s (compacted)": round(warm_c, 3),
+        "duckdb s (compacted)": round(direct_c, 3),
         "ratio (compacted)": round(warm_c / direct_c, 2),
         "cold/warm": round(cold / warm, 1),
     }
@@ -99,11 +103,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         clip = root / "clip.mp4"
-        render(clip, [Scene(frames=2000, background=(90, 90, 90), texture=False)],
-               width=32, height=18)
+        render(
+            clip, [Scene(frames=2000, background=(90, 90, 90), texture=False)], width=32, height=18
+        )
         rows = [bench(int(n), root, clip) for n in args.sizes.split(",")]
-    with pl.Config(tbl_cols=20, tbl_width_chars=200, tbl_hide_dataframe_shape=True,
-                   tbl_hide_column_data_types=True):
+    with pl.Config(
+        tbl_cols=20,
+        tbl_width_chars=200,
+        tbl_hide_dataframe_shape=True,
+        tbl_hide_column_data_types=True,
+    ):
         print(pl.DataFrame(rows))
 
 

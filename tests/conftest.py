@@ -18,11 +18,18 @@ def small_clip(path: Path, seed: int, scenes: int = 3, frames: int = 20) -> Path
     render(
         path,
         [
-            Scene(frames=frames, background=palette[(i + seed) % len(palette)],
-                  position=(0.3 + 0.2 * i, 0.5), radius=0.25, seed=seed * 10 + i)
+            Scene(
+                frames=frames,
+                background=palette[(i + seed) % len(palette)],
+                position=(0.3 + 0.2 * i, 0.5),
+                radius=0.25,
+                seed=seed * 10 + i,
+            )
             for i in range(scenes)
         ],
-        width=160, height=90, seed=seed,
+        width=160,
+        height=90,
+        seed=seed,
     )
     return path
 

@@ -13,7 +13,10 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 def run(store: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "amberlite.cli", "--store", str(store), *args],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "COLUMNS": "200"},
     )
 
 

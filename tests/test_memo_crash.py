@@ -13,7 +13,7 @@ import pytest
 
 import amberlite
 
-SLOW = '''
+SLOW = """
 import time
 import pyarrow as pa
 from amberlite import feature
@@ -22,13 +22,15 @@ from amberlite import feature
 def slow_index(frames):
     time.sleep(0.05)
     return [f.n for f in frames]
-'''
+"""
 
 
 def _cli(store: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "amberlite.cli", "--store", str(store), *args],
-        env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
     )
 
@@ -47,8 +49,7 @@ def slow_store(store, media_dir, defs):
 
 @pytest.mark.parametrize("point", ["before_rename", "before_commit"])
 def test_killed_writer_leaves_nothing_visible(slow_store, point):
-    proc = _cli(slow_store.root, "materialize", "slow_index",
-                env={"AMBERLITE_FAULT": point})
+    proc = _cli(slow_store.root, "materialize", "slow_index", env={"AMBERLITE_FAULT": point})
     proc.communicate(timeout=120)
     assert proc.returncode == -signal.SIGKILL
     reopened = amberlite.open(slow_store.root)
@@ -75,9 +76,12 @@ def test_sigkill_at_a_random_moment(slow_store):
     partial = reopened.get("slow_index", compute=False)
     assert partial.height == partial["entity_id"].n_unique()
     # Every committed file is whole: row counts in the catalog match the files.
-    for (path, rows) in reopened.catalog.query("SELECT path, rows FROM memo_files"):
-        n = duckdb.connect().execute("SELECT count(*) FROM read_parquet(?)",
-                                     [str(reopened.root / path)]).fetchone()[0]
+    for path, rows in reopened.catalog.query("SELECT path, rows FROM memo_files"):
+        n = (
+            duckdb.connect()
+            .execute("SELECT count(*) FROM read_parquet(?)", [str(reopened.root / path)])
+            .fetchone()[0]
+        )
         assert n == rows
     reopened.materialize("slow_index", progress=False)
     assert len(_values(slow_store.root)) == 100
@@ -92,5 +96,6 @@ def test_two_processes_materialize_the_same_feature(slow_store):
     assert all(eid.endswith(f"/f{n}") for eid, n in rows)
     # Nobody computed a value twice: the runs add up to exactly one computation per entity.
     computed = slow_store.catalog.query(
-        "SELECT sum(computed) FROM runs WHERE feature = 'slow_index'")[0][0]
+        "SELECT sum(computed) FROM runs WHERE feature = 'slow_index'"
+    )[0][0]
     assert computed == 100

@@ -12,7 +12,7 @@ import amberlite
 from amberlite.errors import ChangeRefused, DefinitionError, ResolveError, StoreError
 from amberlite.media.decode import Decode, read_batch
 
-MEAN_COLOR = '''
+MEAN_COLOR = """
 import pyarrow as pa
 from amberlite import Decode, feature
 
@@ -20,12 +20,18 @@ from amberlite import Decode, feature
          decode=Decode(size=(32, 18)))
 def mean_color(asset):
     return asset.frames().reshape(-1, 3).mean(axis=0) / {scale}
-'''
+"""
 
 
 def test_ingest_content_identity_and_failures(store, media_dir, tmp_path):
-    report = store.ingest([media_dir / "clip_a.mp4", media_dir / "broken.mp4",
-                           media_dir / "notes.mp4", media_dir / "clip_b.mp4"])
+    report = store.ingest(
+        [
+            media_dir / "clip_a.mp4",
+            media_dir / "broken.mp4",
+            media_dir / "notes.mp4",
+            media_dir / "clip_b.mp4",
+        ]
+    )
     assert [a["alias"] for a in report.assets] == ["clip_a", "clip_b"]
     failed = dict(report.failures)
     assert set(failed) == {str(media_dir / "broken.mp4"), str(media_dir / "notes.mp4")}
@@ -103,7 +109,8 @@ def test_force_accepts_changed_code(store, media_dir, defs):
 def test_failure_recorded_batch_goes_on_and_retry(store, media_dir, defs, tmp_path):
     marker = tmp_path / "fixed"
     store.ingest([media_dir / "clip_a.mp4", media_dir / "clip_b.mp4"])
-    store.apply(defs(f'''
+    store.apply(
+        defs(f"""
 import pathlib
 import pyarrow as pa
 from amberlite import feature
@@ -113,7 +120,8 @@ def length(shot):
     if shot.asset.alias == "clip_b" and not pathlib.Path({str(marker)!r}).exists():
         raise RuntimeError("detector crashed on " + shot.id)
     return shot.end_frame - shot.start_frame
-'''))
+""")
+    )
     stats = store.materialize("length")
     assert stats.computed == 3 and stats.failed == 2
     fails = store.failures("length")
@@ -134,6 +142,7 @@ def test_inputs_run_first_and_derived_entities(store, media_dir):
     examples = Path(__file__).resolve().parent.parent / "examples" / "basic" / "features.py"
     store.apply(examples)
     stats = store.materialize("shot_brightness")
+
     # Dependencies first: the segmenter that makes the shots, then the input, then the feature.
     def order(st):
         return [n for i in st.inputs for n in order(i)] + [st.feature.split("@")[0]]
@@ -150,8 +159,9 @@ def test_inputs_run_first_and_derived_entities(store, media_dir):
 
 def test_bad_names_and_unknowns(store, media_dir, defs):
     with pytest.raises(DefinitionError):
-        amberlite.feature(entity="asset", output=__import__("pyarrow").int64(),
-                          name="../../etc")(lambda a: 1)
+        amberlite.feature(entity="asset", output=__import__("pyarrow").int64(), name="../../etc")(
+            lambda a: 1
+        )
     with pytest.raises(ResolveError, match="did you mean 'shots'"):
         store.get("shotz")
     store.ingest([media_dir / "clip_a.mp4"])

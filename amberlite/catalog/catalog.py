@@ -51,9 +51,7 @@ class Catalog:
             con.execute(schema)
             row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             if row is None:
-                con.execute(
-                    "INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
-                )
+                con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
             elif int(row[0]) != SCHEMA_VERSION:
                 raise StoreError(
                     f"{self.path}: catalog schema version {row[0]}, this amberlite reads "

@@ -35,9 +35,7 @@ class Change:
         return f"{self.name}@{self.version}: {text}"
 
 
-def classify(
-    name: str, version: int, fingerprint: str, catalog_rows: dict[int, str]
-) -> Change:
+def classify(name: str, version: int, fingerprint: str, catalog_rows: dict[int, str]) -> Change:
     """``catalog_rows`` maps each stored version of ``name`` to its fingerprint."""
     if not catalog_rows:
         return Change(name, version, "new", fingerprint)

@@ -93,8 +93,11 @@ class FeatureSpec:
             raise DefinitionError(f"{self.name}: output must be a pyarrow DataType")
         if self.parallel not in PARALLEL:
             raise DefinitionError(f"{self.name}: parallel must be one of {PARALLEL}")
-        if not (self.batch is None or self.batch == "asset" or
-                (isinstance(self.batch, int) and self.batch > 0)):
+        if not (
+            self.batch is None
+            or self.batch == "asset"
+            or (isinstance(self.batch, int) and self.batch > 0)
+        ):
             raise DefinitionError(f"{self.name}: batch must be None, a positive int or 'asset'")
         for key in self.params:
             check_name(key, "parameter name")
@@ -128,9 +131,7 @@ class FeatureSpec:
             if k not in merged:
                 from amberlite.errors import ResolveError
 
-                raise ResolveError(
-                    f"{self.name} has no parameter {k!r}", name=k, candidates=merged
-                )
+                raise ResolveError(f"{self.name} has no parameter {k!r}", name=k, candidates=merged)
             merged[k] = v
         return merged
 

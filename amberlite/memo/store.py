@@ -93,9 +93,16 @@ class MemoStore:
                 try:
                     con.execute(
                         "INSERT INTO memo_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [file_id, *key.sql_args(), key.params_json,
-                         str(final.relative_to(self.root)), rows, final.stat().st_size,
-                         kind, now()],
+                        [
+                            file_id,
+                            *key.sql_args(),
+                            key.params_json,
+                            str(final.relative_to(self.root)),
+                            rows,
+                            final.stat().st_size,
+                            kind,
+                            now(),
+                        ],
                     )
                     for old in retire:
                         con.execute(
@@ -257,9 +264,14 @@ class MemoStore:
 
 
 _DUCK_SCALARS = {
-    pa.float32(): "FLOAT", pa.float64(): "DOUBLE", pa.int8(): "TINYINT",
-    pa.int16(): "SMALLINT", pa.int32(): "INTEGER", pa.int64(): "BIGINT",
-    pa.uint8(): "UTINYINT", pa.bool_(): "BOOLEAN",
+    pa.float32(): "FLOAT",
+    pa.float64(): "DOUBLE",
+    pa.int8(): "TINYINT",
+    pa.int16(): "SMALLINT",
+    pa.int32(): "INTEGER",
+    pa.int64(): "BIGINT",
+    pa.uint8(): "UTINYINT",
+    pa.bool_(): "BOOLEAN",
 }
 
 

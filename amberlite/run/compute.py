@@ -66,8 +66,9 @@ def compute_batch(
             return BatchResult(ids, assets, to_arrow(out, spec.output), [])
         except Exception as e:  # noqa: BLE001 - any user error fails the batch, recorded
             msg = _describe(e)
-            return BatchResult([], [], pa.array([], type=spec.output),
-                               [(i, a, msg) for i, a in zip(ids, assets)])
+            return BatchResult(
+                [], [], pa.array([], type=spec.output), [(i, a, msg) for i, a in zip(ids, assets)]
+            )
     ok_ids, ok_assets, ok_values, failures = [], [], [], []
     for i, view in enumerate(views):
         try:

@@ -35,8 +35,9 @@ OnDone = Callable[[Task, BatchResult], None]
 class Executor(Protocol):
     name: str
 
-    def map(self, spec: FeatureSpec, params: Mapping[str, Any], tasks: Sequence[Task],
-            on_done: OnDone) -> None: ...
+    def map(
+        self, spec: FeatureSpec, params: Mapping[str, Any], tasks: Sequence[Task], on_done: OnDone
+    ) -> None: ...
 
 
 # Specs by key for forked workers: a FeatureSpec wraps a function from a definition module,

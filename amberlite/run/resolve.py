@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from amberlite.define.decorators import FeatureSpec
 from amberlite.define.fingerprint import canonical_json
-from amberlite.entities import AssetView, FrameView, SpanView, span_id
+from amberlite.entities import FrameView, SpanView, span_id
 from amberlite.errors import ResolveError
 from amberlite.memo.key import MemoKey
 from amberlite.memo.store import ASSET_ID, ENTITY_ID, VALUE, now
@@ -94,13 +94,15 @@ class Resolver:
         if prod is None:
             raise ResolveError(
                 f"no segmenter produces entity type {entity_type!r}",
-                name=entity_type, candidates=self.store.entity_types(),
+                name=entity_type,
+                candidates=self.store.entity_types(),
             )
         key = memo_key(prod, params)
         return f"{key.label}/{key.params_key}"
 
-    def entity_sql(self, entity_type: str, asset_ids: Sequence[str] | None,
-                   producer: str | None = None) -> tuple[str, dict[str, Any]]:
+    def entity_sql(
+        self, entity_type: str, asset_ids: Sequence[str] | None, producer: str | None = None
+    ) -> tuple[str, dict[str, Any]]:
         """SQL selecting (entity_id, asset_id) of a scope (None: every asset), and its
         parameters."""
         params: dict[str, Any] = {}
@@ -125,8 +127,9 @@ class Resolver:
         )
 
     # -- claims -------------------------------------------------------------------------------
-    def _scope(self, con, key: MemoKey, spec: FeatureSpec,
-               asset_ids: Sequence[str] | None) -> tuple[str, dict[str, Any]]:
+    def _scope(
+        self, con, key: MemoKey, spec: FeatureSpec, asset_ids: Sequence[str] | None
+    ) -> tuple[str, dict[str, Any]]:
         """SQL of the scope's entities with is_stored / is_failed / is_held flags."""
         ents_sql, params = self.entity_sql(spec.entity, asset_ids)
         files = self.store.memo.files(key, con)
@@ -135,7 +138,8 @@ class Resolver:
         if files:
             stored_sql = "SELECT entity_id FROM read_parquet($files)"
             params["files"] = files
-        return f"""
+        return (
+            f"""
             WITH ents AS ({ents_sql}),
             stored AS ({stored_sql}),
             fails AS (SELECT entity_id FROM failures WHERE feature = $feature
@@ -146,18 +150,22 @@ class Resolver:
                    e.entity_id IN (SELECT entity_id FROM stored) AS is_stored,
                    e.entity_id IN (SELECT entity_id FROM fails) AS is_failed,
                    e.entity_id IN (SELECT entity_id FROM held) AS is_held
-            FROM ents e""", params
+            FROM ents e""",
+            params,
+        )
 
     @staticmethod
     def _counts(con, base: str, params: dict[str, Any]) -> dict[str, int]:
         row = con.execute(
             f"""SELECT count(*), count_if(is_stored), count_if(NOT is_stored AND is_failed),
-                       count_if(NOT is_stored AND is_held) FROM ({base})""", params,
+                       count_if(NOT is_stored AND is_held) FROM ({base})""",
+            params,
         ).fetchone()
         return {"requested": row[0], "stored": row[1], "failed": row[2], "held": row[3]}
 
-    def _claim(self, key: MemoKey, spec: FeatureSpec, asset_ids: Sequence[str] | None,
-               retry_failed: bool) -> tuple[list[tuple[str, str]], dict[str, int]]:
+    def _claim(
+        self, key: MemoKey, spec: FeatureSpec, asset_ids: Sequence[str] | None, retry_failed: bool
+    ) -> tuple[list[tuple[str, str]], dict[str, int]]:
         """In one write transaction: count the scope, claim what nobody has or holds."""
         with self.store.catalog.write() as con:
             self._drop_stale_claims(con, key)
@@ -166,19 +174,20 @@ class Resolver:
             cond = "NOT is_stored AND NOT is_held" + ("" if retry_failed else " AND NOT is_failed")
             todo = con.execute(
                 f"SELECT entity_id, asset_id FROM ({base}) WHERE {cond} "
-                "ORDER BY asset_id, entity_id", params,
+                "ORDER BY asset_id, entity_id",
+                params,
             ).fetchall()
             if todo:
                 con.execute(
                     """INSERT INTO claims SELECT ?, ?, ?, entity_id, ?, ?, ?, ?
                        FROM (SELECT unnest(?::TEXT[]) AS entity_id)""",
-                    [*key.sql_args(), self.owner, HOST, os.getpid(), now(),
-                     [t[0] for t in todo]],
+                    [*key.sql_args(), self.owner, HOST, os.getpid(), now(), [t[0] for t in todo]],
                 )
         return todo, counts
 
-    def is_complete(self, spec: FeatureSpec, params: Mapping[str, Any] | None,
-                    asset_ids: Sequence[str] | None) -> bool:
+    def is_complete(
+        self, spec: FeatureSpec, params: Mapping[str, Any] | None, asset_ids: Sequence[str] | None
+    ) -> bool:
         """True when the feature and everything it depends on has a value or a recorded
         failure for every entity of the scope: one shared-lock read, no claims."""
         with self.store.catalog.read() as con:
@@ -213,7 +222,8 @@ class Resolver:
     def _drop_stale_claims(self, con, key: MemoKey) -> None:
         holders = con.execute(
             """SELECT DISTINCT host, pid, owner FROM claims
-               WHERE feature = ? AND version = ? AND params_key = ?""", key.sql_args(),
+               WHERE feature = ? AND version = ? AND params_key = ?""",
+            key.sql_args(),
         ).fetchall()
         for host, pid, owner in holders:
             if owner != self.owner and host == HOST and not _pid_alive(pid):
@@ -224,7 +234,8 @@ class Resolver:
         with self.store.catalog.write() as con:
             con.execute(
                 """DELETE FROM claims WHERE feature = ? AND version = ? AND params_key = ?
-                   AND owner = ?""", [*key.sql_args(), self.owner],
+                   AND owner = ?""",
+                [*key.sql_args(), self.owner],
             )
 
     # -- materialize --------------------------------------------------------------------------
@@ -252,18 +263,36 @@ class Resolver:
             dep = self.store.registry.resolve_input(ref)
             dep_key = memo_key(dep, dict(ref.params))
             if (dep_key.label, dep_key.params_key) not in done:
-                stats.inputs.append(self.materialize(
-                    dep, dict(ref.params), asset_ids, retry_failed=retry_failed,
-                    executor=exe, trigger=trigger, progress=progress, _done=done))
+                stats.inputs.append(
+                    self.materialize(
+                        dep,
+                        dict(ref.params),
+                        asset_ids,
+                        retry_failed=retry_failed,
+                        executor=exe,
+                        trigger=trigger,
+                        progress=progress,
+                        _done=done,
+                    )
+                )
         if spec.entity not in ("asset", "frame"):
             prod = self.store.registry.producer_of(spec.entity)
             if prod is None:
                 raise ResolveError(f"no segmenter produces entity type {spec.entity!r}")
             pk = memo_key(prod, None)
             if (pk.label, pk.params_key) not in done:
-                stats.inputs.append(self.materialize(
-                    prod, None, asset_ids, retry_failed=retry_failed, executor=exe,
-                    trigger=trigger, progress=progress, _done=done))
+                stats.inputs.append(
+                    self.materialize(
+                        prod,
+                        None,
+                        asset_ids,
+                        retry_failed=retry_failed,
+                        executor=exe,
+                        trigger=trigger,
+                        progress=progress,
+                        _done=done,
+                    )
+                )
         done.add((key.label, key.params_key))
 
         first = True
@@ -276,9 +305,13 @@ class Resolver:
                     stats.skipped_failed = 0 if retry_failed else counts["failed"]
                     pending = len(todo) + counts["held"]
                     if pending:
-                        bar = tqdm(total=pending, desc=spec.key, unit="entity",
-                                   disable=(not progress) if progress is not None else None,
-                                   leave=False)
+                        bar = tqdm(
+                            total=pending,
+                            desc=spec.key,
+                            unit="entity",
+                            disable=(not progress) if progress is not None else None,
+                            leave=False,
+                        )
                     first = False
                 if todo:
                     self._compute(spec, key, todo, exe, stats, bar)
@@ -297,8 +330,15 @@ class Resolver:
         log.debug("materialized %s", stats.summary())
         return stats
 
-    def _compute(self, spec: FeatureSpec, key: MemoKey, todo: list[tuple[str, str]],
-                 exe: Executor, stats: RunStats, bar) -> None:
+    def _compute(
+        self,
+        spec: FeatureSpec,
+        key: MemoKey,
+        todo: list[tuple[str, str]],
+        exe: Executor,
+        stats: RunStats,
+        bar,
+    ) -> None:
         params = spec.resolve_params(json_params(key))
         views = self._views(spec, todo)
         inputs = self._inputs(spec, views)
@@ -315,8 +355,10 @@ class Resolver:
 
     # -- building batches ---------------------------------------------------------------------
     def _views(self, spec: FeatureSpec, todo: list[tuple[str, str]]) -> list[Any]:
-        assets = {a.record.asset_id: a for a in self.store._asset_views(
-            sorted({t[1] for t in todo}), spec.decode)}
+        assets = {
+            a.record.asset_id: a
+            for a in self.store._asset_views(sorted({t[1] for t in todo}), spec.decode)
+        }
         if spec.entity == "asset":
             return [assets[eid] for eid, _ in todo]
         if spec.entity == "frame":
@@ -329,10 +371,7 @@ class Resolver:
             [spec.entity, producer, [t[0] for t in todo]],
         )
         by_id = {r[0]: r for r in rows}
-        return [
-            SpanView(spec.entity, eid, assets[aid], *by_id[eid][2:])
-            for eid, aid in todo
-        ]
+        return [SpanView(spec.entity, eid, assets[aid], *by_id[eid][2:]) for eid, aid in todo]
 
     def _inputs(self, spec: FeatureSpec, views: list[Any]) -> dict[str, list[Any]]:
         out: dict[str, list[Any]] = {}
@@ -348,8 +387,9 @@ class Resolver:
         return out
 
     @staticmethod
-    def _tasks(spec: FeatureSpec, views: list[Any], inputs: dict[str, list[Any]],
-               workers: int) -> list[Task]:
+    def _tasks(
+        spec: FeatureSpec, views: list[Any], inputs: dict[str, list[Any]], workers: int
+    ) -> list[Task]:
         if spec.batch == "asset":
             groups: dict[str, list[int]] = defaultdict(list)
             for i, v in enumerate(views):
@@ -357,15 +397,17 @@ class Resolver:
             chunks = list(groups.values())
         else:
             size = spec.batch or max(1, min(DEFAULT_BATCH, len(views) // (workers * 4) or 1))
-            chunks = [list(range(i, min(i + size, len(views))))
-                      for i in range(0, len(views), size)]
+            chunks = [list(range(i, min(i + size, len(views)))) for i in range(0, len(views), size)]
         tasks = []
         for idx in chunks:
             task_inputs = {}
             for name, vals in inputs.items():
                 picked = [vals[i] for i in idx]
-                if spec.batch is not None and picked and all(
-                        isinstance(p, np.ndarray) for p in picked):
+                if (
+                    spec.batch is not None
+                    and picked
+                    and all(isinstance(p, np.ndarray) for p in picked)
+                ):
                     task_inputs[name] = np.stack(picked)
                 else:
                     task_inputs[name] = picked
@@ -388,11 +430,23 @@ class Resolver:
             hook = _insert_entities(rows)
         aside = None
         if ok_ids:
-            table = pa.table({ENTITY_ID: pa.array(ok_ids, pa.string()),
-                              ASSET_ID: pa.array(ok_assets, pa.string()), VALUE: values})
+            table = pa.table(
+                {
+                    ENTITY_ID: pa.array(ok_ids, pa.string()),
+                    ASSET_ID: pa.array(ok_assets, pa.string()),
+                    VALUE: values,
+                }
+            )
             aside = self.store.memo.write_aside(table)
-        self.store.memo.commit(key, aside, len(ok_ids), owner=self.owner,
-                               committed_ids=ok_ids, failures=failures, hook=hook)
+        self.store.memo.commit(
+            key,
+            aside,
+            len(ok_ids),
+            owner=self.owner,
+            committed_ids=ok_ids,
+            failures=failures,
+            hook=hook,
+        )
 
     def _span_rows(self, spec, key, task, ok_ids, values) -> tuple[pa.Table, dict[str, str]]:
         views = {v.id: v for v in task.views}
@@ -407,8 +461,9 @@ class Resolver:
                 for i, s in enumerate(spans):
                     a, b = s["start_frame"], s["end_frame"]
                     if not (0 <= a < b <= n) or a < prev_end:
-                        raise ValueError(f"span {i} [{a}, {b}) is out of order or outside "
-                                         f"[0, {n}) frames")
+                        raise ValueError(
+                            f"span {i} [{a}, {b}) is out of order or outside [0, {n}) frames"
+                        )
                     prev_end = b if spec.params.get("disjoint", True) else 0
             except ValueError as e:
                 bad[eid] = f"{spec.key} produced invalid spans: {e}"
@@ -431,8 +486,18 @@ class Resolver:
             con.execute(
                 """INSERT INTO runs VALUES (nextval('run_seq'), ?, ?, ?, ?, ?, ?, ?,
                    ?, ?, ?, ?, ?)""",
-                [*key.sql_args(), executor, trigger, started_at, now(), stats.requested,
-                 stats.stored, stats.computed, stats.failed, stats.seconds],
+                [
+                    *key.sql_args(),
+                    executor,
+                    trigger,
+                    started_at,
+                    now(),
+                    stats.requested,
+                    stats.stored,
+                    stats.computed,
+                    stats.failed,
+                    stats.seconds,
+                ],
             )
 
 
@@ -443,8 +508,10 @@ def _insert_entities(rows: pa.Table):
             con.execute(
                 """INSERT INTO entities SELECT entity_type, entity_id, asset_id, producer, idx,
                    start_frame, end_frame, start_s, end_s FROM new_entities
-                   ON CONFLICT DO NOTHING""")
+                   ON CONFLICT DO NOTHING"""
+            )
             con.unregister("new_entities")
+
     return hook
 
 
@@ -462,7 +529,8 @@ def json_params(key: MemoKey) -> dict[str, Any]:
 def column_values(column: pa.ChunkedArray, output: pa.DataType) -> list[Any]:
     """Values as a feature function receives them: fixed-size float lists become numpy rows."""
     if pa.types.is_fixed_size_list(output) and (
-            pa.types.is_floating(output.value_type) or pa.types.is_integer(output.value_type)):
+        pa.types.is_floating(output.value_type) or pa.types.is_integer(output.value_type)
+    ):
         arr = column.combine_chunks()
         flat = arr.flatten().to_numpy(zero_copy_only=False)
         return list(flat.reshape(len(arr), output.list_size))

@@ -1,7 +1,7 @@
 """A first definition file: colour and brightness features over assets and shots.
 
-    amberlite --store S apply examples/basic/features.py
-    amberlite --store S materialize mean_color
+amberlite --store S apply examples/basic/features.py
+amberlite --store S materialize mean_color
 """
 
 import numpy as np
@@ -18,8 +18,7 @@ def mean_color(asset):
     return asset.frames().reshape(-1, 3).mean(axis=0) / 255.0
 
 
-@feature(entity="shot", version=1, output=pa.list_(pa.float32(), 3),
-         decode=Decode(size=(64, 36)))
+@feature(entity="shot", version=1, output=pa.list_(pa.float32(), 3), decode=Decode(size=(64, 36)))
 def shot_color(shot):
     """Mean RGB of a shot (0-1)."""
     return shot.frames().reshape(-1, 3).mean(axis=0) / 255.0
