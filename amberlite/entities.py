@@ -99,6 +99,16 @@ class AssetView:
     def frames_with_numbers(self, start: int = 0, end: int | None = None):
         return read_batch(self.path, start, end, decode=self.decode, index=self.index)
 
+    def frames_between(self, start_s: float, end_s: float):
+        """(frame numbers, frames) shown in ``[start_s, end_s)`` seconds, exact on VFR files."""
+        first = self.index.frame_at(start_s)
+        if self.index.time_of(first) < start_s:
+            first += 1
+        last = self.index.frame_at(end_s) if end_s < self.record.duration_s else len(self.index)
+        if last < len(self.index) and self.index.time_of(last) < end_s:
+            last += 1
+        return self.frames_with_numbers(first, max(first, last))
+
     def luma(self, start: int = 0, end: int | None = None, size=(64, 36)):
         """(frame numbers, Y planes) without colour conversion: the fast path for cuts."""
         return read_luma(self.path, size=size, index=self.index, start_frame=start, end_frame=end)

@@ -201,3 +201,16 @@ def test_compaction_keeps_values(store, media_dir, defs):
     after = store.get("mean_color", compute=False).sort("entity_id")
     assert after.equals(before)
     assert store.materialize("mean_color").computed == 0
+
+
+def test_frames_by_time_range_on_vfr(store, tmp_path):
+    from amberlite.media.synth import Scene, render
+
+    truth = render(tmp_path / "vfr.mkv", [Scene(frames=30, background=(50, 50, 50))],
+                   width=64, height=36, vfr=True, stamp=True)
+    store.ingest([tmp_path / "vfr.mkv"])
+    view = store._asset_views(store.resolve_assets(["vfr"]), Decode())[0]
+    times = truth.times
+    numbers, frames = view.frames_between(times[5], times[12])
+    assert numbers.tolist() == list(range(5, 12))
+    assert len(frames) == 7
