@@ -1,0 +1,362 @@
+"""Decoding frames with exact frame numbers, standard decode settings and a fast luma path.
+
+Failure contract: a file that cannot be opened or indexed raises :class:`MediaError` before
+anything is yielded. A file that fails midway (truncated or corrupt after indexing) yields
+every frame it could decode and then raises :class:`MediaError` naming the file; the batch
+functions (:func:`read_batch`, :func:`read_luma`) therefore raise and return nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import partial
+
+import av
+import cv2
+import numpy as np
+
+from amberlite.errors import MediaError
+from amberlite.media._av import PathLike, check_file, media_errors, open_video
+from amberlite.media.frame_index import FrameIndex, frame_index
+
+FORMATS = ("rgb24", "gray")
+# 8-bit planar YUV layouts whose plane 0 is the luma (Y) plane, readable without conversion
+_YUV8 = frozenset(
+    ["yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv440p", "yuvj440p",
+     "yuv411p", "yuv410p", "nv12", "nv21", "nv16", "nv24", "gray", "yuva420p"]
+)  # fmt: skip
+_YUV420 = frozenset(["yuv420p", "yuvj420p"])
+# interpolation for rgb24 downscaling: area averaging avoids bilinear's aliasing at big factors
+_INTERPOLATION = "AREA"
+
+
+@dataclass(frozen=True)
+class Decode:
+    """Standard decode settings; part of a feature's identity (see :meth:`key`).
+
+    ``size``: ``(width, height)`` to scale to, None = native. ``fps``: sample at this rate,
+    None = every frame; sample k is the frame whose presentation time is nearest to
+    ``k / fps`` (ties go to the earlier frame) on a grid anchored at the first frame, so any
+    sub-range yields the same frames as the whole file; a frame nearest to several samples
+    (fps above the file's rate) is yielded once. ``format``: ``"rgb24"`` -> HxWx3 uint8,
+    ``"gray"`` -> HxW uint8, the decoder's luma (Y) plane as is (no colour conversion;
+    studio range 16-235 for most video), area-resized exactly as :func:`read_luma` does.
+    """
+
+    size: tuple[int, int] | None = None
+    fps: Fraction | None = None
+    format: str = "rgb24"
+
+    def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise ValueError(f"Decode.format must be one of {FORMATS}, got {self.format!r}")
+        if self.size is not None:
+            w, h = self.size
+            if int(w) != w or int(h) != h or w < 1 or h < 1:
+                raise ValueError(f"Decode.size must be two positive ints, got {self.size!r}")
+            object.__setattr__(self, "size", (int(w), int(h)))
+        if self.fps is not None:
+            fps = _as_fraction(self.fps)
+            if fps <= 0:
+                raise ValueError(f"Decode.fps must be positive, got {self.fps!r}")
+            object.__setattr__(self, "fps", fps)
+
+    def key(self) -> str:
+        """Stable string identity, e.g. ``"size=160x90;fps=2;format=rgb24"``.
+
+        Unset fields read ``size=native`` and ``fps=all``; fps is an exact fraction
+        (``fps=30000/1001``).
+        """
+        size = "native" if self.size is None else f"{self.size[0]}x{self.size[1]}"
+        fps = "all" if self.fps is None else str(self.fps)
+        return f"size={size};fps={fps};format={self.format}"
+
+
+def _as_fraction(value: object) -> Fraction:
+    """Fraction from an int/Fraction/str, or from a float via its shortest decimal repr."""
+    if isinstance(value, float):
+        return Fraction(repr(value))
+    return Fraction(value)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- frame selection
+
+
+def _frame_range(index: FrameIndex, start_frame: int, end_frame: int | None) -> tuple[int, int]:
+    """Validate and clamp ``[start_frame, end_frame)`` against the index."""
+    n = len(index)
+    end = n if end_frame is None else min(int(end_frame), n)
+    start = int(start_frame)
+    if start < 0 or (end_frame is not None and end_frame < 0):
+        raise ValueError(f"frame range [{start_frame}, {end_frame}) must not be negative")
+    return start, max(start, end)
+
+
+def sample_frames(index: FrameIndex, fps: Fraction) -> np.ndarray:
+    """Frame numbers sampled at ``fps`` (see :class:`Decode`), sorted and unique.
+
+    Exact integer arithmetic: frame time ``(pts - start) * tb`` and sample time ``k / fps``
+    are both scaled by ``fps.num * tb.den`` so no float rounding decides which is nearest.
+    """
+    tb = index.time_base
+    scale_f = tb.numerator * fps.numerator  # ticks -> common unit
+    scale_k = tb.denominator * fps.denominator  # sample number -> common unit
+    span = index.end_pts - index.start_pts
+    count = max(1, math.ceil(span * tb * fps))  # samples k with k / fps < duration
+    dtype = np.int64 if span * scale_f + count * scale_k < 2**62 else object
+    rel = (index.pts - index.start_pts).astype(dtype) * scale_f
+    targets = np.arange(count).astype(dtype) * scale_k
+    pos = np.searchsorted(rel, targets, side="left")
+    below = np.clip(pos - 1, 0, len(index) - 1)
+    above = np.clip(pos, 0, len(index) - 1)
+    take_above = (rel[above] - targets) < (targets - rel[below])  # ties: earlier frame
+    return np.unique(np.where(take_above, above, below).astype(np.int64))
+
+
+def _wanted(index: FrameIndex, start: int, end: int, fps: Fraction | None) -> np.ndarray:
+    """Frame numbers to yield in ``[start, end)``, honouring ``fps`` sampling."""
+    if fps is None:
+        return np.arange(start, end, dtype=np.int64)
+    frames = sample_frames(index, fps)
+    return frames[(frames >= start) & (frames < end)]
+
+
+# --------------------------------------------------------------------------- conversion
+
+
+def _plane(plane: av.video.plane.VideoPlane, width: int, height: int) -> np.ndarray:
+    """A (height, width) uint8 view of an 8-bit plane, honouring its line size (stride)."""
+    buf = np.frombuffer(plane, dtype=np.uint8)
+    return buf[: plane.line_size * height].reshape(height, plane.line_size)[:, :width]
+
+
+def _planar(frame: av.VideoFrame, chroma: bool) -> av.VideoFrame:
+    """``frame`` itself if its planes can be read as is (8-bit YUV; 4:2:0 when ``chroma``),
+    else converted to yuv420p at native size."""
+    fmt = frame.format.name
+    ok = fmt in _YUV420 if chroma else fmt in _YUV8
+    return frame if ok else frame.reformat(format="yuv420p")
+
+
+def _resize(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize a 2-D uint8 plane to ``size`` (width, height) by area averaging (OpenCV)."""
+    if (plane.shape[1], plane.shape[0]) == size:
+        return plane
+    return cv2.resize(plane, size, interpolation=cv2.INTER_AREA)
+
+
+def _luma(frame: av.VideoFrame, size: tuple[int, int] | None) -> np.ndarray:
+    """The Y plane, resized to ``size`` if given. May be a read-only view of the frame."""
+    f = _planar(frame, chroma=False)
+    y = _plane(f.planes[0], f.width, f.height)
+    return y if size is None else _resize(y, size)
+
+
+def _planes(
+    frame: av.VideoFrame, size: tuple[int, int] | None, chroma: bool
+) -> tuple[np.ndarray, ...]:
+    """``(y,)`` or ``(y, u, v)``; u and v at half width and height (quarter size) of y."""
+    if not chroma:
+        return (_luma(frame, size),)
+    f = _planar(frame, chroma=True)
+    w, h = size if size is not None else (f.width, f.height)
+    cw, ch = (f.width + 1) // 2, (f.height + 1) // 2
+    y = _plane(f.planes[0], f.width, f.height)
+    u, v = _plane(f.planes[1], cw, ch), _plane(f.planes[2], cw, ch)
+    csize = ((w + 1) // 2, (h + 1) // 2)
+    return _resize(y, (w, h)), _resize(u, csize), _resize(v, csize)
+
+
+def _converter(decode: Decode) -> Callable[[av.VideoFrame], np.ndarray]:
+    """Frame -> array function implementing ``decode``'s size and format."""
+    size = decode.size
+    if decode.format == "gray":
+        return lambda frame: _luma(frame, size).copy()
+    if size is None:
+        return lambda frame: frame.to_ndarray(format="rgb24")
+    w, h = size
+    return lambda frame: frame.to_ndarray(
+        format="rgb24", width=w, height=h, interpolation=_INTERPOLATION
+    )
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+class _Reseek(Exception):
+    """The seek landed after the first wanted frame; retry from an earlier keyframe."""
+
+
+def _seek_points(index: FrameIndex, first: int) -> list[int | None]:
+    """Seek targets to try for frame ``first``: its keyframe, the one before, file start."""
+    if index.synthetic or first == 0:
+        return [None]
+    kf = index.keyframe_at_or_before(int(index.pts[first]))
+    earlier = index.keyframe_at_or_before(kf - 1)
+    points: list[int | None] = [kf] if kf > index.pts[0] else []
+    if earlier > index.pts[0] and earlier != kf:
+        points.append(earlier)
+    return [*points, None]
+
+
+def _numbered(
+    frames: Iterator[av.VideoFrame], index: FrameIndex
+) -> Iterator[tuple[int, av.VideoFrame]]:
+    """Attach exact frame numbers (by pts; sequential when the file has no timestamps)."""
+    prev = -1
+    for frame in frames:
+        if index.synthetic or frame.pts is None:
+            n = prev + 1
+        else:
+            try:
+                n = index.frame_of_pts(frame.pts)
+            except KeyError:
+                continue  # a frame the index does not know (e.g. discarded by an edit list)
+        prev = n
+        yield n, frame
+
+
+def _decode_wanted(
+    path: str,
+    index: FrameIndex,
+    wanted: np.ndarray,
+    convert: Callable[[av.VideoFrame], object],
+) -> Iterator[tuple[int, object]]:
+    """Yield ``(n, convert(frame))`` for every frame number in sorted ``wanted``."""
+    if wanted.size == 0:
+        return
+    for seek in _seek_points(index, int(wanted[0])):
+        try:
+            yield from _decode_from(path, index, wanted, convert, seek)
+            return
+        except _Reseek:
+            continue
+    raise MediaError(path, f"cannot decode frame {int(wanted[0])}: decoding never reached it")
+
+
+def _decode_from(
+    path: str,
+    index: FrameIndex,
+    wanted: np.ndarray,
+    convert: Callable[[av.VideoFrame], object],
+    seek: int | None,
+) -> Iterator[tuple[int, object]]:
+    """Decode from ``seek`` (a keyframe pts, or None = file start), yielding wanted frames.
+
+    Raises _Reseek (before yielding anything) if the first wanted frame was passed.
+    """
+    k, total = 0, int(wanted.size)
+    with open_video(path, threads=True) as (container, stream):
+        with media_errors(path, f"decoding failed near frame {int(wanted[k])}"):
+            if seek is not None:
+                container.seek(seek, stream=stream, backward=True)
+            for n, frame in _numbered(container.decode(stream), index):
+                if n < wanted[k]:
+                    continue
+                if n > wanted[k]:
+                    if k == 0:
+                        raise _Reseek
+                    raise MediaError(path, f"decoder skipped frame {int(wanted[k])}")
+                yield n, convert(frame)
+                k += 1
+                if k == total:
+                    return
+    raise MediaError(path, f"truncated or corrupt: decoding stopped before frame {int(wanted[k])}")
+
+
+def _prepare(
+    path: PathLike, index: FrameIndex | None, start_frame: int, end_frame: int | None
+) -> tuple[str, FrameIndex, int, int]:
+    """Check the file, build the index if needed, clamp the range."""
+    p = check_file(path)
+    index = frame_index(p) if index is None else index
+    start, end = _frame_range(index, start_frame, end_frame)
+    return p, index, start, end
+
+
+def read_frames(
+    path: PathLike,
+    start_frame: int = 0,
+    end_frame: int | None = None,
+    decode: Decode = Decode(),
+    index: FrameIndex | None = None,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(exact frame number, array)`` for frames in ``[start_frame, end_frame)``.
+
+    Contract: frame numbers come from presentation timestamps (exact on variable-frame-rate
+    files); decoding seeks to the keyframe at or before ``start_frame`` (falling back to
+    earlier keyframes if the container's seek overshoots) and uses FFmpeg threading.
+    ``end_frame`` None or past the end = to the end. Arrays follow ``decode`` (size, fps
+    sampling, format) and are new, writable arrays. Pass ``index`` (from
+    :func:`frame_index`) to skip re-demuxing. Errors: see the module docstring (frames
+    decoded before a midway failure are yielded, then MediaError is raised).
+    """
+    p, index, start, end = _prepare(path, index, start_frame, end_frame)
+    wanted = _wanted(index, start, end, decode.fps)
+    yield from _decode_wanted(p, index, wanted, _converter(decode))  # type: ignore[misc]
+
+
+def read_batch(
+    path: PathLike,
+    start_frame: int = 0,
+    end_frame: int | None = None,
+    decode: Decode = Decode(),
+    index: FrameIndex | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """All of :func:`read_frames` at once: ``(frame_numbers int64[N], frames uint8[N, ...])``.
+
+    An empty range returns empty arrays (frames shaped ``(0, h, w[, 3])``, with h = w = 0
+    when ``decode.size`` is None). Raises MediaError on a
+    midway failure (nothing is returned).
+    """
+    p, index, start, end = _prepare(path, index, start_frame, end_frame)
+    wanted = _wanted(index, start, end, decode.fps)
+    convert = _converter(decode)
+    numbers = np.empty(wanted.size, dtype=np.int64)
+    out: np.ndarray | None = None
+    for i, (n, arr) in enumerate(_decode_wanted(p, index, wanted, convert)):
+        if out is None:
+            out = np.empty((wanted.size, *arr.shape), dtype=np.uint8)  # type: ignore[union-attr]
+        numbers[i], out[i] = n, arr
+    if out is None:
+        w, h = decode.size if decode.size is not None else (0, 0)
+        out = np.empty((0, h, w, 3) if decode.format == "rgb24" else (0, h, w), dtype=np.uint8)
+    return numbers, out
+
+
+def read_luma(
+    path: PathLike,
+    size: tuple[int, int] | None = (64, 36),
+    index: FrameIndex | None = None,
+    start_frame: int = 0,
+    end_frame: int | None = None,
+    chroma: bool = False,
+) -> tuple[np.ndarray, ...]:
+    """Fast path for shot detection: every frame's luma (Y) plane, small, no RGB conversion.
+
+    Returns ``(numbers int64[N], y uint8[N, h, w])``, or with ``chroma=True``
+    ``(numbers, y, u, v)`` where u and v are ``uint8[N, ceil(h/2), ceil(w/2)]``.
+    ``size`` is ``(width, height)``; the decoded planes are read in place (honouring their
+    stride) and area-averaged with OpenCV, nearly free next to decoding; None keeps the
+    native size. 8-bit YUV video needs no conversion (others are converted to yuv420p).
+    Same numbering, range and error contract as :func:`read_batch`.
+    """
+    p, index, start, end = _prepare(path, index, start_frame, end_frame)
+    wanted = np.arange(start, end, dtype=np.int64)
+    convert = partial(_planes, size=size, chroma=chroma)
+    numbers = np.empty(wanted.size, dtype=np.int64)
+    planes: list[np.ndarray] | None = None
+    for i, (n, arrays) in enumerate(_decode_wanted(p, index, wanted, convert)):
+        if planes is None:
+            planes = [np.empty((wanted.size, *a.shape), dtype=np.uint8) for a in arrays]
+        numbers[i] = n
+        for dst, a in zip(planes, arrays):
+            dst[i] = a
+    if planes is None:
+        w, h = size if size is not None else (0, 0)
+        shapes = [(0, h, w)] + ([(0, (h + 1) // 2, (w + 1) // 2)] * 2 if chroma else [])
+        planes = [np.empty(s, dtype=np.uint8) for s in shapes]
+    return (numbers, *planes)

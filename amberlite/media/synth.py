@@ -1,0 +1,408 @@
+"""Generated test and demo media: scenes of textured backgrounds with moving shapes.
+
+Nothing is ever downloaded: every clip amberlite tests or demos on is rendered here with numpy
+and encoded with PyAV. :func:`render` returns a :class:`SynthTruth` with the exact cut,
+transition and flash positions, so detectors can be scored against it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+
+import av
+import numpy as np
+
+from amberlite.errors import MediaError
+
+SHAPES = ("disc", "rect", "none")
+TRANSITIONS = ("cut", "dissolve", "fade")
+STAMP_BITS = 16  # frame-number stamp: 16 cells across the top strip, most significant first
+_STAMP_STRIP = 1 / 12  # stamp strip height as a fraction of frame height
+_FLASH_WHITE = 0.85  # a flash frame is this much white over the picture
+
+
+@dataclass(frozen=True)
+class Scene:
+    """One shot of generated media.
+
+    Contract: ``frames`` frames of ``background`` colour (plus a seeded low-contrast texture
+    when ``texture``), with a ``shape`` of ``shape_color`` centred at ``position`` (fractions of
+    width/height) and of ``radius`` (fraction of height; a rect is 3r x 2r). The shape moves
+    by ``motion`` (fractions of width/height per second, bouncing off the edges); the
+    textured background moves by ``pan`` pixels per frame (camera pan). The first
+    ``transition_frames`` frames blend in from the previous scene (``"dissolve"``, or
+    ``"fade"`` through black); ``"cut"`` starts hard. ``flashes`` are offsets of frames
+    washed out to near-white (flashes, not cuts).
+    """
+
+    frames: int
+    background: tuple[int, int, int]
+    shape: str = "disc"
+    shape_color: tuple[int, int, int] = (255, 255, 255)
+    position: tuple[float, float] = (0.5, 0.5)
+    radius: float = 0.2
+    motion: tuple[float, float] = (0.0, 0.0)
+    pan: tuple[float, float] = (0.0, 0.0)
+    texture: bool = True
+    transition_in: str = "cut"
+    transition_frames: int = 0
+    flashes: tuple[int, ...] = ()
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.frames < 1:
+            raise ValueError(f"Scene.frames must be >= 1, got {self.frames}")
+        if self.shape not in SHAPES:
+            raise ValueError(f"Scene.shape must be one of {SHAPES}, got {self.shape!r}")
+        if self.transition_in not in TRANSITIONS:
+            raise ValueError(f"Scene.transition_in must be one of {TRANSITIONS}")
+        if self.transition_in != "cut" and not 0 < self.transition_frames <= self.frames:
+            raise ValueError("a dissolve/fade needs 0 < transition_frames <= frames")
+        if any(not 0 <= f < self.frames for f in self.flashes):
+            raise ValueError("Scene.flashes must be offsets within the scene")
+
+
+@dataclass(frozen=True)
+class SynthTruth:
+    """Ground truth of a rendered clip (frame numbers are 0-based, spans end-exclusive).
+
+    ``cuts``: first frame of every scene after the first that starts with a hard cut.
+    ``transitions``: ``(start, end, kind)`` of each dissolve/fade (``start`` = scene start).
+    ``scene_spans``: ``(start, end)`` of every scene, partitioning ``[0, frame_count)``.
+    ``flashes``: frame numbers of flash frames. ``times``: presentation time in seconds of
+    every frame (irregular when ``vfr``). ``matches``: ``(scene_a, scene_b, kind)`` pairs
+    designed to match in ``"colour"``, ``"framing"`` or ``"motion"`` (filled by
+    :func:`sample_film`).
+    """
+
+    cuts: tuple[int, ...]
+    transitions: tuple[tuple[int, int, str], ...]
+    scene_spans: tuple[tuple[int, int], ...]
+    flashes: tuple[int, ...]
+    frame_count: int
+    fps: Fraction
+    vfr: bool
+    times: tuple[float, ...]
+    matches: tuple[tuple[int, int, str], ...] = ()
+
+
+class _SceneRenderer:
+    """Draws frames of one scene; frame offsets past the scene's end continue its motion."""
+
+    def __init__(self, scene: Scene, width: int, height: int, fps: Fraction) -> None:
+        self.scene = scene
+        self.width, self.height = width, height
+        self.fps = float(fps)
+        tile = _background_tile(scene, width, height)
+        self.tile2 = np.tile(tile, (2, 2, 1))  # 2x2 periodic tiling: any pan offset is a view
+        self.xs = np.arange(width, dtype=np.float32)
+        self.ys = np.arange(height, dtype=np.float32)
+        self.color = np.array(scene.shape_color, dtype=np.uint8)
+
+    def frame(self, j: int) -> np.ndarray:
+        """Return frame ``j`` of the scene as a new HxWx3 uint8 array."""
+        s, w, h = self.scene, self.width, self.height
+        ox = (-round(s.pan[0] * j)) % w
+        oy = (-round(s.pan[1] * j)) % h
+        img = self.tile2[oy : oy + h, ox : ox + w].copy()
+        t = j / self.fps
+        cx = _bounce(s.position[0] + s.motion[0] * t) * w
+        cy = _bounce(s.position[1] + s.motion[1] * t) * h
+        r = s.radius * h
+        if s.shape == "disc":
+            self._disc(img, cx, cy, r)
+        elif s.shape == "rect":
+            self._rect(img, cx, cy, 1.5 * r, r)
+        return img
+
+    def _disc(self, img: np.ndarray, cx: float, cy: float, r: float) -> None:
+        x0, x1, y0, y1 = _bbox(cx, cy, r, r, self.width, self.height)
+        if x0 >= x1 or y0 >= y1:
+            return
+        dx2 = (self.xs[x0:x1] - cx) ** 2
+        dy2 = (self.ys[y0:y1] - cy) ** 2
+        mask = dy2[:, None] + dx2[None, :] <= r * r
+        img[y0:y1, x0:x1][mask] = self.color
+
+    def _rect(self, img: np.ndarray, cx: float, cy: float, hw: float, hh: float) -> None:
+        x0, x1, y0, y1 = _bbox(cx, cy, hw, hh, self.width, self.height)
+        img[y0:y1, x0:x1] = self.color
+
+
+def _bounce(p: float) -> float:
+    """Fold a moving coordinate back into [0, 1], as if bouncing off the frame edges."""
+    p = p % 2.0
+    return 2.0 - p if p > 1.0 else p
+
+
+def _bbox(cx: float, cy: float, hw: float, hh: float, w: int, h: int) -> tuple[int, ...]:
+    """Pixel bounds ``(x0, x1, y0, y1)`` of a box of half-sizes (hw, hh), clipped to the frame."""
+    x0 = max(0, math.floor(cx - hw))
+    x1 = min(w, math.ceil(cx + hw) + 1)
+    y0 = max(0, math.floor(cy - hh))
+    y1 = min(h, math.ceil(cy + hh) + 1)
+    return x0, x1, y0, y1
+
+
+def _background_tile(scene: Scene, width: int, height: int) -> np.ndarray:
+    """Background colour plus seeded two-octave blocky texture (amplitude about +-12)."""
+    base = np.empty((height, width, 3), dtype=np.int16)
+    base[:] = np.array(scene.background, dtype=np.int16)
+    if scene.texture:
+        rng = np.random.default_rng(scene.seed)
+        tex = _blocky_noise(rng, height, width, 16, 7) + _blocky_noise(rng, height, width, 4, 5)
+        base += tex[:, :, None]
+    return np.clip(base, 0, 255).astype(np.uint8)
+
+
+def _blocky_noise(rng: np.random.Generator, h: int, w: int, block: int, amp: int) -> np.ndarray:
+    """Uniform integer noise in [-amp, amp], constant over ``block`` x ``block`` pixel squares."""
+    coarse = rng.integers(-amp, amp + 1, size=(-(-h // block), -(-w // block)), dtype=np.int16)
+    return np.repeat(np.repeat(coarse, block, axis=0), block, axis=1)[:h, :w]
+
+
+def _blend(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
+    """``(1 - t) * a + t * b`` as uint8."""
+    out = a.astype(np.float32) * (1.0 - t) + b.astype(np.float32) * t
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def _transition(kind: str, prev: np.ndarray, cur: np.ndarray, j: int, length: int) -> np.ndarray:
+    """Frame ``j`` of a ``length``-frame dissolve or fade-through-black from prev to cur."""
+    t = (j + 1) / (length + 1)
+    if kind == "dissolve":
+        return _blend(prev, cur, t)
+    black = np.zeros_like(cur)
+    return _blend(prev, black, 2 * t) if t < 0.5 else _blend(black, cur, 2 * t - 1)
+
+
+def draw_stamp(img: np.ndarray, number: int) -> None:
+    """Draw ``number`` (mod 2**16) as a black/white bar code in the top strip of ``img``.
+
+    Contract: :func:`read_stamp` recovers the number from the decoded frame, RGB or gray,
+    at native size or downscaled to >= 64x36.
+    """
+    h, w = img.shape[:2]
+    strip = max(4, round(h * _STAMP_STRIP))
+    for k in range(STAMP_BITS):
+        bit = (number >> (STAMP_BITS - 1 - k)) & 1
+        x0, x1 = k * w // STAMP_BITS, (k + 1) * w // STAMP_BITS
+        img[:strip, x0:x1] = 255 if bit else 0
+
+
+def read_stamp(frame: np.ndarray) -> int:
+    """Decode the number drawn by :func:`draw_stamp` from a decoded frame (HxW or HxWx3)."""
+    gray = frame.mean(axis=2) if frame.ndim == 3 else frame.astype(np.float32)
+    h, w = gray.shape
+    strip = max(1, round(h * _STAMP_STRIP))
+    rows = gray[strip // 4 : max(strip // 4 + 1, 3 * strip // 4)]
+    number = 0
+    for k in range(STAMP_BITS):
+        xc0 = k * w // STAMP_BITS + w // (STAMP_BITS * 4)
+        xc1 = (k + 1) * w // STAMP_BITS - w // (STAMP_BITS * 4)
+        bit = rows[:, xc0 : max(xc1, xc0 + 1)].mean() > 127
+        number = (number << 1) | int(bit)
+    return number
+
+
+def _scene_frames(
+    scenes: Sequence[Scene], width: int, height: int, fps: Fraction
+) -> Iterator[np.ndarray]:
+    """Yield every frame of the clip in order, with transitions and flashes applied."""
+    renderers = [_SceneRenderer(s, width, height, fps) for s in scenes]
+    for i, (scene, rend) in enumerate(zip(scenes, renderers)):
+        for j in range(scene.frames):
+            img = rend.frame(j)
+            if i > 0 and scene.transition_in != "cut" and j < scene.transition_frames:
+                prev = renderers[i - 1]
+                img = _transition(
+                    scene.transition_in,
+                    prev.frame(prev.scene.frames + j),
+                    img,
+                    j,
+                    scene.transition_frames,
+                )
+            if j in scene.flashes:
+                img = _blend(img, np.full_like(img, 255), _FLASH_WHITE)
+            yield img
+
+
+def _frame_ticks(n: int, vfr: bool, seed: int) -> np.ndarray:
+    """Presentation times in ticks of 1/fps: regular, or with ~25% of frames held twice as long."""
+    steps = np.ones(n, dtype=np.int64)
+    if vfr:
+        held = np.random.default_rng(seed).random(n) < 0.25
+        steps[held] = 2
+    return np.concatenate([[0], np.cumsum(steps)[:-1]]).astype(np.int64)
+
+
+def _truth(scenes: Sequence[Scene], fps: Fraction, ticks: np.ndarray, vfr: bool) -> SynthTruth:
+    """Ground truth for a clip made of ``scenes``."""
+    cuts, transitions, spans, flashes = [], [], [], []
+    start = 0
+    for i, s in enumerate(scenes):
+        if i > 0 and s.transition_in == "cut":
+            cuts.append(start)
+        elif i > 0:
+            transitions.append((start, start + s.transition_frames, s.transition_in))
+        spans.append((start, start + s.frames))
+        flashes.extend(start + f for f in s.flashes)
+        start += s.frames
+    times = tuple(float(Fraction(int(t)) / fps) for t in ticks)
+    return SynthTruth(
+        cuts=tuple(cuts),
+        transitions=tuple(transitions),
+        scene_spans=tuple(spans),
+        flashes=tuple(sorted(flashes)),
+        frame_count=start,
+        fps=fps,
+        vfr=vfr,
+        times=times,
+    )
+
+
+def _open_encoder(
+    path: str, codec: str, width: int, height: int, fps: Fraction, gop: int, preset: str, crf: int
+) -> tuple[av.container.OutputContainer, av.video.stream.VideoStream]:
+    """Open ``path`` for writing with one video stream configured for fast encoding."""
+    container = av.open(path, "w")
+    stream = container.add_stream(codec, rate=fps)
+    stream.width, stream.height = width, height
+    stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
+    stream.codec_context.time_base = 1 / fps
+    stream.codec_context.gop_size = gop
+    if codec == "libx264":
+        stream.options = {"preset": preset, "crf": str(crf)}
+    else:
+        stream.codec_context.bit_rate = int(width * height * float(fps) * 0.2)
+    return container, stream
+
+
+def render(
+    path: str | os.PathLike[str],
+    scenes: Sequence[Scene],
+    width: int = 640,
+    height: int = 360,
+    fps: Fraction | int = Fraction(25),
+    codec: str = "libx264",
+    vfr: bool = False,
+    gop: int | None = None,
+    *,
+    preset: str = "ultrafast",
+    crf: int = 23,
+    stamp: bool = False,
+    seed: int = 0,
+) -> SynthTruth:
+    """Render ``scenes`` into a video file at ``path`` (container from the extension).
+
+    Contract: encodes with PyAV (libx264 ``preset``/``crf``; other codecs at a generous bit
+    rate) with a keyframe at least every ``gop`` frames (default: 2 seconds). ``vfr=True``
+    writes a real variable-frame-rate file: ~25% of frames (seeded) are held for two frame
+    intervals, so frame n is NOT at n/fps. ``stamp=True`` draws each frame's number as a bar
+    code (see :func:`read_stamp`). Returns the clip's :class:`SynthTruth`.
+    Raises ValueError for bad arguments (odd sizes, empty scenes, a first scene with a
+    transition).
+    """
+    fps = Fraction(fps)
+    if not scenes:
+        raise ValueError("render needs at least one scene")
+    if scenes[0].transition_in != "cut":
+        raise ValueError("the first scene cannot transition in from nothing")
+    if width % 2 or height % 2 or width < 16 or height < 16:
+        raise ValueError(f"width and height must be even and >= 16, got {width}x{height}")
+    gop = gop or max(1, round(2 * fps))
+    total = sum(s.frames for s in scenes)
+    ticks = _frame_ticks(total, vfr, seed)
+    path = os.fspath(path)
+    container, stream = _open_encoder(path, codec, width, height, fps, gop, preset, crf)
+    time_base = 1 / fps
+    try:
+        for n, img in enumerate(_scene_frames(scenes, width, height, fps)):
+            if stamp:
+                draw_stamp(img, n)
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts, frame.time_base = int(ticks[n]), time_base
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    finally:
+        container.close()
+    return _truth(scenes, fps, ticks, vfr)
+
+
+_ORANGE = (205, 120, 40)
+_NAVY = (20, 30, 90)
+
+
+def film_scenes(seed: int = 0) -> tuple[list[Scene], tuple[tuple[int, int, str], ...]]:
+    """The scenes of :func:`sample_film` (745 frames) and their designed matches.
+
+    Matches (scene indices): colour 0~3 (navy), 1~6 (orange); framing 1~4 (disc at left,
+    r=0.18), 0~7 (centred disc r=0.2); motion 1~4~7 (background panning right).
+    """
+    s = seed * 100
+    scenes = [
+        Scene(90, _NAVY, "disc", (240, 240, 240), (0.5, 0.5), 0.2, seed=s + 1),
+        Scene(75, _ORANGE, "disc", (180, 20, 20), (0.3, 0.5), 0.18, pan=(4, 0), seed=s + 2),
+        Scene(100, (40, 140, 60), "rect", (250, 230, 60), (0.15, 0.4), 0.15,
+              motion=(0.8, 0.1), seed=s + 3),
+        Scene(100, _NAVY, "disc", (230, 200, 40), (0.7, 0.35), 0.12, motion=(-0.1, 0.0),
+              transition_in="dissolve", transition_frames=25, seed=s + 4),
+        Scene(90, (110, 40, 130), "disc", (60, 220, 220), (0.3, 0.5), 0.18, pan=(4, 0),
+              flashes=(40, 41), seed=s + 5),
+        Scene(100, (80, 80, 80), "none", pan=(-3, 0), transition_in="fade",
+              transition_frames=30, seed=s + 6),
+        Scene(80, _ORANGE, "rect", (30, 30, 200), (0.75, 0.7), 0.12, motion=(-0.6, -0.4),
+              pan=(0, 6), seed=s + 7),
+        Scene(110, (20, 120, 130), "disc", (250, 140, 180), (0.5, 0.5), 0.2, pan=(5, 0),
+              seed=s + 8),
+    ]  # fmt: skip
+    matches = (
+        (0, 3, "colour"),
+        (1, 6, "colour"),
+        (1, 4, "framing"),
+        (0, 7, "framing"),
+        (1, 4, "motion"),
+        (1, 7, "motion"),
+        (4, 7, "motion"),
+    )
+    return scenes, matches
+
+
+def sample_film(
+    path: str | os.PathLike[str],
+    seed: int = 0,
+    width: int = 640,
+    height: int = 360,
+    fps: Fraction | int = Fraction(25),
+    *,
+    vfr: bool = False,
+    stamp: bool = False,
+) -> SynthTruth:
+    """Render the ~30 s demo film (at 25 fps) with cuts, a dissolve, a fade, a flash, motion.
+
+    Contract: 8 scenes (see :func:`film_scenes`): 5 hard cuts, one 25-frame dissolve, one
+    30-frame fade through black, a 2-frame flash, fast subject motion and camera pans; the
+    returned truth's ``matches`` lists the scene pairs designed to match in colour, framing
+    and motion. Textures depend on ``seed``; the edit structure does not.
+    """
+    scenes, matches = film_scenes(seed)
+    truth = render(path, scenes, width, height, fps, vfr=vfr, stamp=stamp, seed=seed)
+    return dataclasses.replace(truth, matches=matches)
+
+
+def corrupt_copy(
+    src: str | os.PathLike[str], dst: str | os.PathLike[str], keep: float = 0.3
+) -> None:
+    """Write to ``dst`` the first ``keep`` fraction of ``src``'s bytes (a truncated file)."""
+    try:
+        with open(src, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise MediaError(src, f"cannot read file ({exc.strerror or exc})") from exc
+    with open(dst, "wb") as f:
+        f.write(data[: int(len(data) * keep)])
