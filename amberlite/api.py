@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from amberlite.catalog import Catalog
 from amberlite.catalog.diff import Change, classify
+from amberlite.connectors.base import attach as attach_replicas
 from amberlite.define.decorators import FeatureSpec
 from amberlite.define.loader import load_definitions
 from amberlite.entities import AssetRecord, AssetView, cached_frame_index
@@ -61,6 +62,7 @@ class Store:
         self.root = Path(path).absolute()
         self.catalog = Catalog(self.root)
         self.memo = MemoStore(self.root, self.catalog)
+        self.replicas = attach_replicas(self)  # replica indexes follow commits (lazily)
         self.media_cache = self.root / "media"
         self.registry = Registry()
         self._load_registry()
@@ -464,6 +466,40 @@ class Store:
         """The committed Parquet files of a feature (for direct readers)."""
         return self.memo.files(memo_key(self.feature(name, version), params))
 
+    # -- queries ------------------------------------------------------------------------------
+    def query(self, text: str) -> pl.DataFrame:
+        """Run one AQL statement (see docs/aql.md); missing feature values are computed."""
+        from amberlite.query import run_query
+
+        return run_query(self, text)
+
+    def explain(self, text: str) -> str:
+        """The plan of an AQL statement and what each feature would read or compute."""
+        from amberlite.query import explain
+
+        return explain(self, text)
+
+    # -- scale-out: training data and triggers (amberlite.dataset, amberlite.triggers) --------
+    def dataset(self, feature: str, assets: Sequence[str] | str | None = None, **options: Any):
+        """A torch IterableDataset streaming a feature's values (see amberlite.dataset)."""
+        from amberlite.dataset import dataset
+
+        return dataset(self, feature, assets, **options)
+
+    def backfill(self, feature: str, **options: Any):
+        """Compute a new feature version over the assets that had an older one, resumably
+        (see amberlite.triggers.backfill)."""
+        from amberlite.triggers import backfill
+
+        return backfill(self, feature, **options)
+
+    def watch(self, folder: str | os.PathLike[str], interval: float = 2.0, **options: Any):
+        """Poll a folder; ingest new media and compute on_ingest features for it (see
+        amberlite.triggers.watch)."""
+        from amberlite.triggers import watch
+
+        return watch(self, folder, interval, **options)
+
     # -- maintenance and status ---------------------------------------------------------------
     def compact(self, name: str | None = None) -> dict[str, int]:
         """Merge each dataset's small files into one; returns files merged per feature."""
@@ -494,7 +530,10 @@ class Store:
             return con.sql(sql + " ORDER BY ALL").pl()
 
     def status(self) -> dict[str, Any]:
-        """Assets, features (name@version) with rows stored, failures, recent runs."""
+        """Assets, features (name@version) with rows stored, failures, recent runs and
+        triggers (what ran on new media or as a backfill, when and why)."""
+        from amberlite.triggers import recent as recent_triggers
+
         with self.catalog.read() as con:
             n_assets = con.execute("SELECT count(*) FROM assets").fetchone()[0]
             ingest_failures = con.execute(
@@ -513,6 +552,7 @@ class Store:
             "failures": self.failures(),
             "ingest_failures": ingest_failures,
             "runs": runs,
+            "triggers": recent_triggers(self),
         }
 
     def __repr__(self) -> str:

@@ -274,11 +274,18 @@ def assets(ctx: click.Context) -> None:
 @click.option("--store", "demo_store", default="demo-store", show_default=True)
 @click.option("--media", default="demo-media", show_default=True)
 def demo(demo_store: str, media: str) -> None:
-    """Run the main job end to end on generated films."""
-    from amberlite.demo import run_demo
+    """Run the main job end to end on generated films: match cutting."""
+    from amberlite.matchcut import run_matchcut_demo
 
-    run_demo(Path(demo_store), Path(media))
+    run_matchcut_demo(Path(demo_store), Path(media))
 
+
+# Commands defined in their own modules import helpers from this one, so they are added last.
+from amberlite.cli_matchcut import matchcut  # noqa: E402
+from amberlite.cli_query import COMMANDS as _QUERY_COMMANDS  # noqa: E402
+
+for _command in (*_QUERY_COMMANDS, matchcut):
+    main.add_command(_command)
 
 if __name__ == "__main__":
     main()

@@ -6,6 +6,6 @@ from amberlite.define.decorators import FeatureSpec
 
 
 def builtin_features() -> list[FeatureSpec]:
-    from amberlite.library import segment
+    from amberlite.library import matchcut, segment
 
-    return [s for m in (segment,) for s in vars(m).values() if isinstance(s, FeatureSpec)]
+    return [s for m in (segment, matchcut) for s in vars(m).values() if isinstance(s, FeatureSpec)]

@@ -1,36 +1,463 @@
 """Shot segmentation: the ``shots`` segmenter that produces the ``shot`` entities.
 
-This first version detects hard cuts from the mean absolute difference of downscaled luma
-between consecutive frames, against a threshold relative to the recent median; a flash (a
-spike that returns to the previous picture) is not a cut.
+Method (all frame numbers are the exact ones of the asset's FrameIndex, so VFR files are
+segmented in frames, not in nominal-rate time):
+
+1. **Thumbnails.** Every frame's decoded Y, U and V planes are reduced in place (no RGB
+   conversion) to 64x36 luma and 32x18 chroma (bilinear to twice the size, then 2x2 area
+   averaging: anti-aliased enough for motion, ~10 us a plane even at 1080p). Long files are
+   split at keyframes into chunks decoded concurrently (each with FFmpeg threading); the
+   decoder releases the GIL, so a thread pool keeps every core busy without pickling frames.
+2. **Features**, vectorized with numpy over a whole chunk (with a carried tail of previous
+   frames): ``d1`` the mean absolute Y+U+V difference to the previous frame; ``h1`` the
+   colour-distribution distance to the previous frame (mean 1-D earth mover's distance of
+   the Y, U, V histograms, 0-1: high on a cut, low under motion, smooth under a dissolve);
+   on half-size thumbnails, the difference to each of the ``FLASH_SPAN + 1`` previous
+   frames (flash bridging), the colour distance ``hL`` and pixel distance ``dL`` over ``2L``
+   frames (L ~ 0.2 s) and the dissolve residual ``|Y[j-L] - (Y[j-2L] + Y[j]) / 2|``; mean
+   and spread of luma.
+3. **Hard cuts.** A frame is a cut candidate when its content change ``c = d1 + 50 * h1``
+   is at least ``min_content`` and ``threshold`` times the rolling median of ``c`` around it
+   (like PySceneDetect's AdaptiveDetector): fast motion and pans raise the median too.
+   **Flashes** are suppressed: a change is no cut if, within ``FLASH_SPAN`` frames, some frame
+   after it looks like some frame before it (difference under 40% of the jump).
+4. **Dissolves.** A window ``[m-L, m+L]`` is dissolve-like when its ends differ
+   (``dL >= 2 * min_content`` and ``hL >= gradual``), no single step holds more than half
+   of that change (no hard cut), and its middle frame is close to the average of its ends
+   (residual <= dL / 4; motion and pans give about dL / 2). Runs of such windows (joined
+   over gaps <= L) give one cut each, at the run's centre: the transition's midpoint.
+5. **Fades.** Runs of near-black, flat frames strictly inside the asset, entered and left
+   by luma ramps, give one cut at the middle of the dark run; hard-cut and dissolve
+   candidates inside a fade are dropped.
+6. **Minimum length.** Candidates are accepted strongest first (hard cuts, then fades, then
+   dissolves) when at least ``min_frames`` from every accepted cut and from both ends.
+
+Output: spans ``(start_frame, end_frame)``, end exclusive, covering ``[0, frame_count)``.
 """
 
 from __future__ import annotations
 
+import concurrent.futures as cf
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import cv2
 import numpy as np
 
 from amberlite.define.decorators import segmenter
+from amberlite.media.decode import iter_planes
+from amberlite.media.frame_index import FrameIndex
+
+THUMB = (64, 36)  # luma thumbnail (width, height); chroma is half of it each way
+FLASH_SPAN = 4  # longest flash (frames) bridged by flash suppression
+CHUNK_MIN = 750  # frames: files shorter than two chunks are read in one piece
+CHUNK_MAX = 3000  # frames: upper bound of a chunk (bounds memory per chunk)
+_HIST_BINS = (32, 16, 16)  # Y, U, V histogram bins
+_Y_PIX = THUMB[0] * THUMB[1]
+_C_PIX = (THUMB[0] // 2) * (THUMB[1] // 2)
 
 
-@segmenter(produces="shot", version=1, params={"threshold": 3.0, "min_frames": 6})
-def shots(asset, threshold: float = 3.0, min_frames: int = 6):
-    """Hard cuts from luma differences; spans of at least ``min_frames`` frames."""
-    numbers, luma = asset.luma()
+@segmenter(
+    produces="shot",
+    version=2,
+    params={"threshold": 3.0, "min_frames": 8, "min_content": 8.0, "gradual": 0.02},
+)
+def shots(
+    asset,
+    threshold: float = 3.0,
+    min_frames: int = 8,
+    min_content: float = 8.0,
+    gradual: float = 0.02,
+):
+    """Shots from hard cuts, dissolves and fades (flash and motion robust); see module doc.
+
+    ``threshold``: hard-cut ratio to the local median change; ``min_frames``: shortest shot;
+    ``min_content``: smallest absolute change that can be a hard cut; ``gradual``: smallest
+    colour change (0-1) across a dissolve window (0 disables dissolve detection).
+    """
+    _check_params(threshold, min_frames, min_content, gradual)
     n = asset.record.frame_count
-    if len(luma) < 2:
+    feats = features(asset.path, asset.index, fps=float(asset.record.frame_rate))
+    cuts = detect(feats, threshold, min_frames, min_content, gradual)
+    return spans(cuts, n)
+
+
+def _check_params(threshold: float, min_frames: int, min_content: float, gradual: float) -> None:
+    """ValueError (recorded as the asset's failure) for parameters that make no sense."""
+    if not isinstance(min_frames, int) or isinstance(min_frames, bool) or min_frames < 1:
+        raise ValueError(f"shots: min_frames must be an int >= 1, got {min_frames!r}")
+    for name, value in (("threshold", threshold), ("min_content", min_content)):
+        if not isinstance(value, int | float) or not value > 0:
+            raise ValueError(f"shots: {name} must be a positive number, got {value!r}")
+    if not isinstance(gradual, int | float) or not 0 <= gradual <= 1:
+        raise ValueError(f"shots: gradual must be a number in [0, 1], got {gradual!r}")
+
+
+# --------------------------------------------------------------------------- thumbnails
+
+
+def _shrink(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear to twice ``size`` then 2x2 area average: fast, mildly anti-aliased."""
+    w, h = size
+    if plane.shape[1] > 2 * w and plane.shape[0] > 2 * h:
+        plane = cv2.resize(plane, (2 * w, 2 * h), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(plane, size, interpolation=cv2.INTER_AREA)
+
+
+@dataclass
+class Thumbs:
+    """Frame numbers and per-frame descriptors: ``full`` = 64x36 Y + 2 x 32x18 chroma
+    (uint8[N, 3456]); ``half`` = the same at half size (uint8[N, 864])."""
+
+    numbers: np.ndarray
+    full: np.ndarray
+    half: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.numbers.size)
+
+    def tail(self, k: int) -> Thumbs:
+        return Thumbs(self.numbers[-k:], self.full[-k:], self.half[-k:])
+
+    @staticmethod
+    def concat(a: Thumbs, b: Thumbs) -> Thumbs:
+        return Thumbs(
+            *(
+                np.concatenate([x, y])
+                for x, y in zip((a.numbers, a.full, a.half), (b.numbers, b.full, b.half))
+            )
+        )
+
+
+def read_thumbs(path: str, index: FrameIndex | None, start: int, end: int | None) -> Thumbs:
+    """Descriptors of the frames ``[start, end)`` (see :class:`Thumbs`)."""
+    w, h = THUMB
+    numbers, full, half = [], [], []
+    for n, y, u, v in iter_planes(path, index, start, end):
+        ty = _shrink(y, (w, h))
+        tu, tv = _shrink(u, (w // 2, h // 2)), _shrink(v, (w // 2, h // 2))
+        numbers.append(n)
+        full.append(np.concatenate([ty.ravel(), tu.ravel(), tv.ravel()]))
+        half.append(
+            np.concatenate(
+                [
+                    cv2.resize(ty, (w // 2, h // 2), interpolation=cv2.INTER_AREA).ravel(),
+                    cv2.resize(tu, (w // 4, h // 4), interpolation=cv2.INTER_AREA).ravel(),
+                    cv2.resize(tv, (w // 4, h // 4), interpolation=cv2.INTER_AREA).ravel(),
+                ]
+            )
+        )
+    if not numbers:
+        return Thumbs(
+            np.zeros(0, np.int64),
+            np.zeros((0, _Y_PIX + 2 * _C_PIX), np.uint8),
+            np.zeros((0, (_Y_PIX + 2 * _C_PIX) // 4), np.uint8),
+        )
+    return Thumbs(np.array(numbers, np.int64), np.stack(full), np.stack(half))
+
+
+def chunk_bounds(index: FrameIndex, workers: int) -> list[tuple[int, int]]:
+    """Split ``[0, len(index))`` at keyframes into about ``2 * workers`` chunks of
+    ``CHUNK_MIN``..``CHUNK_MAX`` frames (one chunk for short files or one worker)."""
+    n = len(index)
+    if workers <= 1 or n < 2 * CHUNK_MIN or index.synthetic:
         return [(0, n)]
-    y = luma.astype(np.float32)
-    diff = np.abs(y[1:] - y[:-1]).mean(axis=(1, 2))
-    # A flash: frame i differs from both neighbours but i-1 and i+1 look alike.
-    skip = np.abs(y[2:] - y[:-2]).mean(axis=(1, 2)) if len(y) > 2 else np.zeros(0)
-    cuts = [0]
-    for i, d in enumerate(diff):
-        lo = max(0, i - 12)
-        base = np.median(diff[lo:i]) if i > lo else 0.0
-        score = d / (base + 1.0)
-        frame = int(numbers[i + 1])
-        is_flash = i < len(skip) and skip[i] < 0.3 * d
-        if score > threshold and d > 8.0 and not is_flash and frame - cuts[-1] >= min_frames:
-            cuts.append(frame)
-    bounds = cuts + [n]
+    count = max(2 * workers, -(-n // CHUNK_MAX))
+    count = min(count, n // CHUNK_MIN)
+    keyframes = np.searchsorted(index.pts, index.keyframe_pts)
+    keyframes = keyframes[(keyframes > 0) & (keyframes < n)]
+    targets = np.arange(1, count) * n / count
+    if keyframes.size == 0:
+        return [(0, n)]
+    snapped = keyframes[np.clip(np.searchsorted(keyframes, targets), 0, keyframes.size - 1)]
+    edges = np.unique(np.concatenate([[0], snapped, [n]]))
+    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
+
+
+def _workers() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def iter_thumbs(path: str, index: FrameIndex, workers: int | None = None) -> Iterator[Thumbs]:
+    """Thumbnails of the whole file, chunk by chunk in order, chunks decoded concurrently."""
+    bounds = chunk_bounds(index, workers or _workers())
+    if len(bounds) == 1:
+        yield read_thumbs(path, index, 0, None)
+        return
+    with cf.ThreadPoolExecutor(workers or _workers(), thread_name_prefix="shots") as pool:
+        yield from pool.map(lambda b: read_thumbs(path, index, *b), bounds)
+
+
+# --------------------------------------------------------------------------- features
+
+
+@dataclass
+class Features:
+    """Per-frame features (arrays of length N, position j = frame ``numbers[j]``); values
+    needing frames before the first are NaN. See the module docstring for the meaning."""
+
+    numbers: np.ndarray
+    d1: np.ndarray  # mean |Y|+|U|+|V| difference to the previous frame
+    h1: np.ndarray  # histogram TV distance to the previous frame (0-1)
+    lag: np.ndarray  # [FLASH_SPAN + 1, N] half-size difference to frame j - k, k = 1..
+    h_long: np.ndarray  # histogram distance to frame j - 2L
+    d_long: np.ndarray  # half-size difference to frame j - 2L
+    resid: np.ndarray  # half-size |Y[j-L] - (Y[j-2L] + Y[j]) / 2|
+    mean_y: np.ndarray
+    std_y: np.ndarray
+    half_window: int  # L
+
+
+def _absdiff_mean(x: np.ndarray, k: int, parts: tuple[int, int]) -> np.ndarray:
+    """Mean |x[j] - x[j-k]| per plane, summed over Y, U, V (length len(x) - k)."""
+    d = cv2.absdiff(x[k:], x[:-k])
+    ny, nc = parts
+    y = d[:, :ny].sum(axis=1, dtype=np.uint32) / ny
+    c = d[:, ny:].sum(axis=1, dtype=np.uint32) / nc
+    return (y + c).astype(np.float32)
+
+
+def _cdfs(full: np.ndarray) -> np.ndarray:
+    """Per frame, the cumulative Y/U/V histograms (fractions), each divided by its bin count
+    so that ``sum |cdf_a - cdf_b| / 3`` is the mean 1-D earth mover's distance in [0, 1]:
+    float32[N, 64]. Unlike bin-wise distances it changes smoothly as colours drift."""
+    n = full.shape[0]
+    yb = full[:, :_Y_PIX] >> 3
+    ub = (full[:, _Y_PIX : _Y_PIX + _C_PIX] >> 4) + 32
+    vb = (full[:, _Y_PIX + _C_PIX :] >> 4) + 48
+    bins = np.concatenate([yb, ub, vb], axis=1).astype(np.int64)
+    bins += (np.arange(n, dtype=np.int64) * 64)[:, None]
+    counts = np.bincount(bins.ravel(), minlength=n * 64).reshape(n, 64).astype(np.float32)
+    out = np.empty_like(counts)
+    for lo, hi, pix in ((0, 32, _Y_PIX), (32, 48, _C_PIX), (48, 64, _C_PIX)):
+        out[:, lo:hi] = np.cumsum(counts[:, lo:hi], axis=1) / (pix * (hi - lo))
+    return out
+
+
+def _tv(cdf: np.ndarray, k: int) -> np.ndarray:
+    """Colour distribution distance between frames j and j-k, in [0, 1] (length len - k)."""
+    return np.abs(cdf[k:] - cdf[:-k]).sum(axis=1) / 3.0
+
+
+def _lagged(values: np.ndarray, k: int, total: int) -> np.ndarray:
+    """Left-pad a length ``total - k`` lag series with NaN to ``total``."""
+    out = np.full(total, np.nan, np.float32)
+    out[k:] = values
+    return out
+
+
+def chunk_features(t: Thumbs, half_window: int) -> Features:
+    """Features of every frame of ``t`` (a tail of previous frames may lead it)."""
+    n, big, lw = len(t), 2 * half_window, half_window
+    hist = _cdfs(t.full)
+    parts_full, parts_half = (_Y_PIX, _C_PIX), (_Y_PIX // 4, _C_PIX // 4)
+    d1 = _lagged(_absdiff_mean(t.full, 1, parts_full), 1, n) if n > 1 else np.full(n, np.nan)
+    h1 = _lagged(_tv(hist, 1), 1, n) if n > 1 else np.full(n, np.nan)
+    lag = np.full((FLASH_SPAN + 1, n), np.nan, np.float32)
+    for k in range(1, FLASH_SPAN + 2):
+        if n > k:
+            lag[k - 1] = _lagged(_absdiff_mean(t.half, k, parts_half), k, n)
+    h_long = np.full(n, np.nan, np.float32)
+    d_long = np.full(n, np.nan, np.float32)
+    resid = np.full(n, np.nan, np.float32)
+    if n > big:
+        h_long = _lagged(_tv(hist, big), big, n)
+        d_long = _lagged(_absdiff_mean(t.half, big, parts_half), big, n)
+        hf = t.half.astype(np.int16)
+        mid = 2 * hf[lw : n - lw] - hf[: n - big] - hf[big:]  # 2 * (middle - mean of ends)
+        ay = np.abs(mid[:, : _Y_PIX // 4]).mean(axis=1) / 2
+        ac = np.abs(mid[:, _Y_PIX // 4 :]).mean(axis=1)  # two chroma planes: mean * 2 / 2
+        resid = _lagged((ay + ac).astype(np.float32), big, n)
+    y = t.full[:, :_Y_PIX].astype(np.float32)
+    return Features(
+        t.numbers, d1, h1, lag, h_long, d_long, resid, y.mean(axis=1), y.std(axis=1), half_window
+    )
+
+
+def _cat(parts: list[Features], half_window: int) -> Features:
+    if not parts:
+        z = np.zeros(0, np.float32)
+        return Features(
+            np.zeros(0, np.int64), z, z, np.zeros((FLASH_SPAN + 1, 0)), z, z, z, z, z, half_window
+        )
+
+    def cat(name: str, axis: int = 0) -> np.ndarray:
+        return np.concatenate([getattr(p, name) for p in parts], axis=axis)
+
+    return Features(
+        cat("numbers"),
+        cat("d1"),
+        cat("h1"),
+        cat("lag", 1),
+        cat("h_long"),
+        cat("d_long"),
+        cat("resid"),
+        cat("mean_y"),
+        cat("std_y"),
+        half_window,
+    )
+
+
+def features(
+    path: str, index: FrameIndex, fps: float = 25.0, workers: int | None = None
+) -> Features:
+    """Per-frame features of a whole file (chunks decoded concurrently, see module doc)."""
+    half_window = max(2, round(0.2 * fps))
+    keep = max(2 * half_window, FLASH_SPAN + 1)
+    parts: list[Features] = []
+    tail: Thumbs | None = None
+    for chunk in iter_thumbs(path, index, workers):
+        if len(chunk) == 0:
+            continue
+        joined = chunk if tail is None else Thumbs.concat(tail, chunk)
+        f = chunk_features(joined, half_window)
+        skip = len(joined) - len(chunk)
+        parts.append(_slice(f, skip))
+        tail = joined.tail(min(keep, len(joined)))
+    return _cat(parts, half_window)
+
+
+def _slice(f: Features, start: int) -> Features:
+    return Features(
+        f.numbers[start:],
+        f.d1[start:],
+        f.h1[start:],
+        f.lag[:, start:],
+        f.h_long[start:],
+        f.d_long[start:],
+        f.resid[start:],
+        f.mean_y[start:],
+        f.std_y[start:],
+        f.half_window,
+    )
+
+
+# --------------------------------------------------------------------------- decisions
+
+
+def _rolling_median(x: np.ndarray, radius: int) -> np.ndarray:
+    """Median of ``x[j-radius .. j+radius]`` without ``x[j]`` (NaNs ignored, edge-padded)."""
+    n = x.size
+    if n == 0:
+        return x
+    padded = np.pad(np.nan_to_num(x, nan=0.0), radius, mode="edge")
+    win = np.lib.stride_tricks.sliding_window_view(padded, 2 * radius + 1).copy()
+    win[:, radius] = np.nan
+    return np.nanmedian(win, axis=1)
+
+
+def _bridged(f: Features, ratio: float = 0.4) -> np.ndarray:
+    """Per frame j: some frame in ``(j-1, j+FLASH_SPAN]`` looks like one in
+    ``[j-1-FLASH_SPAN, j-1]`` at a lag >= 2 (difference < ``ratio`` x the jump at j)."""
+    n = f.numbers.size
+    best = np.full(n, np.inf, np.float32)
+    for k in range(2, FLASH_SPAN + 2):
+        dk = np.nan_to_num(f.lag[k - 1], nan=np.inf)  # dk[b] = D(b - k, b)
+        padded = np.concatenate([dk, np.full(k, np.inf, np.float32)])
+        # pairs (a, b = a + k) with a <= j - 1 < j <= b, i.e. b in [j, j + k - 1]
+        win = np.lib.stride_tricks.sliding_window_view(padded, k)[:n]
+        best = np.minimum(best, win.min(axis=1))
+    jump = np.nan_to_num(f.lag[0], nan=0.0)
+    return best < ratio * jump
+
+
+def hard_cuts(f: Features, threshold: float, min_content: float) -> list[tuple[int, float]]:
+    """``(position j, score)`` of hard-cut candidates (flashes removed)."""
+    c = np.nan_to_num(f.d1 + 50.0 * f.h1, nan=0.0)
+    base = _rolling_median(c, max(4, 2 * f.half_window))
+    ratio = c / (base + 1.0)
+    cand = (c >= min_content) & (ratio >= threshold)
+    cand[0] = False
+    cand &= ~_bridged(f)
+    return [(int(j), float(ratio[j])) for j in np.flatnonzero(cand)]
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """``[start, end)`` of each run of True in ``mask``."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
+    return list(zip(edges[0::2].tolist(), edges[1::2].tolist()))
+
+
+def dissolves(f: Features, gradual: float, min_content: float) -> list[tuple[int, float]]:
+    """``(position, score)`` of dissolve centres; see the module docstring."""
+    if gradual <= 0 or f.numbers.size <= 2 * f.half_window:
+        return []
+    lw, big = f.half_window, 2 * f.half_window
+    d1 = np.nan_to_num(f.d1, nan=np.inf)
+    step_max = np.lib.stride_tricks.sliding_window_view(
+        np.concatenate([np.full(big - 1, np.inf, np.float32), d1]), big
+    ).max(axis=1)  # largest single step in (j - 2L, j]
+    dl = np.nan_to_num(f.d_long, nan=0.0)
+    ok = (
+        (np.nan_to_num(f.h_long, nan=0.0) >= gradual)
+        & (dl >= 2 * min_content)
+        & (step_max <= 0.5 * dl)
+        & (np.nan_to_num(f.resid, nan=np.inf) <= 0.25 * dl)
+    )
+    out = []
+    for a, b in _merge(_runs(ok), gap=lw):
+        centre = (a + b - 1) // 2 - lw  # window end j -> window middle j - L
+        if centre > 0:
+            out.append((centre, float(dl[a:b].max())))
+    return out
+
+
+def _merge(runs: list[tuple[int, int]], gap: int) -> list[tuple[int, int]]:
+    """Join runs separated by at most ``gap`` positions."""
+    out: list[tuple[int, int]] = []
+    for a, b in runs:
+        if out and a - out[-1][1] <= gap:
+            out[-1] = (out[-1][0], b)
+        else:
+            out.append((a, b))
+    return out
+
+
+def fades(f: Features) -> list[tuple[int, int, int]]:
+    """``(centre, start, end)`` of dips to black strictly inside the asset."""
+    n = f.numbers.size
+    dark = (f.mean_y <= 28.0) & (f.std_y <= 8.0)
+    out = []
+    for a, b in _runs(dark):
+        if a == 0 or b == n:
+            continue
+        s, e = a, b
+        while s > 0 and f.mean_y[s - 1] > f.mean_y[s] + 0.2:
+            s -= 1
+        while e < n and f.mean_y[e] > f.mean_y[e - 1] + 0.2:
+            e += 1
+        if a - s >= 2 or e - b >= 2:  # entered or left by a ramp
+            out.append(((a + b) // 2, s, e))
+    return out
+
+
+def detect(
+    f: Features, threshold: float, min_frames: int, min_content: float, gradual: float
+) -> list[int]:
+    """Cut frame numbers, sorted, at least ``min_frames`` apart and from both ends."""
+    n = f.numbers.size
+    dips = fades(f)
+    inside = np.zeros(n, bool)
+    for _, s, e in dips:
+        inside[s:e] = True
+    ranked = [(3, score, j) for j, score in hard_cuts(f, threshold, min_content) if not inside[j]]
+    ranked += [(2, 0.0, j) for j, _, _ in dips]
+    ranked += [(1, score, j) for j, score in dissolves(f, gradual, min_content) if not inside[j]]
+    ranked.sort(reverse=True)
+    accepted: list[int] = []
+    for _, _, j in ranked:
+        if j < min_frames or j > n - min_frames:
+            continue
+        if all(abs(j - a) >= min_frames for a in accepted):
+            accepted.append(j)
+    return sorted(int(f.numbers[j]) for j in accepted)
+
+
+def spans(cuts: list[int], frame_count: int) -> list[tuple[int, int]]:
+    """Spans ``[start, end)`` covering ``[0, frame_count)`` split at ``cuts``."""
+    bounds = [0, *[c for c in cuts if 0 < c < frame_count], frame_count]
     return [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]

@@ -360,3 +360,34 @@ def read_luma(
         shapes = [(0, h, w)] + ([(0, (h + 1) // 2, (w + 1) // 2)] * 2 if chroma else [])
         planes = [np.empty(s, dtype=np.uint8) for s in shapes]
     return (numbers, *planes)
+
+
+def iter_planes(
+    path: PathLike,
+    index: FrameIndex | None = None,
+    start_frame: int = 0,
+    end_frame: int | None = None,
+) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+    """Yield ``(n, y, u, v)`` for every frame in ``[start_frame, end_frame)``: the decoded
+    4:2:0 planes at native size (u, v at half width and height), no copy, no conversion.
+
+    For callers that reduce each frame themselves (e.g. to a tiny thumbnail with their own
+    resampling): the arrays are read-only views of the decoder's frame (they keep it alive;
+    copy what you keep at full size). Non-4:2:0 video is converted to yuv420p first. Same
+    numbering, seeking, threading and error contract as :func:`read_frames`.
+    """
+    p, index, start, end = _prepare(path, index, start_frame, end_frame)
+    wanted = np.arange(start, end, dtype=np.int64)
+
+    def native(frame: av.VideoFrame) -> tuple[np.ndarray, ...]:
+        f = _planar(frame, chroma=True)
+        cw, ch = (f.width + 1) // 2, (f.height + 1) // 2
+        planes = f.planes
+        return (
+            _plane(planes[0], f.width, f.height),
+            _plane(planes[1], cw, ch),
+            _plane(planes[2], cw, ch),
+        )
+
+    for n, (y, u, v) in _decode_wanted(p, index, wanted, native):  # type: ignore[misc]
+        yield n, y, u, v

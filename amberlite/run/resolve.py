@@ -101,10 +101,23 @@ class Resolver:
         return f"{key.label}/{key.params_key}"
 
     def entity_sql(
-        self, entity_type: str, asset_ids: Sequence[str] | None, producer: str | None = None
+        self,
+        entity_type: str,
+        asset_ids: Sequence[str] | None,
+        producer: str | None = None,
+        entity_ids: Sequence[str] | None = None,
     ) -> tuple[str, dict[str, Any]]:
-        """SQL selecting (entity_id, asset_id) of a scope (None: every asset), and its
-        parameters."""
+        """SQL selecting (entity_id, asset_id) of a scope (None: every asset; ``entity_ids``
+        narrows it to those entities), and its parameters."""
+        sql, params = self._entity_sql(entity_type, asset_ids, producer)
+        if entity_ids is None:
+            return sql, params
+        params["eids"] = list(entity_ids)
+        return f"SELECT * FROM ({sql}) WHERE entity_id IN (SELECT unnest($eids::TEXT[]))", params
+
+    def _entity_sql(
+        self, entity_type: str, asset_ids: Sequence[str] | None, producer: str | None
+    ) -> tuple[str, dict[str, Any]]:
         params: dict[str, Any] = {}
         scope = "TRUE"
         if asset_ids is not None:
@@ -128,10 +141,15 @@ class Resolver:
 
     # -- claims -------------------------------------------------------------------------------
     def _scope(
-        self, con, key: MemoKey, spec: FeatureSpec, asset_ids: Sequence[str] | None
+        self,
+        con,
+        key: MemoKey,
+        spec: FeatureSpec,
+        asset_ids: Sequence[str] | None,
+        entity_ids: Sequence[str] | None = None,
     ) -> tuple[str, dict[str, Any]]:
         """SQL of the scope's entities with is_stored / is_failed / is_held flags."""
-        ents_sql, params = self.entity_sql(spec.entity, asset_ids)
+        ents_sql, params = self.entity_sql(spec.entity, asset_ids, entity_ids=entity_ids)
         files = self.store.memo.files(key, con)
         params.update(feature=key.feature, version=key.version, pkey=key.params_key)
         stored_sql = "SELECT NULL::TEXT AS entity_id WHERE false"
@@ -160,16 +178,21 @@ class Resolver:
             f"""SELECT count(*), count_if(is_stored), count_if(NOT is_stored AND is_failed),
                        count_if(NOT is_stored AND is_held) FROM ({base})""",
             params,
-        ).fetchone()
+        ).fetchall()[0]
         return {"requested": row[0], "stored": row[1], "failed": row[2], "held": row[3]}
 
     def _claim(
-        self, key: MemoKey, spec: FeatureSpec, asset_ids: Sequence[str] | None, retry_failed: bool
+        self,
+        key: MemoKey,
+        spec: FeatureSpec,
+        asset_ids: Sequence[str] | None,
+        retry_failed: bool,
+        entity_ids: Sequence[str] | None = None,
     ) -> tuple[list[tuple[str, str]], dict[str, int]]:
         """In one write transaction: count the scope, claim what nobody has or holds."""
         with self.store.catalog.write() as con:
             self._drop_stale_claims(con, key)
-            base, params = self._scope(con, key, spec, asset_ids)
+            base, params = self._scope(con, key, spec, asset_ids, entity_ids)
             counts = self._counts(con, base, params)
             cond = "NOT is_stored AND NOT is_held" + ("" if retry_failed else " AND NOT is_failed")
             todo = con.execute(
@@ -184,6 +207,23 @@ class Resolver:
                     [*key.sql_args(), self.owner, HOST, os.getpid(), now(), [t[0] for t in todo]],
                 )
         return todo, counts
+
+    def counts(
+        self,
+        spec: FeatureSpec,
+        params: Mapping[str, Any] | None,
+        asset_ids: Sequence[str] | None,
+        entity_ids: Sequence[str] | None = None,
+        con=None,
+    ) -> dict[str, int]:
+        """Requested / stored / failed / held counts of one feature over a scope, in one
+        shared-lock read (or on ``con``, an open catalog connection); computes and claims
+        nothing."""
+        if con is None:
+            with self.store.catalog.read() as con:
+                return self.counts(spec, params, asset_ids, entity_ids, con)
+        base, qparams = self._scope(con, memo_key(spec, params), spec, asset_ids, entity_ids)
+        return {k: int(v or 0) for k, v in self._counts(con, base, qparams).items()}
 
     def is_complete(
         self, spec: FeatureSpec, params: Mapping[str, Any] | None, asset_ids: Sequence[str] | None
@@ -249,9 +289,13 @@ class Resolver:
         executor: str | Executor | None = None,
         trigger: str = "request",
         progress: bool | None = None,
+        entity_ids: Sequence[str] | None = None,
         _done: set[tuple[str, str]] | None = None,
     ) -> RunStats:
-        """Make every entity of ``spec.entity`` in the asset scope have a value or a failure."""
+        """Make every entity of ``spec.entity`` in the asset scope have a value or a failure.
+
+        ``entity_ids`` narrows the scope to those entities of ``spec.entity`` (and of inputs
+        over the same entity type); inputs over assets keep the asset scope."""
         key = memo_key(spec, params)
         done = _done if _done is not None else set()
         stats = RunStats(spec.key)
@@ -272,6 +316,7 @@ class Resolver:
                         executor=exe,
                         trigger=trigger,
                         progress=progress,
+                        entity_ids=entity_ids if dep.entity == spec.entity else None,
                         _done=done,
                     )
                 )
@@ -299,7 +344,7 @@ class Resolver:
         bar = None
         try:
             while True:
-                todo, counts = self._claim(key, spec, asset_ids, retry_failed)
+                todo, counts = self._claim(key, spec, asset_ids, retry_failed, entity_ids)
                 if first:
                     stats.requested, stats.stored = counts["requested"], counts["stored"]
                     stats.skipped_failed = 0 if retry_failed else counts["failed"]
@@ -428,8 +473,8 @@ class Resolver:
                 ok_assets = [ok_assets[i] for i in keep]
                 values = values.take(pa.array(keep, type=pa.int64()))
             hook = _insert_entities(rows)
-        aside = None
-        if ok_ids:
+        aside = getattr(result, "aside", None)  # a Ray worker already wrote the batch aside
+        if ok_ids and aside is None:
             table = pa.table(
                 {
                     ENTITY_ID: pa.array(ok_ids, pa.string()),

@@ -1,0 +1,282 @@
+"""Built-in shot features for match cutting: descriptors, near-duplicates, and one embedding
+per match type.
+
+* ``shot_embedding`` -- a compact descriptor of a shot (804 float32, L2-normalized): a
+  square-rooted Lab colour histogram (3x4x4 bins) plus the coarse Lab layout (12x7; lightness
+  zero-mean, chroma absolute) of three frames at 1/4, 1/2 and 3/4 of the shot, the two
+  parts weighted equally.
+* ``dedup`` -- per asset, near-duplicate shots (cosine of ``shot_embedding`` >= ``threshold``)
+  are grouped greedily in time order; the earliest of each group is kept (True), later
+  copies are dropped (False).
+* ``match_color`` -- the shot's palette: a joint Lab histogram (L 4 x a 8 x b 8 bins, smoothed
+  over neighbouring bins), square-rooted and L2-normalized, so that the cosine of two
+  palettes is their Bhattacharyya coefficient.
+* ``match_framing`` -- where the mass of the picture is: a binary foreground mask on a 32x18
+  grid, majority vote over sampled frames. Each frame's foreground is boundary-contrast
+  saliency (Lab distance to the median colour of the frame border, the "background prior")
+  thresholded with Otsu's method, then refined by OpenCV GrabCut seeded with that mask.
+  Two masks are compared by IoU.
+* ``match_motion`` -- camera and subject movement from dense optical flow (OpenCV Farneback on
+  160x90 grey frames sampled at 10 fps): an 8-direction histogram of the camera pan (median
+  flow) and an 8-direction, magnitude-weighted histogram of the subject motion (flow minus
+  the pan), in frame widths per second, L2-normalized; a still shot is all zeros (nothing to
+  match on).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from fractions import Fraction
+
+import cv2
+import numpy as np
+import pyarrow as pa
+
+from amberlite.define.decorators import feature
+from amberlite.media.decode import Decode, read_batch
+
+LAYOUT = (12, 7)  # shot_embedding layout grid, width x height
+EMBED_DIM = 3 * 4 * 4 + 3 * 3 * LAYOUT[0] * LAYOUT[1]
+COLOR_BINS = (4, 8, 8)
+COLOR_DIM = int(np.prod(COLOR_BINS))
+GRID = (32, 18)  # framing mask grid, width x height
+FRAMING_DIM = GRID[0] * GRID[1]
+MOTION_DIM = 16
+_EPS = 1e-9
+
+
+# --------------------------------------------------------------------------- sampling helpers
+
+
+def sample_frames(shot, count: int) -> np.ndarray:
+    """Up to ``count`` frames of the shot, evenly spaced (decoded with the feature's settings).
+
+    A shot too short for the feature's fps sampling falls back to its middle frame.
+    """
+    _, frames = shot.frames_with_numbers()
+    if len(frames) == 0:
+        mid = (shot.start_frame + shot.end_frame) // 2
+        decode = Decode(size=shot.asset.decode.size, format=shot.asset.decode.format)
+        _, frames = read_batch(shot.asset.path, mid, mid + 1, decode, shot.asset.index)
+    if len(frames) <= count:
+        return frames
+    pick = np.linspace(0, len(frames) - 1, count).round().astype(int)
+    return frames[pick]
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    norm = float(np.linalg.norm(v))
+    return (v / norm).astype(np.float32) if norm > _EPS else np.zeros_like(v, dtype=np.float32)
+
+
+def lab_histogram(frames: np.ndarray, bins: tuple[int, int, int]) -> np.ndarray:
+    """Joint Lab histogram of RGB frames (N, H, W, 3), as counts over ``bins`` (L, a, b)."""
+    lab = cv2.cvtColor(frames.reshape(-1, 1, 3), cv2.COLOR_RGB2LAB).reshape(-1, 3)
+    hist = cv2.calcHist([lab.reshape(-1, 1, 3)], [0, 1, 2], None, list(bins), [0, 256] * 3)
+    return hist.astype(np.float64)
+
+
+def _smooth(hist: np.ndarray) -> np.ndarray:
+    """Spread each bin over its neighbours ([1, 2, 1] / 4 along every axis)."""
+    kernel = np.array([0.25, 0.5, 0.25])
+    for axis in range(hist.ndim):
+        hist = np.apply_along_axis(lambda r: np.convolve(r, kernel, mode="same"), axis, hist)
+    return hist
+
+
+# --------------------------------------------------------------------------- shot_embedding
+
+
+@feature(
+    entity="shot",
+    version=1,
+    output=pa.list_(pa.float32(), EMBED_DIM),
+    decode=Decode(size=(64, 36), fps=Fraction(8)),
+)
+def shot_embedding(shot) -> np.ndarray:
+    """Compact shot descriptor: Lab colour histogram + coarse luma layout, L2-normalized."""
+    frames = sample_frames(shot, 64)
+    colour = _unit(np.sqrt(lab_histogram(frames, (3, 4, 4)).ravel()))
+    pick = np.linspace(0, len(frames) - 1, 5).round().astype(int)[1:4]
+    layout = []
+    for frame in frames[pick]:
+        small = cv2.resize(frame, LAYOUT, interpolation=cv2.INTER_AREA)
+        lab = cv2.cvtColor(small, cv2.COLOR_RGB2LAB).astype(np.float32)
+        lab[..., 0] -= lab[..., 0].mean()  # lightness pattern; chroma kept absolute
+        lab[..., 1:] -= 128.0
+        layout.append(lab.ravel())
+    return _unit(np.concatenate([colour, _unit(np.concatenate(layout))]))
+
+
+# --------------------------------------------------------------------------- dedup
+
+
+def keep_first(embeddings: np.ndarray, threshold: float) -> np.ndarray:
+    """Greedy near-duplicate grouping in row order: a row is kept unless its cosine with an
+    earlier kept row is >= ``threshold``. Rows must be L2-normalized (zeros never match)."""
+    n = len(embeddings)
+    keep = np.ones(n, dtype=bool)
+    if n < 2:
+        return keep
+    sims = embeddings @ embeddings.T
+    for i in range(1, n):
+        if np.any(sims[i, :i][keep[:i]] >= threshold):
+            keep[i] = False
+    return keep
+
+
+@feature(
+    entity="shot",
+    version=1,
+    output=pa.bool_(),
+    inputs=["shot_embedding"],
+    params={"threshold": 0.95},
+    batch="asset",
+)
+def dedup(shots: Sequence, shot_embedding, threshold: float = 0.95) -> list[bool]:
+    """True for the earliest shot of each group of near-duplicates in an asset."""
+    order = sorted(range(len(shots)), key=lambda i: shots[i].start_frame)
+    rows = [
+        np.asarray(shot_embedding[i], dtype=np.float32)
+        if shot_embedding[i] is not None
+        else np.zeros(EMBED_DIM, np.float32)
+        for i in order
+    ]
+    kept = keep_first(np.stack(rows), float(threshold))
+    out = [True] * len(shots)
+    for pos, i in enumerate(order):
+        out[i] = bool(kept[pos])
+    return out
+
+
+# --------------------------------------------------------------------------- colour
+
+
+@feature(
+    entity="shot",
+    version=1,
+    output=pa.list_(pa.float32(), COLOR_DIM),
+    decode=Decode(size=(64, 36), fps=Fraction(4)),
+)
+def match_color(shot) -> np.ndarray:
+    """Palette of the shot: smoothed joint Lab histogram, square-rooted, L2-normalized."""
+    frames = sample_frames(shot, 16)
+    return _unit(np.sqrt(_smooth(lab_histogram(frames, COLOR_BINS)).ravel()))
+
+
+# --------------------------------------------------------------------------- framing
+
+
+def saliency(frame: np.ndarray) -> np.ndarray:
+    """Boundary-contrast saliency of an RGB frame: Lab distance of each pixel to the median
+    colour of the frame's 2-pixel border (the background prior), float32 HxW."""
+    lab = cv2.cvtColor(frame, cv2.COLOR_RGB2LAB).astype(np.float32)
+    border = np.concatenate(
+        [lab[:2].reshape(-1, 3), lab[-2:].reshape(-1, 3), lab[:, :2].reshape(-1, 3)]
+        + [lab[:, -2:].reshape(-1, 3)]
+    )
+    return np.linalg.norm(lab - np.median(border, axis=0), axis=2)
+
+
+def foreground_mask(frame: np.ndarray, min_contrast: float = 12.0) -> np.ndarray:
+    """Foreground of one RGB frame as a bool HxW mask: saliency, Otsu, then GrabCut.
+
+    Pixels less than ``min_contrast`` Lab units from the background never count (a flat or
+    textured frame with no subject gives an empty mask).
+    """
+    sal = saliency(frame)
+    if sal.max() < min_contrast:
+        return np.zeros(sal.shape, dtype=bool)
+    scaled = np.clip(sal * (255.0 / sal.max()), 0, 255).astype(np.uint8)
+    otsu, _ = cv2.threshold(scaled, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    seed = (scaled > otsu) & (sal >= min_contrast)
+    if seed.sum() < 4 or (~seed).sum() < 4:
+        return seed
+    gc = np.where(seed, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
+    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    try:
+        cv2.grabCut(frame[:, :, ::-1].copy(), gc, None, bgd, fgd, 2, cv2.GC_INIT_WITH_MASK)
+    except cv2.error:
+        return seed
+    return (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)
+
+
+def grid_mask(mask: np.ndarray, grid: tuple[int, int] = GRID) -> np.ndarray:
+    """A bool mask area-resized to ``grid`` (width, height), cells at least half covered."""
+    cover = cv2.resize(mask.astype(np.float32), grid, interpolation=cv2.INTER_AREA)
+    return cover >= 0.5
+
+
+@feature(
+    entity="shot",
+    version=1,
+    output=pa.list_(pa.float32(), FRAMING_DIM),
+    decode=Decode(size=(96, 54), fps=Fraction(2)),
+)
+def match_framing(shot) -> np.ndarray:
+    """Foreground silhouette on a 32x18 grid (1 = subject), majority vote over frames."""
+    frames = sample_frames(shot, 7)
+    votes = np.mean([grid_mask(foreground_mask(f)) for f in frames], axis=0)
+    return (votes >= 0.5).astype(np.float32).ravel()
+
+
+# --------------------------------------------------------------------------- motion
+
+
+def direction_histogram(dx: np.ndarray, dy: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """8-bin histogram of flow directions, each vector spread over its two nearest bins."""
+    pos = (np.arctan2(dy, dx) % (2 * np.pi)) / (2 * np.pi / 8)
+    lo = np.floor(pos).astype(int) % 8
+    frac = pos - np.floor(pos)
+    hist = np.bincount(lo.ravel(), (weight * (1 - frac)).ravel(), minlength=8)
+    hist += np.bincount(((lo + 1) % 8).ravel(), (weight * frac).ravel(), minlength=8)
+    return hist
+
+
+def flow_descriptor(frames: np.ndarray, times: np.ndarray, max_pairs: int = 12) -> np.ndarray:
+    """Camera + subject motion of grey frames (N, H, W) shown at ``times`` seconds.
+
+    Per consecutive pair: Farneback flow in frame widths per second; the camera pan is the
+    median flow, the subject motion the remaining flow. Each is an 8-bin direction histogram
+    (camera weighted by pan speed, subject by magnitude and area); the median over pairs is
+    L2-normalized. Zeros when the shot does not move (speeds below 1% of a width per second).
+    """
+    if len(frames) < 2:
+        return np.zeros(MOTION_DIM, np.float32)
+    starts = np.unique(np.linspace(0, len(frames) - 2, min(max_pairs, len(frames) - 1)).round())
+    width = frames.shape[2]
+    per_pair = []
+    for i in starts.astype(int):
+        dt = max(float(times[i + 1] - times[i]), 1e-3)
+        flow = cv2.calcOpticalFlowFarneback(
+            frames[i], frames[i + 1], None, 0.5, 3, 15, 3, 5, 1.2, 0
+        ) / (width * dt)
+        pan = np.median(flow.reshape(-1, 2), axis=0)
+        rest = flow - pan
+        mag = np.hypot(rest[..., 0], rest[..., 1])
+        moving = mag > 0.02
+        camera = direction_histogram(pan[:1], pan[1:], np.array([np.hypot(*pan)]))
+        subject = direction_histogram(rest[..., 0], rest[..., 1], mag * moving) / mag.size
+        per_pair.append(np.concatenate([2.0 * camera, 4.0 * subject]))
+    vec = np.median(np.stack(per_pair), axis=0)
+    if np.abs(vec).max() < 0.01:
+        return np.zeros(MOTION_DIM, np.float32)
+    return _unit(vec)
+
+
+@feature(
+    entity="shot",
+    version=1,
+    output=pa.list_(pa.float32(), MOTION_DIM),
+    decode=Decode(size=(160, 90), fps=Fraction(10), format="gray"),
+)
+def match_motion(shot) -> np.ndarray:
+    """Camera pan and subject movement (Farneback optical flow), L2-normalized; 0 if still."""
+    numbers, frames = shot.frames_with_numbers()
+    if len(frames) < 2:
+        decode = Decode(size=(160, 90), format="gray")
+        numbers, frames = read_batch(
+            shot.asset.path, shot.start_frame, shot.end_frame, decode, shot.asset.index
+        )
+    times = np.array([shot.asset.time_of(int(n)) for n in numbers])
+    return flow_descriptor(frames, times)

@@ -1,0 +1,291 @@
+"""Match cutting: find pairs of shots that cut well into each other, by colour, framing or
+motion, within and across videos.
+
+Every stage is a memoized feature of the store: ``shots`` (segmenter) -> ``shot_embedding``
+-> ``dedup``, and one embedding per match type (``match_color``, ``match_framing``,
+``match_motion``; see :mod:`amberlite.library.matchcut`). Asking for a second match type, or
+adding a video, computes only what is not stored yet. Pairs are scored on torch with blocked
+matrix products and a global top k (:mod:`amberlite.library.pairs`).
+
+Example:
+    >>> import amberlite
+    >>> from amberlite.matchcut import top_pairs
+    >>> store = amberlite.open("store")                             # doctest: +SKIP
+    >>> top_pairs(store, ["film1", "film2"], "framing", top=10)     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from amberlite.errors import AmberliteError, ResolveError
+from amberlite.library.pairs import top_k_pairs
+from amberlite.run.resolve import RunStats
+
+# match type -> (feature, metric)
+MATCH_TYPES: dict[str, tuple[str, str]] = {
+    "color": ("match_color", "cosine"),
+    "framing": ("match_framing", "iou"),
+    "motion": ("match_motion", "cosine"),
+}
+DEDUP = "dedup"
+PAIR_COLUMNS = [
+    "asset_a",
+    "shot_a",
+    "start_a",
+    "end_a",
+    "asset_b",
+    "shot_b",
+    "start_b",
+    "end_b",
+    "score",
+]
+
+
+@dataclass(frozen=True)
+class MatchSpec:
+    """A resolved match type: the shot feature that embeds it and how pairs are scored."""
+
+    match_type: str
+    feature: str
+    metric: str
+
+
+def resolve_match_type(store, match_type: str) -> MatchSpec:
+    """``color``/``framing``/``motion``, or the name of any shot feature whose value is a
+    fixed-size float vector (scored by cosine, e.g. a learned embedding)."""
+    if match_type in MATCH_TYPES:
+        feat, metric = MATCH_TYPES[match_type]
+        return MatchSpec(match_type, feat, metric)
+    names = list(MATCH_TYPES) + store.registry.names()
+    if match_type not in store.registry.names():
+        raise ResolveError(f"unknown match type {match_type!r}", name=match_type, candidates=names)
+    spec = store.feature(match_type)
+    out = spec.output
+    if spec.entity != "shot" or not (
+        pa.types.is_fixed_size_list(out) and pa.types.is_floating(out.value_type)
+    ):
+        raise AmberliteError(
+            f"{match_type!r} cannot be a match type: it must be a shot feature whose value is "
+            f"a fixed-size float vector (it is over {spec.entity!r}, of type {out})"
+        )
+    return MatchSpec(match_type, match_type, "cosine")
+
+
+def computed_by_feature(stats: Sequence[RunStats]) -> dict[str, int]:
+    """Entities computed per feature@version over run stats and their inputs."""
+    out: dict[str, int] = {}
+
+    def walk(s: RunStats) -> None:
+        out[s.feature] = out.get(s.feature, 0) + s.computed
+        for child in s.inputs:
+            walk(child)
+
+    for s in stats:
+        walk(s)
+    return out
+
+
+def prepare(
+    store, assets: Sequence[str] | str | None, match_type: str, progress: bool | None = None
+) -> list[RunStats]:
+    """Compute whatever is missing for a match type over the assets (shots, dedup, the match
+    embedding); returns the resolver's run stats (nothing stored is computed again)."""
+    match = resolve_match_type(store, match_type)
+    return [
+        store.materialize(DEDUP, assets, progress=progress),
+        store.materialize(match.feature, assets, progress=progress),
+    ]
+
+
+def _vectors(table: pa.Table, dim: int) -> np.ndarray:
+    col = table.column(2).combine_chunks()
+    return col.flatten().to_numpy(zero_copy_only=False).reshape(len(col), dim).astype(np.float32)
+
+
+def candidate_shots(store, asset_ids: Sequence[str] | None, match: MatchSpec):
+    """(shots DataFrame, vectors) of the kept (dedup True) shots that have a match value,
+    sorted by asset and shot index. Shots whose values failed are left out."""
+    shots = store.entities("shot", asset_ids, compute=False)
+    spec = store.feature(match.feature)
+    table = store.read_values(spec, None, asset_ids)
+    dedup = store.read_values(store.feature(DEDUP), None, asset_ids)
+    kept = pl.from_arrow(dedup.select([0, 2]).rename_columns(["entity_id", "kept"]))
+    ids = pl.DataFrame(
+        {"entity_id": table.column(0).to_pylist(), "row": range(table.num_rows)},
+        schema={"entity_id": pl.String, "row": pl.Int64},
+    )
+    frame = (
+        shots.join(kept.filter(pl.col("kept")), on="entity_id")
+        .join(ids, on="entity_id")
+        .join(store.assets().select("asset_id", "alias"), on="asset_id")
+        .sort("asset_id", "idx")
+    )
+    vectors = _vectors(table, spec.output.list_size)[frame["row"].to_numpy()]
+    return frame, vectors
+
+
+def scored_pairs(
+    store,
+    assets: Sequence[str] | str | None,
+    match_type: str,
+    top: int = 10,
+    across_only: bool = False,
+) -> pl.DataFrame:
+    """The top pairs with every column the report needs (ids, frame spans, aliases); values
+    must be stored (see :func:`prepare`)."""
+    if not isinstance(top, int) or isinstance(top, bool) or top < 1:
+        raise AmberliteError(f"top must be a positive integer, got {top!r}")
+    match = resolve_match_type(store, match_type)
+    asset_ids = store.resolve_assets(assets)
+    frame, vectors = candidate_shots(store, asset_ids, match)
+    codes = frame["asset_id"].rank("dense").to_numpy().astype(np.int64)
+    found = top_k_pairs(
+        vectors,
+        top,
+        metric=match.metric,
+        groups=codes,
+        order=frame["idx"].to_numpy().astype(np.int64),
+        across_only=across_only,
+    )
+    cols = ["alias", "idx", "start_s", "end_s", "asset_id", "entity_id", "start_frame", "end_frame"]
+    a = frame.select(cols)[found.i]
+    b = frame.select(cols)[found.j]
+    renames = {"alias": "asset", "idx": "shot", "start_s": "start", "end_s": "end"}
+    out = pl.concat(
+        [
+            a.rename({c: f"{renames.get(c, c)}_a" for c in cols}),
+            b.rename({c: f"{renames.get(c, c)}_b" for c in cols}),
+            pl.DataFrame({"score": found.score.astype(np.float64)}),
+        ],
+        how="horizontal",
+    )
+    return out
+
+
+def top_pairs(
+    store,
+    assets: Sequence[str] | str | None = None,
+    match_type: str = "color",
+    top: int = 10,
+    across_only: bool = False,
+    progress: bool | None = None,
+) -> pl.DataFrame:
+    """The ``top`` best match-cut pairs of shots over ``assets`` (aliases or ids; None = all).
+
+    Computes what is missing first. Columns: asset_a, shot_a, start_a, end_a, asset_b, shot_b,
+    start_b, end_b, score (aliases, shot indices, seconds; best first). Adjacent shots and
+    near-duplicates (``dedup`` False) never pair; ``across_only`` keeps pairs of different
+    assets. Raises ResolveError for an unknown asset or match type.
+    """
+    prepare(store, assets, match_type, progress=progress)
+    return scored_pairs(store, assets, match_type, top, across_only).select(PAIR_COLUMNS)
+
+
+def match_cut(
+    store,
+    assets: Sequence[str] | str | None,
+    match_type: str = "color",
+    top: int = 10,
+    across_only: bool = False,
+    report_dir: str | os.PathLike[str] | None = None,
+    progress: bool | None = None,
+) -> pl.DataFrame:
+    """:func:`top_pairs`, plus ``report.html`` and ``contact_sheet.png`` in ``report_dir``
+    when given (last frame of shot A beside the first frame of shot B, with scores and
+    timecodes)."""
+    prepare(store, assets, match_type, progress=progress)
+    pairs = scored_pairs(store, assets, match_type, top, across_only)
+    if report_dir is not None:
+        from amberlite.report.matchcut import write_report
+
+        write_report(store, pairs, Path(report_dir), title=f"match cuts by {match_type}")
+    return pairs.select(PAIR_COLUMNS)
+
+
+def timecode(seconds: float) -> str:
+    """``MM:SS.mmm``, or ``H:MM:SS.mmm`` from an hour on."""
+    ms = int(round(seconds * 1000))
+    h, rest = divmod(ms, 3_600_000)
+    m, rest = divmod(rest, 60_000)
+    return (f"{h}:" if h else "") + f"{m:02d}:{rest / 1000:06.3f}"
+
+
+def display_table(pairs: pl.DataFrame) -> pl.DataFrame:
+    """Pairs as a person reads them: rank, aliases, shot indices, timecodes, score."""
+
+    def span(side: str) -> list[str]:
+        starts, ends = pairs[f"start_{side}"].to_list(), pairs[f"end_{side}"].to_list()
+        return [f"{timecode(s)}-{timecode(e)}" for s, e in zip(starts, ends)]
+
+    return pl.DataFrame(
+        {
+            "rank": list(range(1, pairs.height + 1)),
+            "asset_a": pairs["asset_a"],
+            "shot_a": pairs["shot_a"],
+            "timecode_a": span("a"),
+            "asset_b": pairs["asset_b"],
+            "shot_b": pairs["shot_b"],
+            "timecode_b": span("b"),
+            "score": pairs["score"].round(3),
+        }
+    )
+
+
+def run_matchcut_demo(store_path: str | os.PathLike[str], media_dir: str | os.PathLike[str]):
+    """``make demo`` for match cutting: render three sample films (seeds 0-2) and a corrupt
+    file, ingest, find the top pairs by colour, framing and motion, write the report under
+    ``<store>/report/<type>/``, and print where to look."""
+    import time
+
+    import click
+
+    from amberlite.demo import make_media
+
+    t0 = time.perf_counter()
+    media_dir = Path(media_dir)
+    click.echo(f"rendering sample films into {media_dir}/ ...")
+    paths = make_media(media_dir, films=3)
+    import amberlite
+
+    store = amberlite.open(store_path)
+    report = store.ingest(paths)
+    for a in report.assets:
+        click.echo(f"  ingested {a['alias']}: {a['frame_count']} frames, {a['duration_s']:.1f} s")
+    for p, reason in report.failures:
+        click.echo(f"  failed   {p}: {reason}  (recorded; the batch went on)")
+    aliases = [a["alias"] for a in report.assets]
+    for kind in MATCH_TYPES:
+        t = time.perf_counter()
+        computed = computed_by_feature(prepare(store, aliases, kind))
+        work = ", ".join(f"{k} {v}" for k, v in computed.items() if v) or "nothing (all stored)"
+        click.echo(f"\nmatch cuts by {kind} ({time.perf_counter() - t:.1f} s; computed: {work})")
+        click.echo(f"within {aliases[0]} (the film's designed matches):")
+        click.echo(text_table(display_table(top_pairs(store, aliases[:1], kind, top=5))))
+        out = store.root / "report" / kind
+        pairs = match_cut(store, aliases, kind, top=10, across_only=True, report_dir=out)
+        click.echo("across films (the films share their edit, so scene i matches scene i):")
+        click.echo(text_table(display_table(pairs.head(5))))
+        click.echo(f"  report: {out / 'report.html'}  sheet: {out / 'contact_sheet.png'}")
+    click.echo(f"\nstore: {store.root}   (open the report.html files in a browser)")
+    click.echo(f"done in {time.perf_counter() - t0:.1f} s")
+
+
+def text_table(df: pl.DataFrame) -> str:
+    with pl.Config(
+        tbl_rows=100,
+        tbl_cols=20,
+        tbl_hide_dataframe_shape=True,
+        tbl_formatting="ASCII_MARKDOWN",
+        tbl_hide_column_data_types=True,
+        tbl_width_chars=200,
+        fmt_str_lengths=40,
+    ):
+        return str(df)

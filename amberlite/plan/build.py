@@ -1,0 +1,595 @@
+"""AST -> logical plan: resolve names against the store, check types, build the node tree.
+
+Name resolution, in order, for a bare name ``x`` (or ``s.x``) in an expression:
+
+1. an entity column of the source (``id``, ``asset``, ``start_s``, ... and the extra columns
+   of the entity set: ``alias``, ``width`` ... for assets, ``n``, ``t`` for frames);
+2. in ORDER BY and HAVING, an alias of the select list;
+3. a feature of the registry (newest version unless ``@v``), over the source's entity type
+   or over ``asset`` (then broadcast to every entity of the asset).
+
+Unknown names raise :class:`ResolveError` with the closest candidate; operands of the wrong
+type raise :class:`AqlTypeError` naming the operand. Nothing here reads values or computes.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from amberlite.errors import AqlError, AqlTypeError, ResolveError
+from amberlite.plan import logical as L
+from amberlite.syntax import ast as A
+from amberlite.syntax.printer import to_aql
+
+if TYPE_CHECKING:
+    from amberlite.api import Store
+
+BASE_COLUMNS: dict[str, str] = {
+    "id": "str",
+    "asset": "str",
+    "asset_id": "str",
+    "index": "num",
+    "start_frame": "num",
+    "end_frame": "num",
+    "start_s": "num",
+    "end_s": "num",
+}
+EXTRA_COLUMNS: dict[str, dict[str, str]] = {
+    "asset": {
+        "alias": "str",
+        "path": "str",
+        "width": "num",
+        "height": "num",
+        "frame_count": "num",
+        "duration_s": "num",
+        "fps": "num",
+    },
+    "frame": {"n": "num", "t": "num"},
+}
+TIME_COLUMNS = frozenset({"start_s", "end_s", "t", "duration_s"})
+AGGREGATES = frozenset({"count", "min", "max", "avg", "sum"})
+SCALAR_FUNCTIONS: dict[str, tuple[int, int, str | None]] = {
+    # name: (min args, max args, result type; None = type of the first argument)
+    "abs": (1, 1, "num"),
+    "round": (1, 2, "num"),
+    "floor": (1, 1, "num"),
+    "ceil": (1, 1, "num"),
+    "sqrt": (1, 1, "num"),
+    "least": (1, 16, None),
+    "greatest": (1, 16, None),
+    "coalesce": (1, 16, None),
+    "lower": (1, 1, "str"),
+    "upper": (1, 1, "str"),
+    "length": (1, 1, "num"),
+}
+SCALAR_TYPES = frozenset({"num", "str", "bool", "null"})
+
+
+def columns_of(entity_type: str) -> dict[str, str]:
+    """Column name -> type of an entity set."""
+    return {**BASE_COLUMNS, **EXTRA_COLUMNS.get(entity_type, {})}
+
+
+def arrow_kind(t: pa.DataType) -> str:
+    """The AQL type of a feature's Arrow output type."""
+    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
+        return "num"
+    if pa.types.is_boolean(t):
+        return "bool"
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return "str"
+    if pa.types.is_list(t) or pa.types.is_fixed_size_list(t) or pa.types.is_large_list(t):
+        return "vec"
+    return "other"
+
+
+@dataclass(frozen=True)
+class CatalogNames:
+    """The catalog names planning needs (asset aliases and ids, entity types)."""
+
+    by_alias: dict[str, str]
+    ids: frozenset[str]
+    entity_types: tuple[str, ...]
+
+
+_NAMES: weakref.WeakKeyDictionary[Any, tuple[tuple, CatalogNames]] = weakref.WeakKeyDictionary()
+
+
+def _stamp(store: Store) -> tuple:
+    """Changes whenever the catalog file (or its write-ahead log) is written."""
+    out = []
+    for p in (store.catalog.path, Path(str(store.catalog.path) + ".wal")):
+        try:
+            st = p.stat()
+            out.append((st.st_mtime_ns, st.st_size, st.st_ino))
+        except FileNotFoundError:
+            out.append(None)
+    return tuple(out)
+
+
+def catalog_names(store: Store) -> CatalogNames:
+    """Asset names and entity types, read in one catalog transaction and reused until the
+    catalog file changes (planning then opens no connection)."""
+    stamp = _stamp(store)
+    cached = _NAMES.get(store)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    with store.catalog.read() as con:
+        assets = con.execute("SELECT asset_id, alias FROM assets ORDER BY alias").fetchall()
+        types = [r[0] for r in con.execute("SELECT name FROM entity_types").fetchall()]
+    names = CatalogNames({a: i for i, a in assets}, frozenset(i for i, _ in assets), tuple(types))
+    _NAMES[store] = (stamp, names)
+    return names
+
+
+def entity_types(store: Store) -> list[str]:
+    """``store.entity_types()`` without a catalog connection when nothing changed."""
+    types = set(catalog_names(store).entity_types)
+    types |= {s.produces for s in store.registry.all() if s.produces}
+    return sorted(types)
+
+
+def resolve_assets(store: Store, refs: Sequence[str]) -> tuple[str, ...]:
+    """Asset ids of aliases or ids (like ``store.resolve_assets``), in order, deduplicated."""
+    names = catalog_names(store)
+    out = []
+    for ref in refs:
+        if ref in names.by_alias:
+            out.append(names.by_alias[ref])
+        elif ref in names.ids:
+            out.append(ref)
+        else:
+            raise ResolveError(f"unknown asset {ref!r}", name=ref, candidates=names.by_alias)
+    return tuple(dict.fromkeys(out))
+
+
+def entity_type_of(store: Store, name: str) -> str:
+    """Entity type named by an entity-set name: plural or singular, built in or declared."""
+    types = entity_types(store)
+    for t in types:
+        if name in (t, t + "s"):
+            return t
+    raise ResolveError(
+        f"unknown entity set {name!r}", name=name, candidates=[t + "s" for t in types]
+    )
+
+
+def literal_value(lit: A.Literal) -> Any:
+    """The Python value of a scalar literal (times in seconds, frames as numbers)."""
+    if isinstance(lit, (A.String, A.Number, A.Bool)):
+        return lit.value
+    if isinstance(lit, A.TimeLit):
+        return lit.seconds
+    if isinstance(lit, A.FrameLit):
+        return lit.n
+    return None
+
+
+def make_source(store: Store, es: A.EntitySet, index: int) -> L.Source:
+    etype = entity_type_of(store, es.name)
+    if etype not in ("asset", "frame") and store.registry.producer_of(etype) is None:
+        raise ResolveError(f"no segmenter produces entity type {etype!r}")
+    ids = labels = None
+    if es.of:
+        ids = resolve_assets(store, es.of)
+        labels = tuple(dict.fromkeys(es.of))
+    return L.Source(index, es.alias or es.name, etype, ids, labels)
+
+
+def feature_use(
+    store: Store, ref: A.FeatureRef, source: L.Source, slot: int, entity_ok: bool = True
+) -> L.FeatureUse:
+    spec = store.registry.get(ref.name, ref.version)
+    given = {k: literal_value(v) for k, v in ref.params}
+    resolved = spec.resolve_params(given)
+    if entity_ok and spec.entity not in (source.entity_type, "asset"):
+        raise AqlTypeError(
+            f"feature {spec.key} is over {spec.entity!r} entities; {source.alias!r} holds "
+            f"{source.entity_type!r} entities"
+        )
+    return L.FeatureUse(
+        slot=slot,
+        source=source.index,
+        name=spec.name,
+        version=spec.version,
+        params=tuple(sorted((k, v) for k, v in given.items() if k in resolved)),
+        entity=spec.entity,
+        output=str(spec.output),
+        type=arrow_kind(spec.output),
+        by_asset=spec.entity == "asset" and source.entity_type != "asset",
+    )
+
+
+class Builder:
+    """Resolves one SELECT; holds its sources and feature uses while it walks the AST."""
+
+    def __init__(self, store: Store, sel: A.Select) -> None:
+        self.store = store
+        self.sel = sel
+        sets = [sel.source] + [j.entity_set for j in sel.joins]
+        self.sources = [make_source(store, es, i) for i, es in enumerate(sets)]
+        aliases = [s.alias for s in self.sources]
+        dup = {a for a in aliases if aliases.count(a) > 1}
+        if dup:
+            raise AqlError(f"entity set alias {sorted(dup)[0]!r} is used twice: name each one")
+        self.features: list[L.FeatureUse] = []
+        self.aliases: dict[str, int] = {}
+        self.alias_types: dict[str, str] = {}
+
+    # -- names --------------------------------------------------------------------------------
+    def source(self, qualifier: str | None, name: str, feature: A.FeatureRef | None = None):
+        if qualifier is not None:
+            for s in self.sources:
+                if s.alias == qualifier:
+                    return s
+            raise ResolveError(
+                f"unknown entity set alias {qualifier!r}",
+                name=qualifier,
+                candidates=[s.alias for s in self.sources],
+            )
+        if len(self.sources) == 1:
+            return self.sources[0]
+        if feature is not None:
+            spec = self.store.registry.get(feature.name, feature.version)
+            fits = [s for s in self.sources if s.entity_type == spec.entity]
+            if len(fits) == 1:
+                return fits[0]
+        raise AqlError(
+            f"{name!r} is ambiguous with several entity sets: qualify it "
+            f"({', '.join(s.alias + '.' + name for s in self.sources)})"
+        )
+
+    def column(self, qualifier: str | None, name: str) -> L.ColumnValue:
+        src = self.source(qualifier, name)
+        cols = columns_of(src.entity_type)
+        if name not in cols:
+            raise ResolveError(
+                f"{src.alias!r} ({src.entity_type}) has no column {name!r}",
+                name=name,
+                candidates=cols,
+            )
+        label = f"{qualifier}.{name}" if qualifier else name
+        return L.ColumnValue(src.index, name, cols[name], label)
+
+    def feature(self, ref: A.FeatureRef, allow_alias: bool) -> A.Expr:
+        plain = ref.version is None and not ref.params
+        if plain and allow_alias and ref.qualifier is None and ref.name in self.aliases:
+            name = ref.name
+            return L.AliasValue(self.aliases[name], name, self.alias_types[name])
+        if plain:
+            src_cols = [
+                s
+                for s in self.sources
+                if (ref.qualifier in (None, s.alias)) and ref.name in columns_of(s.entity_type)
+            ]
+            if src_cols:
+                return self.column(ref.qualifier, ref.name)
+        if ref.name not in self.store.registry.names():
+            cands = list(self.store.registry.names())
+            for s in self.sources:
+                cands += list(columns_of(s.entity_type))
+            cands += list(self.aliases) if allow_alias else []
+            raise ResolveError(f"unknown feature {ref.name!r}", name=ref.name, candidates=cands)
+        src = self.source(ref.qualifier, ref.name, ref)
+        use = feature_use(self.store, ref, src, len(self.features))
+        for u in self.features:
+            if (u.source, u.name, u.version, u.params) == (
+                use.source,
+                use.name,
+                use.version,
+                use.params,
+            ):
+                use = u
+                break
+        else:
+            self.features.append(use)
+        return L.FeatureValue(use.slot, use.type, to_aql(ref))
+
+    # -- expressions --------------------------------------------------------------------------
+    def expr(self, e: A.Expr, *, allow_alias: bool = False, allow_agg: bool = False) -> A.Expr:
+        """Resolve names in ``e`` and check its types; returns the resolved expression."""
+        r = self._expr(e, allow_alias, allow_agg)
+        self.type_of(r)
+        return r
+
+    def _expr(self, e: Any, aa: bool, ag: bool) -> Any:  # noqa: C901 - one branch per node
+        if isinstance(e, A.Column):
+            return self.column(e.qualifier, e.name)
+        if isinstance(e, A.FeatureRef):
+            return self.feature(e, aa)
+        if isinstance(e, (A.Literal, A.Star, A.SpanLit)):
+            return e
+        if isinstance(e, A.SpanRef):
+            if e.name not in [s.alias for s in self.sources]:
+                raise ResolveError(
+                    f"unknown entity set alias {e.name!r}",
+                    name=e.name,
+                    candidates=[s.alias for s in self.sources],
+                )
+            return e
+        if isinstance(e, A.Call):
+            if e.name in AGGREGATES:
+                if not ag:
+                    raise AqlError(f"aggregate {e.name}() is not allowed here")
+                inner = tuple(self._expr(a, aa, False) for a in e.args)
+            else:
+                inner = tuple(self._expr(a, aa, ag) for a in e.args)
+            return A.Call(e.name, inner)
+        if isinstance(e, A.BinaryOp):
+            return A.BinaryOp(e.op, self._expr(e.left, aa, ag), self._expr(e.right, aa, ag))
+        if isinstance(e, A.Compare):
+            return A.Compare(e.op, self._expr(e.left, aa, ag), self._expr(e.right, aa, ag))
+        if isinstance(e, A.UnaryOp):
+            return A.UnaryOp(e.op, self._expr(e.operand, aa, ag))
+        if isinstance(e, A.InList):
+            items = tuple(self._expr(i, aa, ag) for i in e.items)
+            return A.InList(self._expr(e.expr, aa, ag), items, e.negated)
+        if isinstance(e, A.Like):
+            return A.Like(self._expr(e.expr, aa, ag), self._expr(e.pattern, aa, ag), e.negated)
+        if isinstance(e, A.IsNull):
+            return A.IsNull(self._expr(e.expr, aa, ag), e.negated)
+        if isinstance(e, A.Between):
+            return A.Between(
+                self._expr(e.expr, aa, ag),
+                self._expr(e.low, aa, ag),
+                self._expr(e.high, aa, ag),
+                e.negated,
+            )
+        if isinstance(e, A.SpanPredicate):
+            return A.SpanPredicate(e.op, self._expr(e.left, aa, ag), self._expr(e.right, aa, ag))
+        raise AqlError(f"unsupported expression {type(e).__name__}")
+
+    def type_of(self, e: Any) -> str:  # noqa: C901 - one branch per node type
+        """The static type of a resolved expression; raises AqlTypeError on a bad operand."""
+        if isinstance(e, (L.ColumnValue, L.FeatureValue, L.AliasValue)):
+            return e.type
+        if isinstance(e, (A.Number, A.TimeLit, A.FrameLit)):
+            return "num"
+        if isinstance(e, A.String):
+            return "str"
+        if isinstance(e, A.Bool):
+            return "bool"
+        if isinstance(e, A.Null):
+            return "null"
+        if isinstance(e, A.BinaryOp):
+            want = "bool" if e.op in ("AND", "OR") else "num"
+            for side in (e.left, e.right):
+                self._want(side, {want, "null"}, f"an operand of {e.op}")
+            return want
+        if isinstance(e, A.UnaryOp):
+            want = "bool" if e.op == "NOT" else "num"
+            self._want(e.operand, {want, "null"}, f"the operand of {e.op}")
+            return want
+        if isinstance(e, A.Compare):
+            lt, rt = self.type_of(e.left), self.type_of(e.right)
+            for side, t in ((e.left, lt), (e.right, rt)):
+                if t not in SCALAR_TYPES:
+                    raise AqlTypeError(
+                        f"cannot compare {L.show_expr(side)} (a {t} value) with {e.op}"
+                    )
+            if "null" not in (lt, rt) and lt != rt:
+                raise AqlTypeError(
+                    f"cannot compare {L.show_expr(e.left)} ({lt}) with "
+                    f"{L.show_expr(e.right)} ({rt})"
+                )
+            return "bool"
+        if isinstance(e, A.InList):
+            self._same(e.expr, e.items, SCALAR_TYPES, "IN")
+            return "bool"
+        if isinstance(e, A.Like):
+            self._want(e.expr, {"str", "null"}, "the operand of LIKE")
+            self._want(e.pattern, {"str", "null"}, "the pattern of LIKE")
+            return "bool"
+        if isinstance(e, A.IsNull):
+            self.type_of(e.expr)
+            return "bool"
+        if isinstance(e, A.Between):
+            self._same(e.expr, (e.low, e.high), {"num", "str", "null"}, "BETWEEN")
+            return "bool"
+        if isinstance(e, A.SpanPredicate):
+            return "bool"
+        if isinstance(e, A.Call):
+            return self._call_type(e)
+        if isinstance(e, A.Star):
+            return "num"
+        raise AqlError(f"unsupported expression {type(e).__name__}")
+
+    def _same(self, e: Any, others: Any, allowed: Any, what: str) -> None:
+        """``e`` and ``others`` are of one type (NULL fits any)."""
+        t = self._want(e, allowed, f"an operand of {what}")
+        for o in others:
+            ot = self._want(o, allowed, f"an operand of {what}")
+            if "null" not in (t, ot) and t != ot:
+                raise AqlTypeError(
+                    f"{what}: {L.show_expr(e)} ({t}) does not compare with {L.show_expr(o)} ({ot})"
+                )
+
+    def _want(self, e: Any, allowed: set[str] | frozenset[str], what: str) -> str:
+        t = self.type_of(e)
+        if t not in allowed:
+            raise AqlTypeError(
+                f"{what} must be {' or '.join(sorted(allowed - {'null'}))}: "
+                f"{L.show_expr(e)} is a {t} value"
+            )
+        return t
+
+    def _call_type(self, e: A.Call) -> str:
+        n = len(e.args)
+        if e.name in AGGREGATES:
+            if e.name == "count":
+                if n > 1:
+                    raise AqlError("count() takes one argument or *")
+                return "num"
+            if n != 1 or isinstance(e.args[0], A.Star):
+                raise AqlError(f"{e.name}() takes one argument")
+            allowed = {"num", "null"} if e.name in ("sum", "avg") else {"num", "str", "null"}
+            t = self._want(e.args[0], allowed, f"the argument of {e.name}()")
+            return "num" if e.name in ("sum", "avg") else t
+        if e.name not in SCALAR_FUNCTIONS:
+            raise ResolveError(
+                f"unknown function {e.name!r}",
+                name=e.name,
+                candidates=sorted(AGGREGATES | set(SCALAR_FUNCTIONS)),
+            )
+        lo, hi, result = SCALAR_FUNCTIONS[e.name]
+        if not lo <= n <= hi:
+            raise AqlError(f"{e.name}() takes {lo}..{hi} arguments, not {n}")
+        if any(isinstance(a, A.Star) for a in e.args):
+            raise AqlError(f"{e.name}(*) is not allowed")
+        want = {"str", "null"} if result == "str" or e.name == "length" else SCALAR_TYPES
+        if result == "num" and e.name != "length":
+            want = {"num", "null"}
+        types = [self._want(a, want, f"an argument of {e.name}()") for a in e.args]
+        return result or next((t for t in types if t != "null"), "null")
+
+
+def has_aggregate(e: Any) -> bool:
+    if isinstance(e, A.Call) and e.name in AGGREGATES:
+        return True
+    return any(has_aggregate(c) for c in _children(e))
+
+
+def _children(e: Any) -> list[Any]:
+    if isinstance(e, (A.BinaryOp, A.Compare)):
+        return [e.left, e.right]
+    if isinstance(e, A.UnaryOp):
+        return [e.operand]
+    if isinstance(e, A.InList):
+        return [e.expr, *e.items]
+    if isinstance(e, A.Like):
+        return [e.expr, e.pattern]
+    if isinstance(e, A.IsNull):
+        return [e.expr]
+    if isinstance(e, A.Between):
+        return [e.expr, e.low, e.high]
+    if isinstance(e, A.Call):
+        return list(e.args)
+    return []
+
+
+def conjuncts(e: A.Expr | None) -> list[A.Expr]:
+    """``a AND b AND c`` as [a, b, c]."""
+    if e is None:
+        return []
+    if isinstance(e, A.BinaryOp) and e.op == "AND":
+        return conjuncts(e.left) + conjuncts(e.right)
+    return [e]
+
+
+def build_select(store: Store, sel: A.Select) -> L.SelectPlan:
+    """Resolve a SELECT into a logical plan (WHERE above the feature joins: the optimizer's
+    rules push entity filters down)."""
+    if sel.nearest is not None:
+        raise AqlError(
+            "NEAREST needs the similarity index (amberlite.similarity), which is not wired into "
+            "AQL yet: use MATCH"
+        )
+    b = Builder(store, sel)
+    items, names = _select_items(b, sel)
+    where = b.expr(sel.where) if sel.where is not None else None
+    if where is not None:
+        b._want(where, {"bool", "null"}, "WHERE")
+    ons = [b.expr(j.on) for j in sel.joins]
+    group = tuple(b.expr(g) for g in sel.group_by)
+    for i, n in enumerate(names):
+        b.aliases.setdefault(n, i)
+        b.alias_types.setdefault(n, b.type_of(items[i]))
+    having = None
+    if sel.having is not None:
+        having = b.expr(sel.having, allow_alias=True, allow_agg=True)
+    keys = tuple(
+        (b.expr(o.expr, allow_alias=True, allow_agg=True), o.descending) for o in sel.order_by
+    )
+
+    # The tree: scans with their feature joins, joined, then WHERE, GROUP, project, sort, limit.
+    def chain(src: L.Source) -> L.PlanNode:
+        node: L.PlanNode = L.EntityScan(src.index)
+        for use in b.features:
+            if use.source == src.index:
+                node = L.FeatureJoin(node, use.slot)
+        return node
+
+    root = chain(b.sources[0])
+    for src, on in zip(b.sources[1:], ons):
+        root = L.SpanJoin(root, chain(src), on)
+    if where is not None:
+        root = L.Filter(root, where)
+    aggregated = bool(group) or any(has_aggregate(i) for i in items) or having is not None
+    if aggregated:
+        root = L.Aggregate(root, group)
+        if having is not None:
+            root = L.Having(root, having)
+    root = L.Project(root, tuple(items), tuple(names))
+    if keys:
+        root = L.Sort(root, keys)
+    if sel.limit is not None:
+        root = L.Limit(root, sel.limit, sel.offset or 0)
+    return L.SelectPlan(root, tuple(b.sources), tuple(b.features))
+
+
+def _select_items(b: Builder, sel: A.Select) -> tuple[list[A.Expr], list[str]]:
+    items: list[A.Expr] = []
+    names: list[str] = []
+    for it in sel.items:
+        if isinstance(it.expr, A.Star):
+            srcs = b.sources if it.expr.qualifier is None else [b.source(it.expr.qualifier, "*")]
+            for s in srcs:
+                for col, t in columns_of(s.entity_type).items():
+                    label = col if len(b.sources) == 1 else f"{s.alias}.{col}"
+                    items.append(L.ColumnValue(s.index, col, t, label))
+                    names.append(label)
+            continue
+        items.append(b.expr(it.expr, allow_agg=True))
+        names.append(it.alias or _default_name(it.expr))
+    seen: dict[str, int] = {}
+    unique = []
+    for n in names:
+        seen[n] = seen.get(n, 0) + 1
+        unique.append(n if seen[n] == 1 else f"{n}_{seen[n]}")
+    return items, unique
+
+
+def _default_name(e: A.Expr) -> str:
+    if isinstance(e, A.Column):
+        return e.name
+    if isinstance(e, A.FeatureRef) and e.version is None and not e.params:
+        return e.name
+    return to_aql(e)
+
+
+def build_match(store: Store, stmt: A.Match) -> L.MatchPlan:
+    """MATCH over shots: ``BY`` names a match type of :mod:`amberlite.matchcut` (``color``,
+    ``framing``, ``motion``) or a shot feature whose value is a float vector."""
+    try:
+        from amberlite import matchcut
+    except ImportError:  # pragma: no cover - the match-cut library is part of amberlite
+        raise AqlError("MATCH needs the match-cut features (amberlite.matchcut)") from None
+    src = make_source(store, stmt.entity_set, 0)
+    if src.entity_type != "shot":
+        raise AqlError(f"MATCH pairs shots, not {src.entity_type}s: use MATCH shots ...")
+    if stmt.by.version is not None or stmt.by.params or stmt.by.qualifier is not None:
+        raise AqlError("MATCH ... BY takes a plain match type or feature name")
+    if stmt.options:
+        raise AqlError("MATCH takes no WITH options yet")
+    match = matchcut.resolve_match_type(store, stmt.by.name)
+    use = feature_use(store, A.FeatureRef(match.feature), src, 0)
+    return L.MatchPlan(src, match.match_type, use, stmt.top, stmt.across_assets, ())
+
+
+def build(store: Store, stmt: A.Statement) -> L.Plan:
+    """The logical plan of one statement (EXPLAIN is unwrapped by the caller)."""
+    if isinstance(stmt, A.Select):
+        return build_select(store, stmt)
+    if isinstance(stmt, A.Show):
+        return L.ShowPlan(stmt.what)
+    if isinstance(stmt, A.Describe):
+        return L.DescribePlan(stmt.name)
+    if isinstance(stmt, A.Match):
+        return build_match(store, stmt)
+    raise AqlError(f"cannot plan a {type(stmt).__name__} statement")

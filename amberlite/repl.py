@@ -1,0 +1,102 @@
+"""The AQL shell: prompt_toolkit with history in the store, completion, multi-line input.
+
+A statement runs when a line ends with ``;``. Dot commands (one line, no ``;``): ``.explain
+on|off`` (print the plan before each result), ``.timer on|off``, ``.format table|csv``,
+``.help``; Ctrl-D (or ``.quit``) exits, Ctrl-C drops the statement being typed.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import click
+from prompt_toolkit import PromptSession
+from prompt_toolkit.completion import WordCompleter
+from prompt_toolkit.history import FileHistory
+
+from amberlite.errors import AmberliteError
+
+if TYPE_CHECKING:
+    from amberlite.api import Store
+
+KEYWORDS = (
+    "SELECT FROM WHERE GROUP BY HAVING ORDER LIMIT OFFSET JOIN ON AS OF AND OR NOT IN LIKE IS "
+    "NULL BETWEEN TRUE FALSE ASC DESC MATCH TOP ACROSS ASSETS NEAREST TO WITH SHOW FEATURES "
+    "ENTITIES DESCRIBE EXPLAIN DURING OVERLAPS CONTAINS BEFORE AFTER count min max avg sum"
+).split()
+HELP = """statements end with `;` and may span lines. Commands:
+  .explain on|off   print the plan before each result
+  .timer on|off     print the time each statement takes
+  .format table|csv result format
+  .help             this text
+  Ctrl-D            exit"""
+
+
+class Repl:
+    """One interactive session over a store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.explain = False
+        self.timer = False
+        self.fmt = "table"
+        words = list(KEYWORDS) + store.registry.names()
+        words += [t + "s" for t in store.entity_types()] + ["id", "asset", "start_s", "end_s"]
+        self.session: PromptSession[str] = PromptSession(
+            history=FileHistory(str(store.root / ".aql_history")),
+            completer=WordCompleter(sorted(set(words)), ignore_case=True),
+        )
+
+    def loop(self) -> None:
+        buffer: list[str] = []
+        while True:
+            try:
+                line = self.session.prompt("aql> " if not buffer else "...> ")
+            except KeyboardInterrupt:
+                buffer = []
+                continue
+            except EOFError:
+                click.echo("bye")
+                return
+            if not buffer and line.strip().startswith("."):
+                if self.command(line.strip()) == "quit":
+                    return
+                continue
+            buffer.append(line)
+            if line.rstrip().endswith(";"):
+                self.run("\n".join(buffer))
+                buffer = []
+
+    def command(self, line: str) -> str | None:
+        name, _, arg = line.partition(" ")
+        arg = arg.strip().lower()
+        if name in (".quit", ".exit"):
+            return "quit"
+        if name == ".help":
+            click.echo(HELP)
+        elif name in (".explain", ".timer") and arg in ("on", "off"):
+            setattr(self, name[1:], arg == "on")
+            click.echo(f"{name[1:]} {arg}")
+        elif name == ".format" and arg in ("table", "csv"):
+            self.fmt = arg
+            click.echo(f"format {arg}")
+        else:
+            click.echo(f"unknown command {line!r}; .help lists them")
+        return None
+
+    def run(self, text: str) -> None:
+        from amberlite.cli import emit
+        from amberlite.query import explain, run_query
+
+        started = time.perf_counter()
+        try:
+            if self.explain:
+                click.echo(explain(self.store, text))
+            df = run_query(self.store, text)
+        except AmberliteError as e:
+            click.secho(f"error: {e}", fg="red")
+            return
+        emit(df, self.fmt, None)
+        if self.timer:
+            click.echo(f"time: {time.perf_counter() - started:.3f} s ({df.height} rows)")

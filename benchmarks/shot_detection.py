@@ -1,0 +1,222 @@
+"""Shot detection: amberlite's ``shots`` vs PySceneDetect, in accuracy and frames/s.
+
+One generated video per class (hard cuts, dissolves, fades, flashes, fast motion) at 360p
+and a mixed one at 1080p, cached under ``benchmarks/.media/``. For each: precision, recall
+and F1 (a hard cut counts within +-1 frame; a dissolve or fade counts when a detected cut
+lies inside its span, +-1), and frames/s of amberlite (frame index + features + decisions),
+PySceneDetect ContentDetector and AdaptiveDetector (PyAV backend, decoder threads on), and
+pure PyAV decode of the same file (all threads, no conversion) as the physical limit. Times
+are the best of ``--repeat`` interleaved runs (the machine may be shared).
+
+    python -m benchmarks.shot_detection [--seconds 180] [--hd-seconds 60] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from amberlite.library.segment import detect, features, shots
+from amberlite.media.frame_index import frame_index
+from amberlite.media.synth import Scene, SynthTruth, render
+
+MEDIA = Path(__file__).parent / ".media"
+FPS = 25
+_GEN_VERSION = 2  # bump when the generator changes (invalidates the cache)
+CLASSES = ("hard_cuts", "dissolves", "fades", "flashes", "fast_motion")
+
+
+# --------------------------------------------------------------------------- media
+
+
+def _scene(rng: np.random.Generator, kind: str, frames: int, i: int) -> Scene:
+    """A random scene; ``kind`` shapes its motion, transition in and flashes."""
+    fast = kind == "fast_motion"
+    speed = 1.5 if fast else 0.25
+    pan = float(rng.normal(0, 12 if fast else 2))
+    transition, length = "cut", 0
+    if i > 0 and kind in ("dissolves", "fades", "mixed") and rng.random() < 0.7:
+        transition = "fade" if kind == "fades" or (kind == "mixed" and i % 2) else "dissolve"
+        length = int(rng.integers(10, 41))
+    flashes: tuple[int, ...] = ()
+    first = length + 8  # flashes of 1-3 frames, apart from each other and from transitions
+    if kind in ("flashes", "mixed") and frames > first + 20:
+        starts = np.arange(first, frames - 10, 8)
+        picked = rng.choice(starts, size=min(len(starts), int(rng.integers(1, 4))), replace=False)
+        flashes = tuple(sorted(int(s) + d for s in picked for d in range(int(rng.integers(1, 4)))))
+    return Scene(
+        frames=frames,
+        background=tuple(int(c) for c in rng.integers(10, 246, 3)),
+        shape=("disc", "rect", "none")[i % 3],
+        shape_color=tuple(int(c) for c in rng.integers(0, 256, 3)),
+        position=(float(rng.uniform(0.2, 0.8)), float(rng.uniform(0.2, 0.8))),
+        radius=float(rng.uniform(0.1, 0.3)),
+        motion=(float(rng.normal(0, speed)), float(rng.normal(0, speed))),
+        pan=(pan, float(rng.normal(0, 4 if fast else 0.5))),
+        transition_in=transition,
+        transition_frames=min(length, frames) if transition != "cut" else 0,
+        flashes=flashes,
+        seed=int(rng.integers(1 << 30)),
+    )
+
+
+def scenes_for(kind: str, seconds: float, seed: int) -> list[Scene]:
+    """Scenes of 2-6 s (some shorter) filling about ``seconds``."""
+    rng = np.random.default_rng(seed)
+    out: list[Scene] = []
+    total = int(seconds * FPS)
+    while sum(s.frames for s in out) < total:
+        frames = int(rng.integers(20, 60) if rng.random() < 0.2 else rng.integers(50, 150))
+        out.append(_scene(rng, kind, frames, len(out)))
+    return out
+
+
+def media(kind: str, seconds: float, size: tuple[int, int], seed: int) -> tuple[Path, SynthTruth]:
+    """Render (or reuse from the cache) one benchmark video and its truth."""
+    key = json.dumps([_GEN_VERSION, kind, seconds, size, seed])
+    stem = f"{kind}_{size[1]}p_{hashlib.sha256(key.encode()).hexdigest()[:10]}"
+    path, meta = MEDIA / f"{stem}.mp4", MEDIA / f"{stem}.json"
+    if path.exists() and meta.exists():
+        d = json.loads(meta.read_text())
+        return path, SynthTruth(**{**d, "fps": Fraction(d["fps"])})
+    MEDIA.mkdir(parents=True, exist_ok=True)
+    scenes = scenes_for(kind, seconds, seed)
+    truth = render(path, scenes, *size, fps=FPS, preset="veryfast", seed=seed)
+    d = {k: getattr(truth, k) for k in truth.__dataclass_fields__}
+    meta.write_text(json.dumps({**d, "fps": str(truth.fps)}))
+    return path, truth
+
+
+# --------------------------------------------------------------------------- detectors
+
+
+def amberlite_cuts(path: Path) -> list[int]:
+    index = frame_index(path)
+    f = features(str(path), index, fps=FPS)
+    return detect(f, **shots.params)  # the segmenter's defaults
+
+
+def _scenedetect(path: Path, detector) -> list[int]:
+    from scenedetect import SceneManager, open_video
+
+    video = open_video(str(path), backend="pyav", threading_mode="AUTO")
+    manager = SceneManager()
+    manager.add_detector(detector)
+    manager.detect_scenes(video)
+    return [start.frame_num for start, _ in manager.get_scene_list()][1:]
+
+
+def content_cuts(path: Path) -> list[int]:
+    from scenedetect import ContentDetector
+
+    return _scenedetect(path, ContentDetector())
+
+
+def adaptive_cuts(path: Path) -> list[int]:
+    from scenedetect import AdaptiveDetector
+
+    return _scenedetect(path, AdaptiveDetector())
+
+
+def pure_decode(path: Path) -> list[int]:
+    """Decode every frame with PyAV, FFmpeg threads on, no conversion (the speed limit)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.codec_context.thread_type = "AUTO"
+        stream.codec_context.thread_count = 0
+        for _ in container.decode(stream):
+            pass
+    return []
+
+
+METHODS: dict[str, Callable[[Path], list[int]]] = {
+    "amberlite": amberlite_cuts,
+    "psd_content": content_cuts,
+    "psd_adaptive": adaptive_cuts,
+    "decode": pure_decode,
+}
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+@dataclass
+class Score:
+    precision: float
+    recall: float
+    f1: float
+
+
+def score(found: list[int], truth: SynthTruth) -> Score:
+    """Greedy one-to-one matching of detections to true cuts (+-1) and transitions (span +-1)."""
+    events = [(c - 1, c + 1, c) for c in truth.cuts]
+    events += [(s - 1, e, (s + e) / 2) for s, e, _ in truth.transitions]
+    free = sorted(found)
+    hits = 0
+    for lo, hi, centre in sorted(events, key=lambda e: e[1] - e[0]):
+        inside = [d for d in free if lo <= d <= hi]
+        if inside:
+            free.remove(min(inside, key=lambda d: abs(d - centre)))
+            hits += 1
+    p = hits / len(found) if found else 1.0
+    r = hits / len(events) if events else 1.0
+    return Score(p, r, 2 * p * r / (p + r) if p + r else 0.0)
+
+
+def run(path: Path, truth: SynthTruth, repeat: int) -> dict[str, tuple[float, Score | None]]:
+    """fps (best of ``repeat`` interleaved runs) and score of every method on one video."""
+    best = {name: float("inf") for name in METHODS}
+    found: dict[str, list[int]] = {}
+    for _ in range(repeat):
+        for name, fn in METHODS.items():
+            t = time.perf_counter()
+            found[name] = fn(path)
+            best[name] = min(best[name], time.perf_counter() - t)
+    n = truth.frame_count
+    return {
+        name: (n / best[name], None if name == "decode" else score(found[name], truth))
+        for name in METHODS
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=180.0, help="length of each 360p video")
+    ap.add_argument("--hd-seconds", type=float, default=60.0, help="length of the 1080p video")
+    ap.add_argument("--repeat", type=int, default=3, help="timed runs per method (best kept)")
+    args = ap.parse_args()
+    videos = [(k, args.seconds, (640, 360), 10 + i) for i, k in enumerate(CLASSES)]
+    videos.append(("mixed", args.hd_seconds, (1920, 1080), 99))
+    t0 = time.perf_counter()
+    prepared = [(k, size, *media(k, s, size, seed)) for k, s, size, seed in videos]
+    print(f"media ready in {time.perf_counter() - t0:.0f} s (cached under {MEDIA})\n")
+    head = (
+        f"{'video':18s} {'frames':>6s} {'events':>6s} | {'F1 amb':>6s} {'P':>5s} {'R':>5s} | "
+        f"{'F1 cont':>7s} {'F1 adap':>7s} | {'fps amb':>7s} {'cont':>6s} {'adap':>6s} "
+        f"{'decode':>6s} | {'x cont':>6s} {'x adap':>6s} {'x dec':>5s}"
+    )
+    print(head)
+    print("-" * len(head))
+    for kind, size, path, truth in prepared:
+        res = run(path, truth, args.repeat)
+        (fa, sa), (fc, sc), (fd, sd), (fp, _) = (res[m] for m in METHODS)
+        events = len(truth.cuts) + len(truth.transitions)
+        print(
+            f"{kind + f' {size[1]}p':18s} {truth.frame_count:6d} {events:6d} | "
+            f"{sa.f1:6.3f} {sa.precision:5.2f} {sa.recall:5.2f} | {sc.f1:7.3f} {sd.f1:7.3f} | "
+            f"{fa:7.0f} {fc:6.0f} {fd:6.0f} {fp:6.0f} | "
+            f"{fa / fc:6.2f} {fa / fd:6.2f} {fa / fp:5.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,183 @@
+"""The ``shots`` segmenter on generated media with known cuts, through a real store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import amberlite
+from amberlite.library import segment
+from amberlite.media.frame_index import frame_index
+from amberlite.media.synth import Scene, SynthTruth, render
+
+W, H = 320, 180
+
+
+def _film() -> list[Scene]:
+    """Hard cuts, a dissolve, a fade, a two-frame flash, fast motion and a camera pan."""
+    return [
+        Scene(40, (30, 40, 120), "disc", (240, 240, 240), seed=1),
+        Scene(40, (200, 110, 40), "rect", (20, 20, 200), (0.3, 0.5), 0.2, seed=2),  # cut
+        Scene(45, (40, 150, 60), "disc", (250, 230, 60), seed=3, flashes=(20, 21)),  # cut
+        Scene(
+            45,
+            (120, 40, 140),
+            "none",
+            pan=(6, 0),
+            transition_in="dissolve",
+            transition_frames=16,
+            seed=4,
+        ),
+        Scene(
+            45, (90, 90, 90), "disc", (250, 40, 40), (0.2, 0.3), 0.25, motion=(2.5, 1.8), seed=5
+        ),  # fast motion, entered by a cut
+        Scene(
+            45,
+            (20, 120, 130),
+            "rect",
+            (250, 140, 180),
+            transition_in="fade",
+            transition_frames=20,
+            seed=6,
+        ),
+        Scene(40, (220, 200, 60), "disc", (30, 30, 30), pan=(-9, 3), seed=7),  # cut
+    ]
+
+
+@pytest.fixture(scope="module")
+def film(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, SynthTruth]:
+    path = tmp_path_factory.mktemp("shots") / "film.mp4"
+    return path, render(path, _film(), W, H)
+
+
+def _cuts(frame: object) -> list[int]:
+    return frame["start_frame"].to_list()[1:]  # type: ignore[index]
+
+
+def _check_cuts(cuts: list[int], truth: SynthTruth) -> None:
+    """Every hard cut within +-1, every transition by one cut inside its span, nothing else."""
+    left = list(cuts)
+    for c in truth.cuts:
+        near = [d for d in left if abs(d - c) <= 1]
+        assert near, f"hard cut at {c} missed; found {cuts}"
+        left.remove(near[0])
+    for start, end, kind in truth.transitions:
+        inside = [d for d in left if start <= d <= end]
+        assert len(inside) == 1, f"{kind} [{start}, {end}) found as {inside}; all {cuts}"
+        left.remove(inside[0])
+    assert left == [], f"spurious cuts {left} (flashes at {truth.flashes})"
+
+
+def test_store_segments_known_cuts(tmp_path: Path, film: tuple[Path, SynthTruth]) -> None:
+    path, truth = film
+    store = amberlite.open(tmp_path / "store")
+    assert not store.ingest([path]).failures
+    shots = store.entities("shot")
+    starts, ends = shots["start_frame"].to_list(), shots["end_frame"].to_list()
+    assert starts[0] == 0 and ends[-1] == truth.frame_count
+    assert starts[1:] == ends[:-1]  # spans tile the asset
+    _check_cuts(_cuts(shots), truth)
+    flash = truth.flashes
+    assert all(not flash[0] - 1 <= c <= flash[-1] + 2 for c in starts)
+    fast = truth.scene_spans[4]
+    assert all(not fast[0] + 2 <= c < fast[1] for c in starts)  # no cut inside fast motion
+    assert min(e - s for s, e in zip(starts, ends)) >= 8
+
+
+def _entities_for(store: amberlite.api.Store, params: dict) -> list[int]:
+    producer = store.resolver.producer_label("shot", params)
+    sql, qparams = store.resolver.entity_sql("shot", None, producer=producer)
+    sql = sql.replace("SELECT entity_id, asset_id", "SELECT start_frame", 1)
+    with store.catalog.read() as con:
+        return sorted(r[0] for r in con.execute(sql, qparams).fetchall())
+
+
+def test_params_are_configurable(tmp_path: Path, film: tuple[Path, SynthTruth]) -> None:
+    path, truth = film
+    store = amberlite.open(tmp_path / "store")
+    store.ingest([path])
+    long_only = {"min_frames": 60}
+    store.materialize("shots", params=long_only)
+    starts = _entities_for(store, long_only)
+    bounds = [*starts, truth.frame_count]
+    assert min(b - a for a, b in zip(bounds[:-1], bounds[1:])) >= 60
+    assert len(starts) < len(truth.scene_spans)
+    no_hard = {"threshold": 1e6}
+    store.materialize("shots", params=no_hard)
+    cuts = _entities_for(store, no_hard)[1:]
+    assert cuts and all(any(s <= c <= e for s, e, _ in truth.transitions) for c in cuts)
+    assert store.get("shots")["shots"].len() == 1  # the default values are still there
+
+
+def test_detector_settings_directly(film: tuple[Path, SynthTruth]) -> None:
+    path, truth = film
+    f = segment.features(str(path), frame_index(path), fps=25)
+    assert f.numbers.tolist() == list(range(truth.frame_count))
+    default = segment.detect(f, 3.0, 8, 8.0, 0.02)
+    _check_cuts(default, truth)
+    no_gradual = segment.detect(f, 3.0, 8, 8.0, 0.0)
+    dissolve = truth.transitions[0]
+    assert not any(dissolve[0] <= c <= dissolve[1] for c in no_gradual)
+    assert segment.spans([], 10) == [(0, 10)]
+    assert segment.spans([3, 7], 10) == [(0, 3), (3, 7), (7, 10)]
+
+
+def test_vfr_frame_numbers_are_exact(tmp_path: Path) -> None:
+    scenes = [
+        Scene(30, (200, 40, 40), seed=1),
+        Scene(30, (40, 160, 60), "rect", seed=2),
+        Scene(30, (40, 60, 200), "disc", (10, 10, 10), seed=3),
+    ]
+    path = tmp_path / "vfr.mp4"
+    truth = render(path, scenes, W, H, vfr=True, seed=3)
+    store = amberlite.open(tmp_path / "store")
+    store.ingest([path])
+    shots = store.entities("shot")
+    assert _cuts(shots) == list(truth.cuts)  # exact frame numbers, not nominal-rate times
+    assert shots["start_s"].to_list()[1:] == pytest.approx([truth.times[c] for c in truth.cuts])
+
+
+def test_chunked_decoding_matches_one_piece(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "long.mp4"
+    scenes = [
+        Scene(
+            35,
+            tuple(int(c) for c in np.random.default_rng(i).integers(20, 230, 3)),
+            ("disc", "rect")[i % 2],
+            seed=i,
+        )
+        for i in range(8)
+    ]
+    truth = render(path, scenes, 160, 90, gop=12)
+    index = frame_index(path)
+    monkeypatch.setattr(segment, "CHUNK_MIN", 40)
+    assert len(segment.chunk_bounds(index, 3)) > 2
+    assert all(index.pts[a] in index.keyframe_pts for a, _ in segment.chunk_bounds(index, 3))
+    one = segment.features(str(path), index, workers=1)
+    many = segment.features(str(path), index, workers=3)
+    for name in ("numbers", "d1", "h1", "lag", "h_long", "d_long", "resid", "mean_y"):
+        np.testing.assert_array_equal(getattr(one, name), getattr(many, name), err_msg=name)
+    assert segment.detect(many, 3.0, 8, 8.0, 0.02) == list(truth.cuts)
+
+
+def test_single_frame_asset_is_one_shot(tmp_path: Path) -> None:
+    path = tmp_path / "one.mp4"
+    render(path, [Scene(1, (100, 100, 100))], 64, 36)
+    store = amberlite.open(tmp_path / "store")
+    store.ingest([path])
+    shots = store.entities("shot")
+    assert list(zip(shots["start_frame"], shots["end_frame"])) == [(0, 1)]
+
+
+def test_bad_params_fail_the_asset_with_a_reason(
+    tmp_path: Path, film: tuple[Path, SynthTruth]
+) -> None:
+    store = amberlite.open(tmp_path / "store")
+    store.ingest([film[0]])
+    stats = store.materialize("shots", params={"min_frames": 0})
+    assert stats.failed == 1
+    assert "min_frames must be an int >= 1" in store.failures("shots")["error"][0]
