@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from amberlite.cli import _store, friendly
+from amberlite.cli_util import _store, friendly
 from amberlite.matchcut import (
     MATCH_TYPES,
     computed_by_feature,

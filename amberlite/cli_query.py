@@ -17,7 +17,7 @@ def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from amberlite.cli import friendly
+        from amberlite.cli_util import friendly
 
         return friendly(fn)(*args, **kwargs)
 
@@ -25,7 +25,7 @@ def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _store(ctx: click.Context):
-    from amberlite.cli import _store as store_of
+    from amberlite.cli_util import _store as store_of
 
     return store_of(ctx)
 
@@ -40,7 +40,7 @@ def _store(ctx: click.Context):
 @_friendly
 def query(ctx: click.Context, text: str, fmt: str, output: str | None) -> None:
     """Run one AQL statement and print its result table."""
-    from amberlite.cli import emit
+    from amberlite.cli_util import emit
     from amberlite.query import run_query
 
     emit(run_query(_store(ctx), text), fmt, output)
