@@ -115,6 +115,19 @@ class Catalog:
             finally:
                 con.close()
 
+    def stamp(self) -> tuple:
+        """Changes whenever the catalog file or its write-ahead log is written (mtime, size,
+        inode of both): answers computed from an unchanged catalog can be reused without
+        opening it."""
+        out = []
+        for p in (self.path, Path(str(self.path) + ".wal")):
+            try:
+                st = p.stat()
+                out.append((st.st_mtime_ns, st.st_size, st.st_ino))
+            except FileNotFoundError:
+                out.append(None)
+        return tuple(out)
+
     def query(self, sql: str, params: list[Any] | dict[str, Any] | None = None) -> list[tuple]:
         with self.read() as con:
             return con.execute(sql, params or []).fetchall()

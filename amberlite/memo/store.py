@@ -50,6 +50,7 @@ class MemoStore:
         # Called after each commit, outside the transaction, with (key, file_id). A listener
         # that fails does not undo the commit: replicas catch up from the commit log.
         self.listeners: list[Listener] = []
+        self._files_cache: dict[MemoKey, tuple[tuple, list[str]]] = {}
 
     # -- writing ------------------------------------------------------------------------------
     def write_aside(self, table: pa.Table) -> Path:
@@ -157,11 +158,15 @@ class MemoStore:
         """Absolute paths of the committed, live files of a dataset, in commit order."""
         sql = """SELECT path FROM memo_files WHERE feature = ? AND version = ? AND params_key = ?
                  AND file_id NOT IN (SELECT file_id FROM retired_files) ORDER BY file_id"""
-        if con is None:
-            rows = self.catalog.query(sql, key.sql_args())
-        else:
-            rows = con.execute(sql, key.sql_args()).fetchall()
-        return [str(self.root / r[0]) for r in rows]
+        if con is not None:
+            return [str(self.root / r[0]) for r in con.execute(sql, key.sql_args()).fetchall()]
+        stamp = self.catalog.stamp()
+        hit = self._files_cache.get(key)
+        if hit is not None and hit[0] == stamp:
+            return list(hit[1])
+        files = [str(self.root / r[0]) for r in self.catalog.query(sql, key.sql_args())]
+        self._files_cache[key] = (stamp, files)
+        return list(files)
 
     def read(
         self,

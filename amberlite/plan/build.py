@@ -17,7 +17,6 @@ from __future__ import annotations
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -103,14 +102,7 @@ _NAMES: weakref.WeakKeyDictionary[Any, tuple[tuple, CatalogNames]] = weakref.Wea
 
 def _stamp(store: Store) -> tuple:
     """Changes whenever the catalog file (or its write-ahead log) is written."""
-    out = []
-    for p in (store.catalog.path, Path(str(store.catalog.path) + ".wal")):
-        try:
-            st = p.stat()
-            out.append((st.st_mtime_ns, st.st_size, st.st_ino))
-        except FileNotFoundError:
-            out.append(None)
-    return tuple(out)
+    return store.catalog.stamp()
 
 
 def catalog_names(store: Store) -> CatalogNames:

@@ -87,6 +87,7 @@ class Resolver:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.owner = f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._complete_cache: dict[tuple, tuple] = {}
 
     # -- entity sets --------------------------------------------------------------------------
     def producer_label(self, entity_type: str, params: Mapping[str, Any] | None = None) -> str:
@@ -229,13 +230,20 @@ class Resolver:
         self, spec: FeatureSpec, params: Mapping[str, Any] | None, asset_ids: Sequence[str] | None
     ) -> bool:
         """True when the feature and everything it depends on has a value or a recorded
-        failure for every entity of the scope: one shared-lock read, no claims."""
+        failure for every entity of the scope: one shared-lock read, no claims. A positive
+        answer is remembered until the catalog changes."""
+        key = memo_key(spec, params)
+        cache_key = (key, None if asset_ids is None else tuple(asset_ids))
+        stamp = self.store.catalog.stamp()
+        if self._complete_cache.get(cache_key) == stamp:
+            return True
         with self.store.catalog.read() as con:
             for dep, dep_params in self._closure(spec, params):
                 base, qparams = self._scope(con, memo_key(dep, dep_params), dep, asset_ids)
                 c = self._counts(con, base, qparams)
                 if c["requested"] != c["stored"] + c["failed"]:
                     return False
+        self._complete_cache[cache_key] = stamp  # taken before the read: never too new
         return True
 
     def _closure(self, spec: FeatureSpec, params: Mapping[str, Any] | None):
