@@ -163,6 +163,8 @@ def status(ctx: click.Context) -> None:
             click.echo(f"  {path}: {err}")
     if st["runs"].height:
         click.echo("\nrecent runs\n" + _table(st["runs"]))
+    if st["triggers"].height:
+        click.echo("\nrecent triggers\n" + _table(st["triggers"].drop("reason")))
 
 
 @main.command()
@@ -221,8 +223,9 @@ def demo(demo_store: str, media: str) -> None:
 # Commands defined in their own modules import helpers from this one, so they are added last.
 from amberlite.cli_matchcut import matchcut  # noqa: E402
 from amberlite.cli_query import COMMANDS as _QUERY_COMMANDS  # noqa: E402
+from amberlite.cli_scale import COMMANDS as _SCALE_COMMANDS  # noqa: E402
 
-for _command in (*_QUERY_COMMANDS, matchcut):
+for _command in (*_QUERY_COMMANDS, *_SCALE_COMMANDS, matchcut):
     main.add_command(_command)
 
 if __name__ == "__main__":

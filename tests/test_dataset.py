@@ -1,0 +1,106 @@
+"""The training-data path: store.dataset streams stored values into torch tensors, computes
+what is missing first, shards across DataLoader workers and data-parallel ranks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from amberlite.dataset import to_torch
+from amberlite.errors import ResolveError
+
+VECS = """
+import numpy as np
+import pyarrow as pa
+from amberlite import feature
+
+@feature(entity="frame", output=pa.list_(pa.float32(), 4), batch=16)
+def fvec(frames):
+    return np.array([[f.n, f.n + 0.5, len(f.asset.alias), 1.0] for f in frames], np.float32)
+
+@feature(entity="frame", output=pa.string())
+def label(frame):
+    return f"f{frame.n}"
+"""
+
+
+@pytest.fixture
+def vec_store(store, media_dir, defs):
+    store.ingest([media_dir / "clip_a.mp4", media_dir / "clip_b.mp4"])
+    store.apply(defs(VECS))
+    return store
+
+
+def _collect(batches) -> tuple[list[str], torch.Tensor]:
+    ids, vals = [], []
+    for b in batches:
+        ids += b["entity_id"]
+        vals.append(b["fvec"])
+    return ids, torch.cat(vals)
+
+
+def test_dataset_computes_missing_and_matches_get(vec_store):
+    ds = vec_store.dataset("fvec", batch_size=16)  # nothing stored yet: computed first
+    batches = list(ds)
+    assert [len(b["entity_id"]) for b in batches] == [16] * 6 + [4]
+    assert all(b["fvec"].dtype == torch.float32 and b["fvec"].shape[1] == 4 for b in batches)
+    ids, vals = _collect(batches)
+    got = vec_store.get("fvec", compute=False)
+    expect = dict(zip(got["entity_id"], got["fvec"].to_list()))
+    assert sorted(ids) == sorted(expect) and len(ids) == 100
+    assert np.allclose(vals.numpy(), np.array([expect[i] for i in ids]))
+    assert ds.num_rows == 100 and len(ds.files) > 1
+    assert list(vec_store.dataset("fvec", batch_size=16, drop_last=True).__iter__()).__len__() == 6
+
+
+def test_dataloader_workers_and_ranks_read_each_row_once(vec_store):
+    vec_store.materialize("fvec")
+    ds = vec_store.dataset("fvec", batch_size=8, prefetch=2)
+    loader = DataLoader(ds, batch_size=None, num_workers=2)
+    ids, vals = _collect(loader)
+    assert len(ids) == 100 and len(set(ids)) == 100 and vals.shape == (100, 4)
+    ranks = [_collect(ds.shard(r, 2))[0] for r in range(2)]
+    assert set(ranks[0]).isdisjoint(ranks[1]) and len(ranks[0]) + len(ranks[1]) == 100
+    shuffled = vec_store.dataset("fvec", batch_size=8, shuffle=True, seed=3)
+    assert sorted(_collect(shuffled)[0]) == sorted(ids)
+
+
+def test_asset_scope_and_non_tensor_values(vec_store):
+    ds = vec_store.dataset("fvec", ["clip_b"], batch_size=64)
+    ids, vals = _collect(ds)
+    assert len(ids) == 40 and (vals[:, 2] == len("clip_b")).all()
+    (batch,) = list(vec_store.dataset("label", ["clip_b"], batch_size=100))
+    assert sorted(batch["label"]) == sorted(f"f{n}" for n in range(40))  # strings stay lists
+
+
+def test_early_stop_ends_the_prefetch_thread(vec_store):
+    import threading
+
+    ds = vec_store.dataset("fvec", batch_size=4, prefetch=1)
+    it = iter(ds)
+    next(it)
+    it.close()
+    assert not any(t.name == "amberlite-prefetch" for t in threading.enumerate())
+
+
+def test_to_torch_shapes():
+    nested = pa.array([[[1, 2], [3, 4]], [[5, 6], [7, 8]]], pa.list_(pa.list_(pa.int16(), 2), 2))
+    assert to_torch(nested).shape == (2, 2, 2)
+    assert to_torch(pa.array([True, False])).dtype == torch.bool
+    sliced = pa.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], pa.list_(pa.float32(), 2)).slice(1)
+    assert to_torch(sliced).tolist() == [[3.0, 4.0], [5.0, 6.0]]
+    assert to_torch(pa.array([[1], [2, 3]])) == [[1], [2, 3]]
+
+
+def test_dataset_bad_input(vec_store):
+    with pytest.raises(ResolveError, match="queries are not supported"):
+        vec_store.dataset("FIND shots WHERE x > 1")
+    with pytest.raises(ResolveError, match="no option"):
+        vec_store.dataset("fvec", batchsize=3)
+    with pytest.raises(ResolveError, match="unknown feature"):
+        vec_store.dataset("fvex")
+    with pytest.raises(ResolveError, match="shard"):
+        vec_store.dataset("fvec").shard(2, 2)
