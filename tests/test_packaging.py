@@ -82,8 +82,9 @@ def test_every_subpackage_is_declared():
     """A subpackage missing from pyproject's list would be missing from the wheel."""
     import tomllib
 
-    declared = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
-        "packages"])
+    declared = set(
+        tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
     found = {
         "amberlite." + ".".join(p.parent.relative_to(ROOT / "amberlite").parts)
         for p in (ROOT / "amberlite").rglob("__init__.py")

@@ -206,8 +206,14 @@ def test_compaction_keeps_values(store, media_dir, defs):
 def test_frames_by_time_range_on_vfr(store, tmp_path):
     from amberlite.media.synth import Scene, render
 
-    truth = render(tmp_path / "vfr.mkv", [Scene(frames=30, background=(50, 50, 50))],
-                   width=64, height=36, vfr=True, stamp=True)
+    truth = render(
+        tmp_path / "vfr.mkv",
+        [Scene(frames=30, background=(50, 50, 50))],
+        width=64,
+        height=36,
+        vfr=True,
+        stamp=True,
+    )
     store.ingest([tmp_path / "vfr.mkv"])
     view = store._asset_views(store.resolve_assets(["vfr"]), Decode())[0]
     times = truth.times
