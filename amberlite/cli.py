@@ -223,9 +223,10 @@ def demo(demo_store: str, media: str) -> None:
 # Commands defined in their own modules import helpers from this one, so they are added last.
 from amberlite.cli_matchcut import matchcut  # noqa: E402
 from amberlite.cli_query import COMMANDS as _QUERY_COMMANDS  # noqa: E402
+from amberlite.cli_replicate import replicate  # noqa: E402
 from amberlite.cli_scale import COMMANDS as _SCALE_COMMANDS  # noqa: E402
 
-for _command in (*_QUERY_COMMANDS, *_SCALE_COMMANDS, matchcut):
+for _command in (*_QUERY_COMMANDS, *_SCALE_COMMANDS, matchcut, replicate):
     main.add_command(_command)
 
 if __name__ == "__main__":

@@ -1,0 +1,503 @@
+"""Replication connectors: copies of a feature's committed values kept in another system.
+
+A *replica* follows one dataset (feature@version@params, a :class:`MemoKey`) into one *target*
+(``"hnsw"``: an approximate nearest-neighbour index). The store's commit log is the source of
+truth: every committed Parquet file has a ``file_id`` (the commit sequence number), and a
+replica remembers the last one it applied. :class:`ReplicaManager` (``store.replicas``) keeps
+replicas in step:
+
+* after each commit (a ``MemoStore`` listener) it applies the dataset's live files with
+  ``file_id > last_file_id``: new entities are inserted, changed values updated, values equal
+  to the indexed ones skipped (compaction rewrites the same rows), and when a commit retired
+  files, entities no longer stored anywhere are deleted;
+* when a replica is opened (a search, ``sync()``, ``status``) it first catches up the same way,
+  so a process killed between the Parquet commit and the replica write loses nothing;
+* a connector saves its state together with the commit id it reflects (atomically), and only
+  then is ``last_file_id`` recorded in the catalog; on load the connector's own id wins.
+
+A new target is a subclass of :class:`Connector` registered with :func:`register`.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from amberlite.catalog import Catalog
+from amberlite.errors import AmberliteError, ResolveError
+from amberlite.memo.key import MemoKey
+from amberlite.memo.store import ENTITY_ID, VALUE, now
+
+if TYPE_CHECKING:
+    from amberlite.api import Store
+
+log = logging.getLogger(__name__)
+
+REPLICA_SCHEMA = """
+CREATE TABLE IF NOT EXISTS replicas (
+    feature TEXT NOT NULL, version INTEGER NOT NULL, params_key TEXT NOT NULL,
+    target TEXT NOT NULL, options TEXT NOT NULL, last_file_id BIGINT NOT NULL,
+    created_at TIMESTAMP,
+    PRIMARY KEY (feature, version, params_key, target)
+);
+CREATE TABLE IF NOT EXISTS replica_labels (
+    feature TEXT NOT NULL, version INTEGER NOT NULL, params_key TEXT NOT NULL,
+    target TEXT NOT NULL, entity_id TEXT NOT NULL, label BIGINT NOT NULL,
+    deleted BOOLEAN NOT NULL DEFAULT FALSE,
+    PRIMARY KEY (feature, version, params_key, target, entity_id)
+);
+"""
+
+
+class ReplicaError(AmberliteError):
+    """A replica cannot be declared, opened or queried (bad options, unknown target...)."""
+
+
+def ensure_schema(catalog: Catalog) -> None:
+    """Create the replica tables when missing (idempotent; one short write transaction)."""
+    if getattr(catalog, "_replica_schema", False):
+        return
+    with catalog.write() as con:
+        con.execute(REPLICA_SCHEMA)
+    catalog._replica_schema = True  # type: ignore[attr-defined]
+
+
+# -- the connector interface --------------------------------------------------------------------
+class Connector(abc.ABC):
+    """One replica of one dataset in one target.
+
+    Contract: ``apply`` upserts ``(entity_id, value)`` rows (a value equal to the replicated
+    one is a no-op), ``delete`` removes entities (unknown ids are ignored), ``search`` returns
+    for each query vector the ``k`` best entity ids and their scores (higher is more similar;
+    shorter rows padded with ``None`` / ``nan``), ``entity_ids`` the live ids, ``count`` their
+    number. ``save(file_id)`` makes the state durable *together with* the commit id it reflects,
+    atomically; ``load`` returns False when nothing was saved yet. ``last_file_id`` is the id
+    of the last saved or loaded state.
+    """
+
+    name: str = ""
+
+    def __init__(self, root: Path, catalog: Catalog, key: MemoKey, dim: int, options: dict):
+        self.root = root
+        self.catalog = catalog
+        self.key = key
+        self.dim = dim
+        self.options = self.check_options(options)
+        self.last_file_id = 0
+        ensure_schema(catalog)
+
+    @classmethod
+    def check_options(cls, options: dict) -> dict:
+        """Validated options with defaults filled in; raises ReplicaError."""
+        return dict(options)
+
+    @abc.abstractmethod
+    def apply(self, batch: pa.Table) -> int:
+        """Upsert rows (entity_id, value); returns how many were inserted or changed."""
+
+    @abc.abstractmethod
+    def delete(self, entity_ids: Sequence[str]) -> int:
+        """Remove entities; returns how many were live."""
+
+    @abc.abstractmethod
+    def search(
+        self, vectors: np.ndarray, k: int, ef: int | None = None, allowed: set[str] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(q, k) object array of the best entity ids per query row (None-padded) and (q, k)
+        float32 scores (higher is better, nan-padded); ``allowed`` restricts the candidates."""
+
+    @abc.abstractmethod
+    def entity_ids(self) -> set[str]:
+        """Ids of the live (searchable) entities."""
+
+    def count(self) -> int:
+        return len(self.entity_ids())
+
+    @abc.abstractmethod
+    def vectors(self, entity_ids: Sequence[str]) -> np.ndarray:
+        """The replicated vectors of live entities, in the given order (as the target keeps
+        them: normalized for cosine)."""
+
+    @abc.abstractmethod
+    def save(self, file_id: int) -> None:
+        """Persist the state as of commit ``file_id`` atomically."""
+
+    @abc.abstractmethod
+    def load(self) -> bool:
+        """Load the persisted state; False when there is none."""
+
+    @abc.abstractmethod
+    def drop(self) -> None:
+        """Remove everything persisted (for a rebuild)."""
+
+    @abc.abstractmethod
+    def saved_file_id(self) -> int:
+        """The commit id of the persisted state (0 when none), read without loading it."""
+
+    @classmethod
+    @abc.abstractmethod
+    def saved_count(cls, root: Path, key: MemoKey, dim: int) -> int:
+        """Live rows of the persisted state, read without loading it."""
+
+    @property
+    def space(self) -> str:
+        return str(self.options.get("space", "cosine"))
+
+
+TARGETS: dict[str, type[Connector]] = {}
+
+
+def register(cls: type[Connector]) -> type[Connector]:
+    """Class decorator: make a connector available as a target under ``cls.name``."""
+    TARGETS[cls.name] = cls
+    return cls
+
+
+def target_class(name: str) -> type[Connector]:
+    if not TARGETS:
+        from . import hnsw  # noqa: F401 - registers "hnsw"
+    if name not in TARGETS:
+        raise ResolveError(f"unknown replica target {name!r}", name=name, candidates=TARGETS)
+    return TARGETS[name]
+
+
+# -- the manager ---------------------------------------------------------------------------------
+@dataclass
+class ReplicaInfo:
+    key: MemoKey
+    target: str
+    options: dict
+    last_file_id: int
+
+
+def vector_dim(output: pa.DataType) -> int:
+    """The dimension of a float-vector feature type, else ReplicaError."""
+    if pa.types.is_fixed_size_list(output) and pa.types.is_floating(output.value_type):
+        return output.list_size
+    raise ReplicaError(
+        f"only fixed-size float vectors can be replicated to a vector index, not {output}"
+    )
+
+
+def as_matrix(values: pa.Array | pa.ChunkedArray, dim: int) -> np.ndarray:
+    """A fixed-size-list column as a contiguous (n, dim) float32 matrix (no Python loop)."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if len(values) == 0:
+        return np.zeros((0, dim), np.float32)
+    flat = values.flatten().to_numpy(zero_copy_only=False)
+    return np.ascontiguousarray(flat.reshape(len(values), dim), dtype=np.float32)
+
+
+class ReplicaManager:
+    """``store.replicas``: declares replicas, keeps them in step with commits, serves search.
+
+    Connectors are opened lazily (first search, commit or ``sync``) and cached per process;
+    each apply runs under a per-replica file lock and reloads the saved state first when
+    another process saved a newer one, so several writers never lose each other's updates.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._open: dict[tuple[MemoKey, str], Connector] = {}
+        self._lock = threading.RLock()
+
+    # -- declarations -------------------------------------------------------------------------
+    def _key(self, feature: str, params: dict | None = None) -> tuple[Any, MemoKey]:
+        from amberlite.run.resolve import memo_key
+
+        spec = self.store.feature(feature)
+        return spec, memo_key(spec, params)
+
+    def add(
+        self, feature: str, target: str = "hnsw", params: dict | None = None, **options: Any
+    ) -> ReplicaInfo:
+        """Declare a replica of ``feature`` (``name`` or ``name@version``) and build it from the
+        values stored now. Declaring an existing replica again changes nothing."""
+        spec, key = self._key(feature, params)
+        vector_dim(spec.output)
+        cls = target_class(target)
+        opts = cls.check_options(options)
+        ensure_schema(self.store.catalog)
+        with self.store.catalog.write() as con:
+            con.execute(
+                """INSERT INTO replicas VALUES (?, ?, ?, ?, ?, 0, ?) ON CONFLICT DO NOTHING""",
+                [*key.sql_args(), target, json.dumps(opts, sort_keys=True), now()],
+            )
+        self.sync_one(key, target)
+        return self.info(key, target)
+
+    def list(self) -> list[ReplicaInfo]:
+        ensure_schema(self.store.catalog)
+        rows = self.store.catalog.query(
+            """SELECT r.feature, r.version, r.params_key, coalesce(m.params, '{}'), r.target,
+                      r.options, r.last_file_id FROM replicas r
+               LEFT JOIN (SELECT DISTINCT feature, version, params_key, params FROM memo_files) m
+                 USING (feature, version, params_key)
+               ORDER BY r.feature, r.version, r.params_key, r.target"""
+        )
+        return [
+            ReplicaInfo(MemoKey(f, v, pk, pj), t, json.loads(o), last)
+            for f, v, pk, pj, t, o, last in rows
+        ]
+
+    def info(self, key: MemoKey, target: str) -> ReplicaInfo:
+        for r in self.list():
+            if r.key.sql_args() == key.sql_args() and r.target == target:
+                return r
+        raise ReplicaError(f"no {target} replica of {key.label}/{key.params_key}")
+
+    def find(self, key: MemoKey) -> ReplicaInfo | None:
+        """The replica of a dataset, if one is declared (the first target by name)."""
+        ensure_schema(self.store.catalog)
+        rows = self.store.catalog.query(
+            """SELECT target, options, last_file_id FROM replicas WHERE feature = ?
+               AND version = ? AND params_key = ? ORDER BY target LIMIT 1""",
+            key.sql_args(),
+        )
+        if not rows:
+            return None
+        return ReplicaInfo(key, rows[0][0], json.loads(rows[0][1]), rows[0][2])
+
+    # -- following commits --------------------------------------------------------------------
+    def on_commit(self, key: MemoKey, file_id: int) -> None:
+        """MemoStore listener: bring this dataset's replicas up to ``file_id``.
+
+        A dataset of a replicated feature with no replica yet (a new version or parameter
+        assignment) gets one with the same target and options."""
+        ensure_schema(self.store.catalog)
+        rows = self.store.catalog.query(
+            """SELECT version, params_key, target, options, last_file_id FROM replicas
+               WHERE feature = ?""",
+            [key.feature],
+        )
+        if not rows:
+            return
+        mine = {t: last for v, pk, t, _, last in rows if (v, pk) == (key.version, key.params_key)}
+        follow = {t: o for _, _, t, o, _ in rows if t not in mine}
+        if follow:
+            with self.store.catalog.write() as con:
+                for target, options in sorted(follow.items()):
+                    con.execute(
+                        "INSERT INTO replicas VALUES (?, ?, ?, ?, ?, 0, ?) ON CONFLICT DO NOTHING",
+                        [*key.sql_args(), target, options, now()],
+                    )
+            mine.update(dict.fromkeys(follow, 0))
+        for target, last in sorted(mine.items()):
+            if last < file_id:
+                self.sync_one(key, target)
+
+    def sync(self) -> dict[str, int]:
+        """Catch every declared replica up with the commit log; returns rows applied per replica."""
+        return {
+            f"{r.key.label}/{r.key.params_key}:{r.target}": self.sync_one(r.key, r.target)
+            for r in self.list()
+        }
+
+    def sync_one(self, key: MemoKey, target: str) -> int:
+        """Apply every commit after the replica's last applied one; returns rows changed."""
+        with self._lock, self._file_lock(key, target):
+            conn = self._connector(key, target)
+            return self._catch_up(conn)
+
+    def connector(self, key: MemoKey, target: str) -> Connector:
+        """The open connector of a replica, caught up with the commit log."""
+        self.sync_one(key, target)
+        return self._open[(key, target)]
+
+    def _connector(self, key: MemoKey, target: str) -> Connector:
+        info = self.info(key, target)
+        conn = self._open.get((key, target))
+        if conn is None:
+            spec = self.store.registry.get(key.feature, key.version)
+            cls = target_class(target)
+            dim = vector_dim(spec.output)
+            conn = cls(self.store.root, self.store.catalog, key, dim, info.options)
+            conn.load()
+            self._open[(key, target)] = conn
+        elif conn.saved_file_id() > conn.last_file_id:  # another process saved a newer state
+            conn.load()
+        return conn
+
+    def _catch_up(self, conn: Connector) -> int:
+        key = conn.key
+        start = conn.last_file_id
+        with self.store.catalog.read() as con:
+            files = con.execute(
+                """SELECT file_id, path FROM memo_files WHERE feature = ? AND version = ?
+                   AND params_key = ? AND file_id > ?
+                   AND file_id NOT IN (SELECT file_id FROM retired_files) ORDER BY file_id""",
+                [*key.sql_args(), start],
+            ).fetchall()
+            head = con.execute(
+                """SELECT coalesce(max(file_id), 0) FROM memo_files WHERE feature = ?
+                   AND version = ? AND params_key = ?""",
+                key.sql_args(),
+            ).fetchone()[0]
+            retired = con.execute(
+                """SELECT count(*) FROM retired_files r JOIN memo_files m USING (file_id)
+                   WHERE m.feature = ? AND m.version = ? AND m.params_key = ?
+                   AND r.replaced_by > ?""",
+                [*key.sql_args(), start],
+            ).fetchone()[0]
+        if head <= start:
+            self._record(conn, start)
+            return 0
+        changed = 0
+        if files:
+            spec = self.store.registry.get(key.feature, key.version)
+            table = _read_in_order([self.store.root / p for _, p in files], spec.output)
+            changed += conn.apply(_latest_per_entity(table))
+        if retired:
+            stored = self.store.memo.stored_ids(key)
+            changed += conn.delete(sorted(conn.entity_ids() - stored))
+        _fault("replica_before_save")
+        conn.save(head)
+        _fault("replica_before_record")
+        self._record(conn, head)
+        return changed
+
+    def _record(self, conn: Connector, file_id: int) -> None:
+        with self.store.catalog.write() as con:
+            con.execute(
+                """UPDATE replicas SET last_file_id = ? WHERE feature = ? AND version = ?
+                   AND params_key = ? AND target = ? AND last_file_id <> ?""",
+                [file_id, *conn.key.sql_args(), conn.name, file_id],
+            )
+
+    @contextlib.contextmanager
+    def _file_lock(self, key: MemoKey, target: str) -> Iterator[None]:
+        d = replica_dir(self.store.root, key)
+        d.mkdir(parents=True, exist_ok=True)
+        fd = os.open(d / f"{target}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    # -- maintenance --------------------------------------------------------------------------
+    def rebuild(self, feature: str, target: str | None = None, params: dict | None = None) -> int:
+        """Drop and rebuild a feature's replicas from the stored values; returns rows indexed."""
+        _, key = self._key(feature, params)
+        infos = [r for r in self.list() if r.key.sql_args() == key.sql_args()]
+        if target is not None:
+            infos = [r for r in infos if r.target == target]
+        if not infos:
+            raise ReplicaError(f"no replica of {key.label} (add one with `replicate add`)")
+        total = 0
+        for r in infos:
+            with self._lock, self._file_lock(key, r.target):
+                conn = self._connector(key, r.target)
+                conn.drop()
+                self._open.pop((key, r.target), None)
+                with self.store.catalog.write() as con:
+                    con.execute(
+                        """DELETE FROM replica_labels WHERE feature = ? AND version = ?
+                           AND params_key = ? AND target = ?""",
+                        [*key.sql_args(), r.target],
+                    )
+                    con.execute(
+                        """UPDATE replicas SET last_file_id = 0 WHERE feature = ? AND version = ?
+                           AND params_key = ? AND target = ?""",
+                        [*key.sql_args(), r.target],
+                    )
+                conn = self._connector(key, r.target)
+                self._catch_up(conn)
+                total += conn.count()
+        return total
+
+    def status(self) -> list[dict[str, Any]]:
+        """Per replica: rows indexed vs rows stored, and lag (commits not yet applied).
+
+        Reads the saved state only (does not catch up), so it shows a replica as it is."""
+        out = []
+        for r in self.list():
+            with self.store.catalog.read() as con:
+                stored, behind = con.execute(
+                    """SELECT coalesce(sum(rows) FILTER (WHERE file_id NOT IN
+                                 (SELECT file_id FROM retired_files)), 0)::BIGINT,
+                              count(*) FILTER (WHERE file_id > ?)
+                       FROM memo_files WHERE feature = ? AND version = ? AND params_key = ?""",
+                    [r.last_file_id, *r.key.sql_args()],
+                ).fetchone()
+            indexed = self._saved_count(r)
+            out.append(
+                {
+                    "feature": r.key.label,
+                    "params_key": r.key.params_key,
+                    "target": r.target,
+                    "options": r.options,
+                    "rows_indexed": indexed,
+                    "rows_stored": int(stored),
+                    "last_file_id": r.last_file_id,
+                    "lag_commits": int(behind),
+                }
+            )
+        return out
+
+    def _saved_count(self, r: ReplicaInfo) -> int:
+        conn = self._open.get((r.key, r.target))
+        if conn is not None and conn.saved_file_id() == conn.last_file_id:
+            return conn.count()
+        try:
+            spec = self.store.registry.get(r.key.feature, r.key.version)
+            cls = target_class(r.target)
+            return cls.saved_count(self.store.root, r.key, vector_dim(spec.output))
+        except AmberliteError:
+            return 0
+
+
+def _read_in_order(paths: Sequence[Path], output: pa.DataType) -> pa.Table:
+    """(entity_id, value) of committed files, concatenated in commit order."""
+    parts = []
+    for p in paths:
+        t = pq.read_table(p, columns=[ENTITY_ID, VALUE])
+        if t.schema.field(VALUE).type != output:
+            t = t.set_column(1, VALUE, t.column(VALUE).cast(output))
+        parts.append(t)
+    return pa.concat_tables(parts)
+
+
+def _latest_per_entity(table: pa.Table) -> pa.Table:
+    """(entity_id, value) rows with one row per entity: the last row (latest commit) wins."""
+    ids = table.column(ENTITY_ID).to_numpy(zero_copy_only=False)
+    if len(ids) == 0:
+        return table.select([ENTITY_ID, VALUE])
+    _, first_from_end = np.unique(ids[::-1], return_index=True)
+    keep = np.sort(len(ids) - 1 - first_from_end)
+    if len(keep) == len(ids):
+        return table.select([ENTITY_ID, VALUE])
+    return table.take(pa.array(keep)).select([ENTITY_ID, VALUE])
+
+
+def replica_dir(root: Path, key: MemoKey) -> Path:
+    """``<store>/replicas/<feature>@<version>/<params_key>`` (names are checked by MemoKey)."""
+    return Path(root) / "replicas" / f"{key.feature}@{key.version}" / key.params_key
+
+
+def _fault(point: str) -> None:
+    from amberlite import faults
+
+    faults.point(point)
+
+
+def attach(store: Store) -> ReplicaManager:
+    """Create ``store.replicas`` and subscribe it to commits. Cheap: nothing is read until a
+    replica is used or a commit arrives."""
+    manager = ReplicaManager(store)
+    store.memo.listeners.append(manager.on_commit)
+    return manager
