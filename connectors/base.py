@@ -13,7 +13,13 @@ replicas in step:
 * when a replica is opened (a search, ``sync()``, ``status``) it first catches up the same way,
   so a process killed between the Parquet commit and the replica write loses nothing;
 * a connector saves its state together with the commit id it reflects (atomically), and only
-  then is ``last_file_id`` recorded in the catalog; on load the connector's own id wins.
+  then is ``last_file_id`` recorded in the catalog; on load the connector's own id wins;
+* saving is deferred: a commit is applied in memory at once (searches see it), and the state
+  is written when the changes since the last save reach ``SAVE_FRACTION`` of the index (at
+  least ``SAVE_ROWS``), when ``SAVE_INTERVAL_S`` has passed, on ``sync()``/``add``/``rebuild``/
+  ``status``, and at interpreter exit. A save rewrites the whole index (about 2 GB at 10^6 x
+  512), so saving per commit would make adding a row cost a rewrite; deferring bounds the work
+  a crash can lose to replaying those rows from the commit log, which the next open does.
 
 A new target is a subclass of :class:`Connector` registered with :func:`register`.
 """
@@ -21,12 +27,15 @@ A new target is a subclass of :class:`Connector` registered with :func:`register
 from __future__ import annotations
 
 import abc
+import atexit
 import contextlib
 import fcntl
 import json
 import logging
 import os
 import threading
+import time
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,7 +94,8 @@ class Connector(abc.ABC):
     shorter rows padded with ``None`` / ``nan``), ``entity_ids`` the live ids, ``count`` their
     number. ``save(file_id)`` makes the state durable *together with* the commit id it reflects,
     atomically; ``load`` returns False when nothing was saved yet. ``last_file_id`` is the id
-    of the last saved or loaded state.
+    of the last saved or loaded state; ``applied_file_id`` that of the state in memory (ahead
+    of ``last_file_id`` while a save is deferred).
     """
 
     name: str = ""
@@ -97,6 +107,9 @@ class Connector(abc.ABC):
         self.dim = dim
         self.options = self.check_options(options)
         self.last_file_id = 0
+        self.applied_file_id = 0
+        self.unsaved_rows = 0  # rows applied since the last save (the replay a crash costs)
+        self.saved_at = time.monotonic()
         ensure_schema(catalog)
 
     @classmethod
@@ -208,12 +221,18 @@ class ReplicaManager:
     Connectors are opened lazily (first search, commit or ``sync``) and cached per process;
     each apply runs under a per-replica file lock and reloads the saved state first when
     another process saved a newer one, so several writers never lose each other's updates.
+    Saves are deferred (see the module docstring); ``flush()`` writes what is pending.
     """
+
+    SAVE_ROWS = 10_000  # rows applied since the last save that always trigger one
+    SAVE_FRACTION = 0.05  # ... or this fraction of the index, when larger
+    SAVE_INTERVAL_S = 300.0  # ... or pending changes this old
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self._open: dict[tuple[MemoKey, str], Connector] = {}
         self._lock = threading.RLock()
+        _MANAGERS.add(self)
 
     # -- declarations -------------------------------------------------------------------------
     def _key(self, feature: str, params: dict | None = None) -> tuple[Any, MemoKey]:
@@ -237,7 +256,7 @@ class ReplicaManager:
                 """INSERT INTO replicas VALUES (?, ?, ?, ?, ?, 0, ?) ON CONFLICT DO NOTHING""",
                 [*key.sql_args(), target, json.dumps(opts, sort_keys=True), now()],
             )
-        self.sync_one(key, target)
+        self.sync_one(key, target, save=True)
         return self.info(key, target)
 
     def list(self) -> list[ReplicaInfo]:
@@ -301,17 +320,46 @@ class ReplicaManager:
                 self.sync_one(key, target)
 
     def sync(self) -> dict[str, int]:
-        """Catch every declared replica up with the commit log; returns rows applied per replica."""
+        """Catch every declared replica up with the commit log and save it; returns rows
+        applied per replica."""
         return {
-            f"{r.key.label}/{r.key.params_key}:{r.target}": self.sync_one(r.key, r.target)
+            f"{r.key.label}/{r.key.params_key}:{r.target}": self.sync_one(r.key, r.target, True)
             for r in self.list()
         }
 
-    def sync_one(self, key: MemoKey, target: str) -> int:
-        """Apply every commit after the replica's last applied one; returns rows changed."""
+    def sync_one(self, key: MemoKey, target: str, save: bool = False) -> int:
+        """Apply every commit after the replica's last applied one; returns rows changed.
+        The state is saved when ``save`` or when the save policy says it is due."""
         with self._lock, self._file_lock(key, target):
             conn = self._connector(key, target)
-            return self._catch_up(conn)
+            return self._catch_up(conn, save)
+
+    def flush(self) -> int:
+        """Save every replica this process has changed since its last save; returns how many
+        were saved. Runs at interpreter exit too."""
+        saved = 0
+        for (key, target), conn in list(self._open.items()):
+            if conn.applied_file_id <= conn.last_file_id:
+                continue
+            with self._lock, self._file_lock(key, target):
+                if conn.saved_file_id() < conn.applied_file_id:  # else another saved newer
+                    self._save(conn)
+                    saved += 1
+        return saved
+
+    def _save_due(self, conn: Connector) -> bool:
+        if conn.applied_file_id <= conn.last_file_id:
+            return False
+        rows = max(self.SAVE_ROWS, int(self.SAVE_FRACTION * conn.count()))
+        return conn.unsaved_rows >= rows or time.monotonic() - conn.saved_at >= self.SAVE_INTERVAL_S
+
+    def _save(self, conn: Connector) -> None:
+        _fault("replica_before_save")
+        conn.save(conn.applied_file_id)
+        conn.unsaved_rows = 0
+        conn.saved_at = time.monotonic()
+        _fault("replica_before_record")
+        self._record(conn, conn.last_file_id)
 
     def connector(self, key: MemoKey, target: str) -> Connector:
         """The open connector of a replica, caught up with the commit log."""
@@ -328,13 +376,13 @@ class ReplicaManager:
             conn = cls(self.store.root, self.store.catalog, key, dim, info.options)
             conn.load()
             self._open[(key, target)] = conn
-        elif conn.saved_file_id() > conn.last_file_id:  # another process saved a newer state
+        elif conn.saved_file_id() > conn.applied_file_id:  # another process saved a newer state
             conn.load()
         return conn
 
-    def _catch_up(self, conn: Connector) -> int:
+    def _catch_up(self, conn: Connector, save: bool = False) -> int:
         key = conn.key
-        start = conn.last_file_id
+        start = conn.applied_file_id
         with self.store.catalog.read() as con:
             files = con.execute(
                 """SELECT file_id, path FROM memo_files WHERE feature = ? AND version = ?
@@ -353,21 +401,26 @@ class ReplicaManager:
                    AND r.replaced_by > ?""",
                 [*key.sql_args(), start],
             ).fetchone()[0]
-        if head <= start:
-            self._record(conn, start)
-            return 0
         changed = 0
-        if files:
-            spec = self.store.registry.get(key.feature, key.version)
-            table = _read_in_order([self.store.root / p for _, p in files], spec.output)
-            changed += conn.apply(_latest_per_entity(table))
-        if retired:
-            stored = self.store.memo.stored_ids(key)
-            changed += conn.delete(sorted(conn.entity_ids() - stored))
-        _fault("replica_before_save")
-        conn.save(head)
-        _fault("replica_before_record")
-        self._record(conn, head)
+        if head > start:
+            if files:
+                spec = self.store.registry.get(key.feature, key.version)
+                table = _read_in_order([self.store.root / p for _, p in files], spec.output)
+                changed += conn.apply(_latest_per_entity(table))
+                conn.unsaved_rows += table.num_rows
+            if retired:
+                stored = self.store.memo.stored_ids(key)
+                deleted = conn.delete(sorted(conn.entity_ids() - stored))
+                changed += deleted
+                conn.unsaved_rows += deleted
+            if conn.applied_file_id <= conn.last_file_id:
+                conn.saved_at = time.monotonic()  # pending changes start now
+            conn.applied_file_id = head
+            _fault("replica_after_apply")
+        if (save and conn.applied_file_id > conn.last_file_id) or self._save_due(conn):
+            self._save(conn)
+        elif head <= start:
+            self._record(conn, conn.saved_file_id())
         return changed
 
     def _record(self, conn: Connector, file_id: int) -> None:
@@ -416,14 +469,16 @@ class ReplicaManager:
                         [*key.sql_args(), r.target],
                     )
                 conn = self._connector(key, r.target)
-                self._catch_up(conn)
+                self._catch_up(conn, save=True)
                 total += conn.count()
         return total
 
     def status(self) -> list[dict[str, Any]]:
         """Per replica: rows indexed vs rows stored, and lag (commits not yet applied).
 
-        Reads the saved state only (does not catch up), so it shows a replica as it is."""
+        Saves what this process has pending first, then reads the saved state (it does not
+        catch up), so it shows each replica as it is on disk."""
+        self.flush()
         out = []
         for r in self.list():
             with self.store.catalog.read() as con:
@@ -493,6 +548,20 @@ def _fault(point: str) -> None:
     from amberlite import faults
 
     faults.point(point)
+
+
+_MANAGERS: weakref.WeakSet[ReplicaManager] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    for manager in list(_MANAGERS):
+        try:
+            manager.flush()
+        except Exception:  # noqa: BLE001 - the next open replays from the commit log
+            log.warning(
+                "could not save a replica at exit; it will catch up on next use", exc_info=True
+            )
 
 
 def attach(store: Store) -> ReplicaManager:

@@ -1,13 +1,14 @@
 """The ``hnsw`` target: an hnswlib index per feature@version@params.
 
-Files: ``<store>/replicas/<feature>@<v>/<params_key>/hnsw.bin`` holds a small header (magic,
-JSON: the commit id the index reflects, space, dim, M, deleted labels) followed by hnswlib's
-own serialization; it is written aside, fsynced and renamed, so the index and its commit id
-change together. Entity ids map to integer labels through the catalog table
-``replica_labels``; a label is written there before the index that uses it is saved, so an
-index never holds a label the catalog cannot name. Inserting a row is one ``add_items``
-(capacity grows geometrically with ``resize_index``); an update re-adds the same label
-(hnswlib replaces the vector in place); a delete is ``mark_deleted``.
+Files, in ``<store>/replicas/<feature>@<v>/<params_key>/``: ``hnsw-<file_id>.bin`` is hnswlib's
+own serialization, written once and fsynced; ``hnsw.json`` (the manifest: the commit id the
+index reflects, space, dim, M, deleted labels, and the name of the ``.bin`` file) is written
+aside and renamed over the old one, so the index and its commit id change together; older
+``.bin`` files are removed after the rename. Entity ids map to integer labels through the
+catalog table ``replica_labels``; a label is written there before the index that uses it is
+saved, so an index never holds a label the catalog cannot name. Inserting a row is one
+``add_items`` (capacity grows geometrically with ``resize_index``); an update re-adds the same
+label (hnswlib replaces the vector in place); a delete is ``mark_deleted``.
 
 Scores: cosine similarity (``space="cosine"``), inner product (``"ip"``), or the negated
 squared L2 distance (``"l2"``) — higher is always more similar.
@@ -17,8 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import struct
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -39,8 +39,9 @@ from .base import (
     replica_dir,
 )
 
-MAGIC = b"AMBHNSW1"
-_HEAD = struct.Struct("<8sQ")
+MANIFEST = "hnsw.json"
+_BIN_RE = re.compile(r"hnsw-[0-9]+-[0-9]+\.bin")
+FORMAT = 2
 SPACES = ("cosine", "l2", "ip")
 DEFAULTS = {"space": "cosine", "M": 16, "ef_construction": 200, "ef": 64}
 INITIAL_CAPACITY = 1024
@@ -55,15 +56,18 @@ def _fsync(path: Path) -> None:
 
 
 def read_header(path: Path) -> dict | None:
-    """The JSON header of a saved index, or None when there is no (valid) file."""
+    """The manifest of a saved index (``path`` is the manifest or its directory), or None when
+    there is no valid one."""
+    path = Path(path)
+    if path.is_dir() or path.suffix != ".json":
+        path = path.parent / MANIFEST if path.suffix else path / MANIFEST
     try:
-        with open(path, "rb") as f:
-            magic, n = _HEAD.unpack(f.read(_HEAD.size))
-            if magic != MAGIC:
-                return None
-            return json.loads(f.read(n))
-    except (OSError, struct.error, ValueError):
+        head = json.loads(path.read_text())
+    except (OSError, ValueError):
         return None
+    if not isinstance(head, dict) or head.get("format") != FORMAT:
+        return None
+    return head
 
 
 @register
@@ -75,7 +79,7 @@ class HnswConnector(Connector):
     def __init__(self, root: Path, catalog: Catalog, key: MemoKey, dim: int, options: dict):
         super().__init__(root, catalog, key, dim, options)
         self.dir = replica_dir(root, key)
-        self.path = self.dir / "hnsw.bin"
+        self.path = self.dir / MANIFEST
         self.threads = int(self.options.get("num_threads", os.cpu_count() or 1))
         self._reset()
 
@@ -111,7 +115,7 @@ class HnswConnector(Connector):
         self.present: set[int] = set()
         self.deleted: set[int] = set()
         self._id_array: np.ndarray | None = None
-        self.last_file_id = 0
+        self.last_file_id = self.applied_file_id = 0
 
     def _load_labels(self) -> None:
         ensure_schema(self.catalog)
@@ -137,15 +141,14 @@ class HnswConnector(Connector):
             return False
         if head.get("dim") != self.dim or head.get("space") != self.space:
             raise ReplicaError(f"{self.path}: saved index has another dim/space; rebuild it")
-        raw = self.dir / f".hnsw.{os.getpid()}.load"
+        name = str(head.get("index", ""))
+        if not _BIN_RE.fullmatch(name):
+            raise ReplicaError(f"{self.path}: bad index file name {name!r}; rebuild it")
+        index = hnswlib.Index(space=self.space, dim=self.dim)
         try:
-            with open(self.path, "rb") as src, open(raw, "wb") as dst:
-                src.seek(_HEAD.size + self._head_len())
-                shutil.copyfileobj(src, dst, 1 << 24)
-            index = hnswlib.Index(space=self.space, dim=self.dim)
-            index.load_index(str(raw), max_elements=0)
-        finally:
-            raw.unlink(missing_ok=True)
+            index.load_index(str(self.dir / name), max_elements=0)
+        except RuntimeError as e:
+            raise ReplicaError(f"{self.dir / name}: cannot load the index ({e}); rebuild it") from e
         index.set_ef(self.options["ef"])
         self.index = index
         self.present = set(index.get_ids_list())
@@ -153,41 +156,41 @@ class HnswConnector(Connector):
         unknown = max(self.present, default=-1)
         if unknown >= len(self.ids_by_label):
             raise ReplicaError(f"{self.path}: index holds labels the catalog lacks; rebuild it")
-        self.last_file_id = int(head["last_file_id"])
+        self.last_file_id = self.applied_file_id = int(head["last_file_id"])
         return True
-
-    def _head_len(self) -> int:
-        with open(self.path, "rb") as f:
-            return _HEAD.unpack(f.read(_HEAD.size))[1]
 
     def save(self, file_id: int) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        head = json.dumps(
-            {
-                "last_file_id": int(file_id),
-                "space": self.space,
-                "dim": self.dim,
-                "M": self.options["M"],
-                "ef_construction": self.options["ef_construction"],
-                "count": self.count(),
-                "deleted": sorted(self.deleted),
-            }
-        ).encode()
-        raw = self.dir / f".hnsw.{os.getpid()}.raw"
-        aside = self.dir / f".hnsw.{os.getpid()}.tmp"
+        name = f"hnsw-{int(file_id)}-{os.getpid()}.bin"
+        head = {
+            "format": FORMAT,
+            "last_file_id": int(file_id),
+            "space": self.space,
+            "dim": self.dim,
+            "M": self.options["M"],
+            "ef_construction": self.options["ef_construction"],
+            "count": self.count(),
+            "deleted": sorted(self.deleted),
+            "index": name,
+        }
+        aside = self.dir / f".{MANIFEST}.{os.getpid()}.tmp"
         try:
-            self.index.save_index(str(raw))
-            with open(aside, "wb") as dst, open(raw, "rb") as src:
-                dst.write(_HEAD.pack(MAGIC, len(head)))
-                dst.write(head)
-                shutil.copyfileobj(src, dst, 1 << 24)
-                dst.flush()
-                os.fsync(dst.fileno())
+            self.index.save_index(str(self.dir / name))
+            _fsync(self.dir / name)
+            with open(aside, "w") as f:
+                json.dump(head, f)
+                f.flush()
+                os.fsync(f.fileno())
             os.replace(aside, self.path)
             _fsync(self.dir)
+        except BaseException:
+            (self.dir / name).unlink(missing_ok=True)
+            raise
         finally:
-            raw.unlink(missing_ok=True)
             aside.unlink(missing_ok=True)
+        for old in self.dir.glob("hnsw-*.bin"):  # callers hold the replica's file lock
+            if old.name != name:
+                old.unlink(missing_ok=True)
         self.last_file_id = int(file_id)
 
     def saved_file_id(self) -> int:
@@ -196,11 +199,13 @@ class HnswConnector(Connector):
 
     @classmethod
     def saved_count(cls, root: Path, key: MemoKey, dim: int) -> int:
-        head = read_header(replica_dir(root, key) / "hnsw.bin")
+        head = read_header(replica_dir(root, key) / MANIFEST)
         return int(head["count"]) if head else 0
 
     def drop(self) -> None:
         self.path.unlink(missing_ok=True)
+        for old in self.dir.glob("hnsw-*.bin"):
+            old.unlink(missing_ok=True)
         self._reset()
 
     # -- changes ------------------------------------------------------------------------------

@@ -138,8 +138,8 @@ def test_add_follow_status_rebuild(store, tmp_path):
     commit(store, key, rng_rows(1, [f"e{i}" for i in range(20)]))
     info = store.replicas.add("emb", "hnsw", M=8, ef_construction=50, ef=32)
     assert info.last_file_id > 0
-    path = replica_dir(store.root, key) / "hnsw.bin"
-    assert path.is_file()
+    path = replica_dir(store.root, key) / "hnsw.json"
+    assert path.is_file() and len(list(path.parent.glob("hnsw-*.bin"))) == 1
     assert_replica_matches(store, key)
 
     # a commit is applied by the listener, with no explicit sync
@@ -334,7 +334,9 @@ class ReplicaMachine(RuleBasedStateMachine):
             self.versions.append(2)
 
     @rule(
-        point=st.sampled_from(["replica_before_save", "replica_before_record", "none"]),
+        point=st.sampled_from(
+            ["replica_after_apply", "replica_before_save", "replica_before_record", "none"]
+        ),
         seed=st.integers(0, 10_000),
     )
     def crash(self, point: str, seed: int) -> None:
@@ -394,6 +396,56 @@ ReplicaMachine.TestCase.settings = settings(
 TestReplicaMachine = ReplicaMachine.TestCase
 
 
+def test_saves_are_deferred_and_flushed(store, tmp_path, monkeypatch):
+    """A commit is searchable at once but the index file is rewritten only when the save
+    policy says so; ``status`` and interpreter exit write what is pending."""
+    key = key_of(store)
+    commit(store, key, rng_rows(1, [f"e{i}" for i in range(10)]))
+    store.replicas.add("emb", "hnsw", M=8, ef_construction=40)
+    conn = store.replicas._open[(key, "hnsw")]
+    saved = conn.saved_file_id()
+    assert saved == conn.last_file_id == conn.applied_file_id > 0
+
+    head = commit(store, key, rng_rows(2, ["e10", "e11"]))
+    assert conn.applied_file_id > saved and conn.saved_file_id() == saved  # not rewritten
+    assert conn.unsaved_rows == 2
+    found, _ = conn.search(unit(stored(store, key)["e11"])[None, :], 1, ef=50)
+    assert found[0, 0] == "e11"
+    (row,) = store.replicas.status()  # flushes first
+    assert conn.saved_file_id() == conn.applied_file_id and row["lag_commits"] == 0
+    assert row["rows_indexed"] == 12 and head is not None
+
+    # past the row threshold the commit itself saves
+    monkeypatch.setattr(type(store.replicas), "SAVE_ROWS", 3)
+    commit(store, key, rng_rows(3, ["e12", "e13"]))
+    assert conn.saved_file_id() < conn.applied_file_id
+    commit(store, key, rng_rows(4, ["e14"]))
+    assert conn.saved_file_id() == conn.applied_file_id and conn.unsaved_rows == 0
+    # ... and so does an old pending change
+    monkeypatch.setattr(type(store.replicas), "SAVE_ROWS", 10_000)
+    monkeypatch.setattr(type(store.replicas), "SAVE_INTERVAL_S", 0.0)
+    commit(store, key, rng_rows(5, ["e15"]))
+    assert conn.saved_file_id() == conn.applied_file_id
+    assert len(list(replica_dir(store.root, key).glob("hnsw-*.bin"))) == 1
+
+
+def test_exit_flushes_pending_saves(store, tmp_path):
+    """A process that commits and exits normally leaves the index saved at its commit."""
+    key = key_of(store)
+    commit(store, key, rng_rows(1, ["e0", "e1"]))
+    store.replicas.add("emb", "hnsw", M=8, ef_construction=40)
+    out = subprocess.run(
+        [sys.executable, "-c", CRASH_CHILD, str(store.root), "1", "3", "e5,e6"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert out.returncode == 0 and "survived" in out.stdout, out.stderr
+    (row,) = amberlite.open(store.root).replicas.status()
+    assert (row["rows_indexed"], row["rows_stored"], row["lag_commits"]) == (4, 4, 0)
+
+
 def test_scripted_sequence():
     """A fixed interleaving that covers every kind of step at least once."""
     m = ReplicaMachine()
@@ -408,6 +460,7 @@ def test_scripted_sequence():
             lambda: m.insert(n=2, seed=6, pick=1),
             lambda: m.compact(),
             lambda: m.crash(point="replica_before_record", seed=7),
+            lambda: m.crash(point="replica_after_apply", seed=10),
             lambda: m.restart(),
             lambda: m.delete(seed=8, pick=1),
             lambda: m.insert(n=3, seed=9, pick=0),
