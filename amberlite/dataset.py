@@ -16,6 +16,14 @@ then across DataLoader workers by worker id, so every row is read exactly once p
 An asset scope skips row groups by their asset_id statistics and filters the rest.
 ``to_ray()`` gives a Ray Dataset over the same files.
 
+``store.dataset("SELECT id, asset, shot_embedding, brightness FROM shots WHERE ...")`` takes an
+AQL query instead: the query is planned and run as ``store.query`` would (computing the
+features it needs for the entities that pass its filters), its result streamed out of DuckDB
+into ``<store>/datasets/<hash>.parquet`` in row groups of ``QUERY_ROW_GROUP`` rows (written
+aside and renamed), and that file is streamed like a feature's. Batches are dicts of the
+selected columns by name. The file is keyed by the query text and the catalog's state, so
+making the same dataset again on an unchanged store reuses it.
+
 The file list is fixed when the dataset is made: compacting the feature while a training
 run reads it retires those files (make a new dataset after ``store.compact``).
 """
@@ -40,6 +48,7 @@ from amberlite.errors import ResolveError
 from amberlite.memo.store import ASSET_ID, ENTITY_ID, VALUE
 
 _END = object()
+QUERY_ROW_GROUP = 8192  # rows per row group of a query dataset (its unit of sharding)
 
 
 @dataclass(frozen=True)
@@ -93,6 +102,7 @@ class FeatureDataset(IterableDataset):
     ids: bool = True
     shard_index: int = 0
     shard_count: int = 1
+    columns: tuple[str, ...] | None = None  # a query dataset: the result's columns
     _epoch: int = field(default=0, repr=False)
 
     def __post_init__(self) -> None:
@@ -107,10 +117,10 @@ class FeatureDataset(IterableDataset):
         units = []
         for path in self.files:
             meta = pq.ParquetFile(path).metadata
-            col = meta.schema.names.index(ASSET_ID)
+            col = meta.schema.names.index(ASSET_ID) if self.asset_ids is not None else -1
             for rg in range(meta.num_row_groups):
                 group = meta.row_group(rg)
-                if self.asset_ids is not None and not self._may_hold(group.column(col)):
+                if col >= 0 and not self._may_hold(group.column(col)):
                     continue
                 units.append(_Unit(path, rg, group.num_rows))
         return units
@@ -190,7 +200,7 @@ class FeatureDataset(IterableDataset):
     def _batches(self, units: list[_Unit]) -> Iterator[pa.RecordBatch]:
         """Record batches of exactly batch_size rows across row-group boundaries."""
         wanted = pa.array(sorted(self.asset_ids)) if self.asset_ids is not None else None
-        columns = None if self.ids or wanted is not None else [VALUE]
+        columns = None if self.ids or wanted is not None else self._value_columns()
         held: list[pa.RecordBatch] = []
         n = 0
         for unit in units:
@@ -216,7 +226,19 @@ class FeatureDataset(IterableDataset):
         if held and not self.drop_last:
             yield pa.Table.from_batches(held).combine_chunks().to_batches()[0]
 
+    def _value_columns(self) -> list[str]:
+        if self.columns is None:
+            return [VALUE]
+        schema = pq.read_schema(self.files[0]) if self.files else pa.schema([])
+        return [f.name for f in schema if not _is_text(f.type)]
+
     def _convert(self, rb: pa.RecordBatch) -> dict[str, Any]:
+        if self.columns is not None:
+            return {
+                name: to_torch(rb.column(name))
+                for name in rb.schema.names
+                if self.ids or not _is_text(rb.schema.field(name).type)
+            }
         if not self.ids:
             return {self.name: to_torch(rb.column(VALUE))}
         return {
@@ -246,7 +268,16 @@ class FeatureDataset(IterableDataset):
             from ray.data.expressions import col
 
             ds = ds.filter(expr=col(ASSET_ID).is_in(sorted(self.asset_ids)))
-        return ds.rename_columns({VALUE: self.name})
+        return ds if self.columns is not None else ds.rename_columns({VALUE: self.name})
+
+
+def _is_text(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t)
+
+
+def _is_query(text: str) -> bool:
+    words = text.split(None, 1)
+    return bool(words) and words[0].upper() in {"SELECT", "EXPLAIN", "SHOW", "DESCRIBE", "MATCH"}
 
 
 def dataset(
@@ -262,12 +293,24 @@ def dataset(
     **options: Any,
 ) -> FeatureDataset:
     """Make a :class:`FeatureDataset` of ``feature`` (``name`` or ``name@version``) over an
-    asset scope, computing missing values first unless ``compute=False``. ``options`` are
-    FeatureDataset fields: batch_size, prefetch, drop_last, shuffle, seed, ids (False: yield
-    only the value tensors, and skip reading the id columns)."""
-    if not isinstance(feature, str) or any(c.isspace() for c in feature.strip()):
+    asset scope, or of an AQL ``SELECT`` query (then ``assets``, ``version`` and ``params``
+    belong in the query text), computing missing values first unless ``compute=False``.
+    ``options`` are FeatureDataset fields: batch_size, prefetch, drop_last, shuffle, seed, ids
+    (False: yield only the value tensors, and skip reading the id / text columns)."""
+    if not isinstance(feature, str):
+        raise ResolveError(f"dataset takes a feature name or a query, not {type(feature).__name__}")
+    unknown = set(options) - {"batch_size", "prefetch", "drop_last", "shuffle", "seed", "ids"}
+    if unknown:
+        raise ResolveError(f"dataset has no option {sorted(unknown)[0]!r}")
+    if _is_query(feature):
+        if assets is not None or version is not None or params is not None:
+            raise ResolveError("a query dataset takes its scope from the query (OF, @v, (k=v))")
+        files, names = query_files(store, feature, compute)
+        return FeatureDataset("query", files, None, columns=names, **options)
+    if any(c.isspace() for c in feature.strip()):
         raise ResolveError(
-            "dataset takes a feature name (name or name@version); queries are not supported yet"
+            f"dataset takes a feature name (name or name@version) or a SELECT query, "
+            f"not {feature.strip()[:40]!r}"
         )
     from amberlite.run.resolve import memo_key
 
@@ -277,10 +320,57 @@ def dataset(
         store.resolver.materialize(spec, params, asset_ids, executor=executor, progress=progress)
     files = store.memo.files(memo_key(spec, params))
     scope = frozenset(asset_ids) if asset_ids is not None else None
-    unknown = set(options) - {"batch_size", "prefetch", "drop_last", "shuffle", "seed", "ids"}
-    if unknown:
-        raise ResolveError(f"dataset has no option {sorted(unknown)[0]!r}")
     return FeatureDataset(spec.name, files, scope, **options)
+
+
+def query_files(store: Any, text: str, compute: bool = True) -> tuple[list[str], tuple[str, ...]]:
+    """Run a SELECT (computing what it needs unless ``compute=False``) into a Parquet file
+    under ``<store>/datasets``, reused while the catalog is unchanged; returns ``([path],
+    column names)``."""
+    import hashlib
+    import os
+    import uuid
+
+    from amberlite.errors import AqlError
+    from amberlite.plan import logical as L
+    from amberlite.plan.physical import Reader, Sql, duck_errors, feature_files, prepare
+    from amberlite.query import plan as plan_query
+
+    logical, explained = plan_query(store, text)
+    if explained or not isinstance(logical, L.SelectPlan):
+        raise AqlError("a dataset is made from a SELECT query (not EXPLAIN, SHOW, MATCH ...)")
+    with Reader(store) as reader:
+        prep = prepare(store, logical, compute=compute, reader=reader)
+        con = reader.get()
+        digest = hashlib.sha256(f"{text.strip()}\0{store.catalog.stamp()}".encode()).hexdigest()
+        out_dir = store.root / "datasets"
+        path = out_dir / f"{digest[:24]}.parquet"
+        sql = Sql(store, prep.plan)
+        select = sql.select(feature_files(store, prep.plan, con))
+        if path.exists():
+            return [str(path)], tuple(sql.names)
+        sql.register(con)
+        aside = store.memo.tmp / f"{uuid.uuid4().hex}.parquet"
+        try:
+            with duck_errors():
+                batches = con.sql(select, params=sql.params).to_arrow_reader(QUERY_ROW_GROUP)
+                schema = pa.schema(
+                    [f.with_name(n) for f, n in zip(batches.schema, sql.names, strict=True)]
+                )
+                with pq.ParquetWriter(aside, schema) as writer:
+                    for rb in batches:
+                        writer.write_batch(
+                            pa.RecordBatch.from_arrays(rb.columns, schema=schema),
+                            row_group_size=QUERY_ROW_GROUP,
+                        )
+            with open(aside, "rb") as f:
+                os.fsync(f.fileno())
+            out_dir.mkdir(exist_ok=True)
+            os.replace(aside, path)
+        finally:
+            aside.unlink(missing_ok=True)
+            sql.unregister(con)
+    return [str(path)], tuple(sql.names)
 
 
 __all__ = ["FeatureDataset", "dataset", "to_torch"]

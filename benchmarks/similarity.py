@@ -96,7 +96,7 @@ def batch(ids: list[str], x: np.ndarray) -> pa.Table:
 
 
 def connector(root: Path, name: str, M: int, efc: int) -> HnswConnector:
-    key = MemoKey(name, 1, "0" * 16)
+    key = MemoKey(name.replace("-", "_"), 1, "0" * 16)
     c = HnswConnector(root, Catalog(root), key, DIM, {"M": M, "ef_construction": efc})
     c.threads = 2
     return c

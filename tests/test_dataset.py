@@ -4,6 +4,7 @@ what is missing first, shards across DataLoader workers and data-parallel ranks.
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
 import pyarrow as pa
 import pytest
 import torch
@@ -95,9 +96,61 @@ def test_to_torch_shapes():
     assert to_torch(pa.array([[1], [2, 3]])) == [[1], [2, 3]]
 
 
+def test_query_dataset_streams_the_query_result(vec_store):
+    text = (
+        "SELECT id, asset, fvec, label, n * 2 AS twice FROM frames OF 'clip_b' "
+        "WHERE n >= 10 ORDER BY n"
+    )
+    assert vec_store.status()["features"].filter(pl.col("name") == "fvec")[
+        "rows_stored"
+    ].to_list() == [0]
+    ds = vec_store.dataset(text, batch_size=8)  # computes fvec and label for clip_b first
+    batches = list(ds)
+    assert [len(b["id"]) for b in batches] == [8, 8, 8, 6]
+    assert set(batches[0]) == {"id", "asset", "fvec", "label", "twice"}
+    want = vec_store.query(text)
+    got_ids = [i for b in batches for i in b["id"]]
+    assert got_ids == want["id"].to_list()  # ORDER BY is kept
+    vals = torch.cat([b["fvec"] for b in batches])
+    assert vals.dtype == torch.float32 and vals.shape == (30, 4)
+    assert np.allclose(vals.numpy(), np.array(want["fvec"].to_list()))
+    assert torch.cat([b["twice"] for b in batches]).tolist() == want["twice"].to_list()
+    assert [x for b in batches for x in b["label"]] == want["label"].to_list()
+    # only the values: text columns are left out
+    assert set(next(iter(vec_store.dataset(text, ids=False)))) == {"fvec", "twice"}
+
+    # an unchanged store reuses the file; a change makes a new one
+    again = vec_store.dataset(text)
+    assert again.files == ds.files
+    vec_store.materialize("fvec")
+    assert vec_store.dataset(text).files != ds.files
+
+    # shards and DataLoader workers split the row groups: every row once
+    from amberlite import dataset as dmod
+
+    old = dmod.QUERY_ROW_GROUP
+    dmod.QUERY_ROW_GROUP = 4
+    try:
+        small = vec_store.dataset("SELECT id, fvec FROM frames", batch_size=4)
+    finally:
+        dmod.QUERY_ROW_GROUP = old
+    assert len(small._units) == 25
+    loader = DataLoader(small, batch_size=None, num_workers=2)
+    ids = [i for b in loader for i in b["id"]]
+    assert len(ids) == 100 and len(set(ids)) == 100
+
+
 def test_dataset_bad_input(vec_store):
-    with pytest.raises(ResolveError, match="queries are not supported"):
-        vec_store.dataset("FIND shots WHERE x > 1")
+    from amberlite.errors import AqlError
+
+    with pytest.raises(ResolveError, match="feature name"):
+        vec_store.dataset("fvec label")
+    with pytest.raises(AqlError, match="SELECT"):
+        vec_store.dataset("SHOW FEATURES")
+    with pytest.raises(AqlError, match=r"line 1"):
+        vec_store.dataset("SELECT id FROM frames WHERE")
+    with pytest.raises(ResolveError, match="from the query"):
+        vec_store.dataset("SELECT id FROM frames", assets=["clip_b"])
     with pytest.raises(ResolveError, match="no option"):
         vec_store.dataset("fvec", batchsize=3)
     with pytest.raises(ResolveError, match="unknown feature"):
