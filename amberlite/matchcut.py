@@ -26,8 +26,8 @@ import polars as pl
 import pyarrow as pa
 
 from amberlite.errors import AmberliteError, ResolveError
-from amberlite.library.pairs import top_k_pairs
-from amberlite.run.resolve import RunStats
+from amberlite.library.pairs import TopPairs, _excluded_pairs, top_k_pairs
+from amberlite.run.resolve import RunStats, memo_key
 
 # match type -> (feature, metric)
 MATCH_TYPES: dict[str, tuple[str, str]] = {
@@ -132,29 +132,97 @@ def candidate_shots(store, asset_ids: Sequence[str] | None, match: MatchSpec):
     return frame, vectors
 
 
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero): cosine is then the dot product."""
+    norm = np.linalg.norm(x, axis=1, keepdims=True)
+    return np.where(norm > 1e-12, x / np.maximum(norm, 1e-12), 0.0).astype(np.float32)
+
+
+def _index_of(store, match: MatchSpec):
+    """The open connector of the match feature's replica index when it can serve the match
+    type (a cosine metric and a cosine index), else None."""
+    from amberlite.similarity import _replica
+
+    if match.metric != "cosine":
+        return None
+    rep = _replica(store, memo_key(store.feature(match.feature), None))
+    if rep is None or rep[0].space != "cosine":
+        return None
+    return rep[0]
+
+
+def search_path(store, match_type: str, assets=None, ef: int | None = None) -> str:
+    """One line (for EXPLAIN): which pair search a MATCH by ``match_type`` runs and why."""
+    from amberlite.similarity import explain_path
+
+    match = resolve_match_type(store, match_type)
+    key = store.feature(match.feature).key
+    if match.metric != "cosine":
+        return (
+            f"exact torch search over {key} (metric {match.metric}: a vector index cannot serve it)"
+        )
+    info = store.replicas.find(memo_key(store.feature(match.feature), None))
+    if info is not None and info.options.get("space") != "cosine":
+        return (
+            f"exact torch search over {key} (its {info.target} index has space="
+            f"{info.options.get('space')}; the match metric is cosine)"
+        )
+    return explain_path(store, match.feature, assets, None, ef)
+
+
+def _index_pairs(conn, frame: pl.DataFrame, vectors, groups, order, top, across_only, ef):
+    """The top pairs through the replica index, with the exact path's exclusions (adjacent
+    shots, pairs within an asset with ``across_only``; only the candidate shots are
+    searched), rescored exactly so that the scores are those of the exact path."""
+    from amberlite.similarity import _index_pairs as index_pairs
+
+    ids = np.array(frame["entity_id"].to_list(), dtype=object)
+    allowed = set(ids.tolist())
+    if allowed == conn.entity_ids():
+        allowed = None
+    exclude = _excluded_pairs(groups, order)
+    a, b, _, why = index_pairs(conn, ids, groups, vectors, top, across_only, ef, allowed, exclude)
+    score = (vectors[a] * vectors[b]).sum(axis=1, dtype=np.float32)
+    rank = np.lexsort((b, a, -score))
+    return TopPairs(a[rank], b[rank], score[rank]), why
+
+
 def scored_pairs(
     store,
     assets: Sequence[str] | str | None,
     match_type: str,
     top: int = 10,
     across_only: bool = False,
+    ef: int | None = None,
+    exact: bool = False,
 ) -> pl.DataFrame:
     """The top pairs with every column the report needs (ids, frame spans, aliases); values
-    must be stored (see :func:`prepare`)."""
+    must be stored (see :func:`prepare`).
+
+    A cosine match type whose feature has a cosine replica index (``store.replicas``) is
+    searched through the index (``ef`` per query) unless ``exact``; with an asset scope of at
+    most ``similarity.EXACT_SCOPE`` shots, or a metric an index cannot serve (IoU), the search
+    is exact. The result carries ``.method`` (``"hnsw"`` / ``"exact"``) and ``.explain``."""
+    from amberlite.similarity import EXACT_SCOPE
+
     if not isinstance(top, int) or isinstance(top, bool) or top < 1:
         raise AmberliteError(f"top must be a positive integer, got {top!r}")
     match = resolve_match_type(store, match_type)
     asset_ids = store.resolve_assets(assets)
     frame, vectors = candidate_shots(store, asset_ids, match)
     codes = frame["asset_id"].rank("dense").to_numpy().astype(np.int64)
-    found = top_k_pairs(
-        vectors,
-        top,
-        metric=match.metric,
-        groups=codes,
-        order=frame["idx"].to_numpy().astype(np.int64),
-        across_only=across_only,
-    )
+    order = frame["idx"].to_numpy().astype(np.int64)
+    if match.metric == "cosine":
+        vectors = _unit_rows(vectors)
+    conn = None if exact else _index_of(store, match)
+    if conn is not None and (assets is None or len(frame) > EXACT_SCOPE):
+        found, why = _index_pairs(conn, frame, vectors, codes, order, top, across_only, ef)
+        method = conn.name
+    else:
+        found = top_k_pairs(
+            vectors, top, metric=match.metric, groups=codes, order=order, across_only=across_only
+        )
+        method, why = "exact", "exact torch search"
     cols = ["alias", "idx", "start_s", "end_s", "asset_id", "entity_id", "start_frame", "end_frame"]
     a = frame.select(cols)[found.i]
     b = frame.select(cols)[found.j]
@@ -167,7 +235,13 @@ def scored_pairs(
         ],
         how="horizontal",
     )
-    return out
+    return _tagged(out, method, why)
+
+
+def _tagged(df: pl.DataFrame, method: str, why: str) -> pl.DataFrame:
+    df.method = method  # type: ignore[attr-defined]
+    df.explain = why  # type: ignore[attr-defined]
+    return df
 
 
 def top_pairs(
@@ -177,16 +251,21 @@ def top_pairs(
     top: int = 10,
     across_only: bool = False,
     progress: bool | None = None,
+    ef: int | None = None,
+    exact: bool = False,
 ) -> pl.DataFrame:
     """The ``top`` best match-cut pairs of shots over ``assets`` (aliases or ids; None = all).
 
     Computes what is missing first. Columns: asset_a, shot_a, start_a, end_a, asset_b, shot_b,
     start_b, end_b, score (aliases, shot indices, seconds; best first). Adjacent shots and
     near-duplicates (``dedup`` False) never pair; ``across_only`` keeps pairs of different
-    assets. Raises ResolveError for an unknown asset or match type.
+    assets. The search uses the match feature's replica index when one can serve it (see
+    :func:`scored_pairs`; ``.method`` / ``.explain`` say which ran). Raises ResolveError for an
+    unknown asset or match type.
     """
     prepare(store, assets, match_type, progress=progress)
-    return scored_pairs(store, assets, match_type, top, across_only).select(PAIR_COLUMNS)
+    pairs = scored_pairs(store, assets, match_type, top, across_only, ef=ef, exact=exact)
+    return _tagged(pairs.select(PAIR_COLUMNS), pairs.method, pairs.explain)
 
 
 def match_cut(

@@ -84,13 +84,16 @@ def exact_pairs(
     space: str = "cosine",
     block_elems: int = BLOCK_ELEMS,
     rows_subset: np.ndarray | None = None,
+    exclude: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The global top-k unordered pairs ``i < j`` (``i != j``) and their scores, best first.
 
     With ``across`` pairs within one group are excluded. With ``rows_subset`` only pairs with
-    at least one end in the subset are scored. Ties are broken by ``(i, j)``."""
+    at least one end in the subset are scored. ``exclude`` is a (2, m) array of row pairs that
+    never pair (e.g. adjacent shots). Ties are broken by ``(i, j)``."""
     x = _prepare(data, space)
     n = x.shape[0]
+    ex = None if exclude is None or len(exclude[0]) == 0 else torch.as_tensor(exclude)
     xsq = (x * x).sum(1) if space == "l2" else None
     g = torch.as_tensor(groups) if groups is not None else None
     rows = np.arange(n) if rows_subset is None else np.asarray(rows_subset)
@@ -110,6 +113,8 @@ def exact_pairs(
             keep &= cols[None, :] != ri[:, None]
             if across and g is not None:
                 keep &= g[None, :] != g[ri][:, None]
+            if ex is not None:
+                _mask_pairs(keep, ri, ex, n)
             sc = sc.masked_fill(~keep, float("-inf"))
             kk = min(k, sc.numel())
             vals, flat = torch.topk(sc.reshape(-1), kk)
@@ -124,6 +129,21 @@ def exact_pairs(
     a = torch.minimum(best_i, best_j).numpy()
     b = torch.maximum(best_i, best_j).numpy()
     return _rank_pairs(a, b, best_s.numpy(), k)
+
+
+def _mask_pairs(keep: torch.Tensor, ri: torch.Tensor, ex: torch.Tensor, n: int) -> None:
+    """Clear ``keep[r, c]`` for the excluded pairs (either orientation) of block rows ``ri``."""
+    where = torch.full((n,), -1, dtype=torch.int64)
+    where[ri] = torch.arange(len(ri))
+    for a, b in ((ex[0], ex[1]), (ex[1], ex[0])):
+        sel = where[a] >= 0
+        keep[where[a[sel]], b[sel]] = False
+
+
+def pair_keys(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
+    """One int64 per unordered pair of row indices (``min * n + max``)."""
+    a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
+    return np.minimum(a, b) * n + np.maximum(a, b)
 
 
 def _rank_pairs(a: np.ndarray, b: np.ndarray, s: np.ndarray, k: int):
@@ -162,20 +182,27 @@ def _replica(store: Store, key) -> tuple[Any, str] | None:
 
 
 def explain_path(
-    store: Store, feature: str, assets: Sequence[str] | str | None = None, params=None
+    store: Store,
+    feature: str,
+    assets: Sequence[str] | str | None = None,
+    params=None,
+    ef: int | None = None,
 ) -> str:
-    """One line: which search path a NEAREST / MATCH on ``feature`` takes and why."""
+    """One line: which search path a NEAREST / MATCH on ``feature`` takes and why (``ef``: the
+    per-query value, shown instead of the index's default)."""
     from amberlite.run.resolve import memo_key
 
     spec = store.feature(feature)
     info = store.replicas.find(memo_key(spec, params))
     if info is None:
-        return f"exact torch search over {spec.key} (no replica index)"
+        ignored = f"; ef={ef} ignored" if ef is not None else ""
+        return f"exact torch search over {spec.key} (no replica index{ignored})"
     o = info.options
     scoped = f" (exact when the asset scope has at most {EXACT_SCOPE} rows)" if assets else ""
+    ef_text = f"ef={ef} per query" if ef is not None else f"ef={o.get('ef')}"
     return (
         f"{info.target} index over {spec.key} (space={o.get('space')}, M={o.get('M')}, "
-        f"ef={o.get('ef')}){scoped}"
+        f"{ef_text}){scoped}"
     )
 
 
@@ -291,7 +318,8 @@ def match(
     rep = None if exact else _replica(store, key)
     space = rep[0].space if rep else "cosine"
     if rep is not None and (assets is None or len(ids) > EXACT_SCOPE):
-        a, b, s, why = _index_pairs(rep[0], ids, groups, mat, k, across_assets, ef, assets)
+        allowed = None if assets is None else set(ids.tolist())
+        a, b, s, why = _index_pairs(rep[0], ids, groups, mat, k, across_assets, ef, allowed)
         method = rep[1]
     else:
         a, b, s = exact_pairs(mat, k, groups, across_assets, space)
@@ -310,11 +338,16 @@ def match(
     )
 
 
-def _index_pairs(conn, ids, groups, mat, k, across, ef, assets):
-    """Top-k pairs from per-row index searches, widening where a better pair may hide."""
+def _index_pairs(conn, ids, groups, mat, k, across, ef, allowed, exclude=None):
+    """Top-k pairs from per-row index searches, widening where a better pair may hide.
+
+    ``allowed`` (a set of ids, or None: every indexed entity) restricts the candidates;
+    ``exclude`` is a (2, m) array of row pairs that never pair (as in :func:`exact_pairs`)."""
     n = len(ids)
     pos = {e: i for i, e in enumerate(ids.tolist())}
-    allowed = None if assets is None else set(pos)
+    ex_keys = None
+    if exclude is not None and len(exclude[0]):
+        ex_keys = np.unique(pair_keys(exclude[0], exclude[1], n))
     to_pos = np.vectorize(lambda e: pos.get(e, -1), otypes=[np.int64])
     cand_a, cand_b, cand_s = [], [], []
     pending = np.arange(n)
@@ -331,6 +364,8 @@ def _index_pairs(conn, ids, groups, mat, k, across, ef, assets):
         ok = (cols >= 0) & (cols != rows) & np.isfinite(sc)
         if across:
             ok &= groups[rows] != groups[np.maximum(cols, 0)]
+        if ex_keys is not None:
+            ok &= ~np.isin(pair_keys(rows, np.maximum(cols, 0), n), ex_keys)
         cand_a.append(np.minimum(rows, cols)[ok])
         cand_b.append(np.maximum(rows, cols)[ok])
         cand_s.append(sc[ok])
@@ -343,7 +378,9 @@ def _index_pairs(conn, ids, groups, mat, k, across, ef, assets):
     why = f"hnsw index, {rounds} probe round(s)"
     if len(pending):
         # rows whose widest list still reaches the threshold: score them exactly
-        ea, eb, es = exact_pairs(mat, k, groups, across, conn.space, rows_subset=pending)
+        ea, eb, es = exact_pairs(
+            mat, k, groups, across, conn.space, rows_subset=pending, exclude=exclude
+        )
         cand_a.append(ea)
         cand_b.append(eb)
         cand_s.append(es)

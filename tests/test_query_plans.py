@@ -1,6 +1,9 @@
 """Golden plans (tests/plans/<case>/{query.aql, logical.txt, explain.txt}) and a differential
 test: every query gives the same table over an empty, a partly filled and a full memo.
 
+A case with a ``replicas`` file (one feature name a line) runs on a copy of each store with an
+hnsw replica of those features (M=16, ef=64): the index path of NEAREST / MATCH.
+
 Regenerate the goldens with ``AQL_UPDATE_GOLDENS=1 pytest tests/test_query_plans.py``.
 """
 
@@ -38,6 +41,17 @@ def stores(tmp_path_factory, media_dir):
     return {"empty": empty, "partial": partial, "full": full, "root": root}
 
 
+def _with_replicas(store, case: str, dest: Path):
+    """``store``, or a copy with the case's replica indexes declared."""
+    listed = PLANS / case / "replicas"
+    if not listed.exists():
+        return store
+    store = copy_store(store, dest)
+    for feature in listed.read_text().split():
+        store.replicas.add(feature, "hnsw", M=16, ef=64)
+    return store
+
+
 def _check(path: Path, text: str) -> None:
     if UPDATE or not path.exists():
         path.write_text(text + "\n")
@@ -45,11 +59,12 @@ def _check(path: Path, text: str) -> None:
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_golden_plan(stores, case):
+def test_golden_plan(stores, case, tmp_path):
     query = (PLANS / case / "query.aql").read_text().strip()
-    logical, _ = plan(stores["empty"], query)
+    store = _with_replicas(stores["empty"], case, tmp_path / "empty")
+    logical, _ = plan(store, query)
     _check(PLANS / case / "logical.txt", show_plan(logical))
-    _check(PLANS / case / "explain.txt", explain(stores["empty"], query))
+    _check(PLANS / case / "explain.txt", explain(store, query))
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if not c.startswith(("show", "describe"))])
@@ -58,6 +73,7 @@ def test_same_table_over_any_memo_state(stores, case, tmp_path):
     results = {}
     for state in ("empty", "partial", "full"):
         store = copy_store(stores[state], tmp_path / state)  # each run starts from the state
+        store = _with_replicas(store, case, tmp_path / f"{state}_indexed")
         results[state] = run_query(store, query)
     assert results["full"].height > 0
     for state in ("empty", "partial"):

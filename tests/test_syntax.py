@@ -519,6 +519,7 @@ def _selects(draw: st.DrawFn) -> Select:
             st.builds(EntityRef, _names, st.text(max_size=8)),
             _features(),
             _options,
+            st.none() | _features(),
         )
     )
     limit = draw(st.none() | st.integers(0, 10**6))

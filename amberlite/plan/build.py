@@ -8,6 +8,8 @@ Name resolution, in order, for a bare name ``x`` (or ``s.x``) in an expression:
 3. a feature of the registry (newest version unless ``@v``), over the source's entity type
    or over ``asset`` (then broadcast to every entity of the asset).
 
+With ``NEAREST`` the FROM set also has the column ``score`` (the similarity to the target).
+
 Unknown names raise :class:`ResolveError` with the closest candidate; operands of the wrong
 type raise :class:`AqlTypeError` naming the operand. Nothing here reads values or computes.
 """
@@ -52,6 +54,8 @@ EXTRA_COLUMNS: dict[str, dict[str, str]] = {
     "frame": {"n": "num", "t": "num"},
 }
 TIME_COLUMNS = frozenset({"start_s", "end_s", "t", "duration_s"})
+SCORE = "score"  # the similarity column of a NEAREST source
+EF_RANGE = (1, 100_000)
 AGGREGATES = frozenset({"count", "min", "max", "avg", "sum"})
 SCALAR_FUNCTIONS: dict[str, tuple[int, int, str | None]] = {
     # name: (min args, max args, result type; None = type of the first argument)
@@ -213,6 +217,12 @@ class Builder:
         self.features: list[L.FeatureUse] = []
         self.aliases: dict[str, int] = {}
         self.alias_types: dict[str, str] = {}
+        self.nearest_source = 0 if sel.nearest is not None else None
+
+    def columns(self, src: L.Source) -> dict[str, str]:
+        """Column name -> type of a source (``score`` on the source of a NEAREST)."""
+        cols = columns_of(src.entity_type)
+        return {**cols, SCORE: "num"} if src.index == self.nearest_source else cols
 
     # -- names --------------------------------------------------------------------------------
     def source(self, qualifier: str | None, name: str, feature: A.FeatureRef | None = None):
@@ -238,8 +248,11 @@ class Builder:
         )
 
     def column(self, qualifier: str | None, name: str) -> L.ColumnValue:
-        src = self.source(qualifier, name)
-        cols = columns_of(src.entity_type)
+        if qualifier is None and name == SCORE and self.nearest_source is not None:
+            src = self.sources[self.nearest_source]
+        else:
+            src = self.source(qualifier, name)
+        cols = self.columns(src)
         if name not in cols:
             raise ResolveError(
                 f"{src.alias!r} ({src.entity_type}) has no column {name!r}",
@@ -258,14 +271,14 @@ class Builder:
             src_cols = [
                 s
                 for s in self.sources
-                if (ref.qualifier in (None, s.alias)) and ref.name in columns_of(s.entity_type)
+                if (ref.qualifier in (None, s.alias)) and ref.name in self.columns(s)
             ]
             if src_cols:
                 return self.column(ref.qualifier, ref.name)
         if ref.name not in self.store.registry.names():
             cands = list(self.store.registry.names())
             for s in self.sources:
-                cands += list(columns_of(s.entity_type))
+                cands += list(self.columns(s))
             cands += list(self.aliases) if allow_alias else []
             raise ResolveError(f"unknown feature {ref.name!r}", name=ref.name, candidates=cands)
         src = self.source(ref.qualifier, ref.name, ref)
@@ -477,12 +490,8 @@ def conjuncts(e: A.Expr | None) -> list[A.Expr]:
 def build_select(store: Store, sel: A.Select) -> L.SelectPlan:
     """Resolve a SELECT into a logical plan (WHERE above the feature joins: the optimizer's
     rules push entity filters down)."""
-    if sel.nearest is not None:
-        raise AqlError(
-            "NEAREST needs the similarity index (amberlite.similarity), which is not wired into "
-            "AQL yet: use MATCH"
-        )
     b = Builder(store, sel)
+    search = nearest_search(b, sel.nearest) if sel.nearest is not None else None
     items, names = _select_items(b, sel)
     where = b.expr(sel.where) if sel.where is not None else None
     if where is not None:
@@ -502,6 +511,8 @@ def build_select(store: Store, sel: A.Select) -> L.SelectPlan:
     # The tree: scans with their feature joins, joined, then WHERE, GROUP, project, sort, limit.
     def chain(src: L.Source) -> L.PlanNode:
         node: L.PlanNode = L.EntityScan(src.index)
+        if search is not None and search.source == src.index:
+            node = L.Nearest(node)
         for use in b.features:
             if use.source == src.index:
                 node = L.FeatureJoin(node, use.slot)
@@ -518,11 +529,86 @@ def build_select(store: Store, sel: A.Select) -> L.SelectPlan:
         if having is not None:
             root = L.Having(root, having)
     root = L.Project(root, tuple(items), tuple(names))
+    if not keys and search is not None and not aggregated:  # nearest first
+        keys = (
+            (b.column(None, SCORE), True),
+            (L.ColumnValue(search.source, "id", "str", "id"), False),
+        )
     if keys:
         root = L.Sort(root, keys)
     if sel.limit is not None:
         root = L.Limit(root, sel.limit, sel.offset or 0)
-    return L.SelectPlan(root, tuple(b.sources), tuple(b.features))
+    return L.SelectPlan(root, tuple(b.sources), tuple(b.features), search)
+
+
+def ef_option(options: tuple[tuple[str, A.Literal], ...], what: str) -> int | None:
+    """The ``ef`` of ``WITH (ef=N)`` (the only option of NEAREST and MATCH), or None."""
+    ef = None
+    for name, lit in options:
+        if name != "ef":
+            raise AqlError(f"unknown {what} option {name!r}: the only option is ef (WITH (ef=N))")
+        value = literal_value(lit)
+        lo, hi = EF_RANGE
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise AqlError(
+                f"{what} option ef must be an integer in [{lo}, {hi}], not {to_aql(lit)}"
+            )
+        ef = value
+    return ef
+
+
+def vector_feature(store: Store, ref: A.FeatureRef, src: L.Source, role: str) -> L.FeatureUse:
+    """A feature use over ``src``'s entities whose value is a fixed-size float vector."""
+    from amberlite.connectors.base import ReplicaError, vector_dim
+
+    if ref.name not in store.registry.names():
+        raise ResolveError(
+            f"unknown feature {ref.name!r}", name=ref.name, candidates=store.registry.names()
+        )
+    use = feature_use(store, ref, src, -1, entity_ok=False)
+    if use.entity != src.entity_type:
+        raise AqlTypeError(
+            f"{role} {use.label}: the feature is over {use.entity!r} entities, not "
+            f"{src.entity_type!r} entities"
+        )
+    spec = store.registry.get(use.name, use.version)
+    try:
+        vector_dim(spec.output)
+    except ReplicaError:
+        raise AqlTypeError(
+            f"{role} {use.label}: NEAREST searches a vector feature (a fixed-size list of "
+            f"floats); {use.label} is {spec.output}"
+        ) from None
+    return use
+
+
+def nearest_search(b: Builder, n: A.Nearest) -> L.NearestSearch:
+    """Resolve ``NEAREST k TO [f OF] <type> '<id>' BY <feature> [WITH (ef=N)]`` over the FROM
+    set (the target entity itself is resolved when the query runs)."""
+    src = b.sources[0]
+    by = vector_feature(b.store, n.by, src, "NEAREST ... BY")
+    ttype = entity_type_of(b.store, n.target.entity_type)
+    tsrc = L.Source(-1, ttype, ttype, None, None)
+    target_feature = None
+    if n.target_feature is None:
+        if ttype != by.entity:
+            raise AqlTypeError(
+                f"NEAREST TO {ttype} {n.target.id!r} BY {by.label}: {by.label} is over "
+                f"{by.entity}s; take the query vector from a {ttype} feature with "
+                f"TO <feature> OF {ttype} '<id>'"
+            )
+    else:
+        target_feature = vector_feature(b.store, n.target_feature, tsrc, "NEAREST TO")
+        dims = [
+            b.store.registry.get(u.name, u.version).output.list_size for u in (target_feature, by)
+        ]
+        if dims[0] != dims[1]:
+            raise AqlTypeError(
+                f"NEAREST TO {target_feature.label} OF ...: its vectors have {dims[0]} values, "
+                f"{by.label} has {dims[1]}"
+            )
+    ef = ef_option(n.options, "NEAREST")
+    return L.NearestSearch(src.index, n.k, ttype, n.target.id, by, target_feature, ef)
 
 
 def _select_items(b: Builder, sel: A.Select) -> tuple[list[A.Expr], list[str]]:
@@ -532,7 +618,7 @@ def _select_items(b: Builder, sel: A.Select) -> tuple[list[A.Expr], list[str]]:
         if isinstance(it.expr, A.Star):
             srcs = b.sources if it.expr.qualifier is None else [b.source(it.expr.qualifier, "*")]
             for s in srcs:
-                for col, t in columns_of(s.entity_type).items():
+                for col, t in b.columns(s).items():
                     label = col if len(b.sources) == 1 else f"{s.alias}.{col}"
                     items.append(L.ColumnValue(s.index, col, t, label))
                     names.append(label)
@@ -567,11 +653,11 @@ def build_match(store: Store, stmt: A.Match) -> L.MatchPlan:
         raise AqlError(f"MATCH pairs shots, not {src.entity_type}s: use MATCH shots ...")
     if stmt.by.version is not None or stmt.by.params or stmt.by.qualifier is not None:
         raise AqlError("MATCH ... BY takes a plain match type or feature name")
-    if stmt.options:
-        raise AqlError("MATCH takes no WITH options yet")
+    ef = ef_option(stmt.options, "MATCH")
     match = matchcut.resolve_match_type(store, stmt.by.name)
     use = feature_use(store, A.FeatureRef(match.feature), src, 0)
-    return L.MatchPlan(src, match.match_type, use, stmt.top, stmt.across_assets, ())
+    options = (("ef", ef),) if ef is not None else ()
+    return L.MatchPlan(src, match.match_type, use, stmt.top, stmt.across_assets, options)
 
 
 def build(store: Store, stmt: A.Statement) -> L.Plan:

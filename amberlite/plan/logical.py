@@ -3,7 +3,11 @@
 A SELECT becomes a tree read bottom-up::
 
     Limit -> Sort -> Project -> Aggregate -> Filter (residual WHERE)
-        -> FeatureJoin* -> Filter (entity filters, pushed down) -> EntityScan
+        -> FeatureJoin* -> Filter (entity filters, pushed down) -> [Nearest] -> EntityScan
+
+``Nearest`` (SELECT ... NEAREST k TO ...) keeps the k entities of its scan closest to the
+target (:class:`NearestSearch`) and adds their ``score``; every filter sits above it, so WHERE
+filters the k nearest (it does not pick k among the entities that pass it).
 
 Expressions stay AST nodes (:mod:`amberlite.syntax.ast`) except that names are resolved:
 every entity column becomes a :class:`ColumnValue`, every feature a :class:`FeatureValue` and
@@ -105,6 +109,13 @@ class EntityScan(PlanNode):
 
 
 @dataclass(frozen=True, slots=True)
+class Nearest(PlanNode):
+    """The k entities of the scan below nearest to the target (``SelectPlan.nearest``)."""
+
+    child: PlanNode
+
+
+@dataclass(frozen=True, slots=True)
 class Filter(PlanNode):
     child: PlanNode
     predicate: A.Expr
@@ -159,12 +170,36 @@ class Limit(PlanNode):
 
 
 @dataclass(frozen=True, slots=True)
+class NearestSearch:
+    """NEAREST: the ``k`` entities of source ``source`` whose ``feature`` value is closest to
+    the query vector: ``target_feature``'s value at the target entity (the ``feature``'s own
+    value when None). The target is kept as written (``'film1/42'``) and resolved when the
+    query runs; it is never in its own result. ``ef`` is the per-query index setting."""
+
+    source: int
+    k: int
+    target_type: str
+    target_id: str
+    feature: FeatureUse
+    target_feature: FeatureUse | None = None
+    ef: int | None = None
+
+    def describe(self) -> str:
+        target = f"{self.target_type} {quote_string(self.target_id)}"
+        if self.target_feature is not None:
+            target = f"{self.target_feature.label} OF {target}"
+        ef = f" WITH (ef={self.ef})" if self.ef is not None else ""
+        return f"{self.k} TO {target} BY {self.feature.label}{ef}"
+
+
+@dataclass(frozen=True, slots=True)
 class SelectPlan:
     """A planned SELECT: the node tree plus the sources and features it refers to."""
 
     root: PlanNode
     sources: tuple[Source, ...]
     features: tuple[FeatureUse, ...]
+    nearest: NearestSearch | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,17 +224,14 @@ class MatchPlan:
     options: tuple[tuple[str, Any], ...]
 
 
-@dataclass(frozen=True, slots=True)
-class NearestPlan:
-    source: Source
-    target_type: str
-    target_id: str
-    k: int
-    feature: FeatureUse
-    options: tuple[tuple[str, Any], ...]
+Plan = SelectPlan | ShowPlan | DescribePlan | MatchPlan
 
 
-Plan = SelectPlan | ShowPlan | DescribePlan | MatchPlan | NearestPlan
+def scan_source(node: PlanNode) -> int | None:
+    """The source of an entity scan (bare, or under its Nearest), else None."""
+    if isinstance(node, Nearest):
+        node = node.child
+    return node.source if isinstance(node, EntityScan) else None
 
 
 # ---------------------------------------------------------------- printing
@@ -269,14 +301,10 @@ def show_plan(plan: Plan) -> str:
         return f"Describe {plan.name}"
     if isinstance(plan, MatchPlan):
         across = " ACROSS ASSETS" if plan.across_assets else ""
+        opts = ", ".join(f"{k}={_py_text(v)}" for k, v in plan.options)
         return (
             f"Match {plan.source.describe()} BY {plan.match_type} ({plan.feature.label}) "
-            f"TOP {plan.top}{across}"
-        )
-    if isinstance(plan, NearestPlan):
-        return (
-            f"Nearest {plan.k} TO {plan.target_type} {quote_string(plan.target_id)} "
-            f"BY {plan.feature.label} IN {plan.source.describe()}"
+            f"TOP {plan.top}{across}" + (f" WITH ({opts})" if opts else "")
         )
     lines: list[str] = []
     _show_node(plan, plan.root, 0, lines)
@@ -288,6 +316,9 @@ def _show_node(plan: SelectPlan, node: PlanNode, depth: int, lines: list[str]) -
     children: list[PlanNode] = []
     if isinstance(node, EntityScan):
         lines.append(f"{pad}EntityScan {plan.sources[node.source].describe()}")
+    elif isinstance(node, Nearest):
+        lines.append(f"{pad}Nearest {plan.nearest.describe() if plan.nearest else '?'}")
+        children = [node.child]
     elif isinstance(node, Filter):
         kind = "Filter[pushed]" if node.pushed else "Filter"
         lines.append(f"{pad}{kind} {show_expr(node.predicate)}")

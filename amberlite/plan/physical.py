@@ -95,6 +95,7 @@ class Prepared:
 
     plan: L.SelectPlan
     steps: list[FeatureStep] = field(default_factory=list)
+    nearest: Any = None  # the NEAREST search result (polars, see plan.nearest.run_search)
 
 
 # ---------------------------------------------------------------- phase 1: scope and decide
@@ -112,8 +113,8 @@ def duck_errors() -> Iterator[None]:
 def pushed_filters(node: L.PlanNode, out: dict[int, A.Expr] | None = None) -> dict[int, A.Expr]:
     """Source index -> its pushed entity filter."""
     out = {} if out is None else out
-    if isinstance(node, L.Filter) and node.pushed and isinstance(node.child, L.EntityScan):
-        out[node.child.source] = node.predicate
+    if isinstance(node, L.Filter) and node.pushed and L.scan_source(node.child) is not None:
+        out[L.scan_source(node.child)] = node.predicate
     for attr in ("child", "left", "right"):
         c = getattr(node, attr, None)
         if c is not None:
@@ -149,9 +150,19 @@ class Reader:
 
 
 def prepare(store: Store, plan: L.SelectPlan, compute: bool, reader: Reader) -> Prepared:
-    """Count each feature's scope and decide read | compute; compute when ``compute``."""
+    """Count each feature's scope and decide read | compute; compute when ``compute``.
+
+    With NEAREST, ``compute`` first runs the search (computing the searched feature over the
+    FROM set's assets when missing); the other features of that source are then scoped to the
+    k entities found. Without ``compute`` (EXPLAIN) they are counted over the whole set."""
     prep = Prepared(plan)
     pushed = pushed_filters(plan.root)
+    near = plan.nearest
+    if near is not None and compute:
+        from amberlite.plan.nearest import run_search
+
+        reader.close()  # the search may compute (write lock)
+        prep.nearest = run_search(store, plan)
     for src in plan.sources:
         assets = list(src.asset_ids) if src.asset_ids is not None else None
         note = ""
@@ -163,8 +174,22 @@ def prepare(store: Store, plan: L.SelectPlan, compute: bool, reader: Reader) -> 
                 note = f" (+ {src.entity_type}s of assets not segmented yet)"
         ids: list[str] | None = None
         id_assets = assets
-        if src.index in pushed:
-            ids, id_assets = _scoped_ids(store, plan, src, pushed[src.index], reader.get())
+        searched = near is not None and near.source == src.index
+        seg_text = f", {note[2:-1]}" if note else ""  # "+ shots of assets not segmented yet"
+        near_note = ""
+        if searched and not compute:
+            spec = store.registry.get(near.feature.name, near.feature.version)
+            params = dict(near.feature.params)
+            step = _step(store, near.feature.label, spec, params, assets, None, False, reader)
+            step.note = f" (searched{seg_text})"
+            if note:
+                step.action = "compute"
+            prep.steps.append(step)
+            near_note = f" (only the k nearest{seg_text})"
+        elif src.index in pushed or searched:
+            ids, id_assets = _scoped_ids(
+                store, plan, src, pushed.get(src.index), reader.get(), prep.nearest
+            )
         for use in plan.features:
             if use.source != src.index:
                 continue
@@ -176,6 +201,8 @@ def prepare(store: Store, plan: L.SelectPlan, compute: bool, reader: Reader) -> 
                 step = _step(store, use.label, spec, params, assets, ids, compute, reader)
                 if note:  # spans still to segment will need values too
                     step.note, step.action = note, "compute"
+            if near_note:
+                step.note = near_note
             prep.steps.append(step)
     return prep
 
@@ -224,10 +251,11 @@ def _cached_counts(store, spec, params, assets, ids, reader: Reader | None) -> d
 
 
 def _scoped_ids(
-    store: Store, plan: L.SelectPlan, src: L.Source, pred: A.Expr, con
+    store: Store, plan: L.SelectPlan, src: L.Source, pred: A.Expr | None, con, nearest=None
 ) -> tuple[list[str], list[str]]:
-    """Entity ids (and their assets) of a source that pass its pushed filter."""
-    sql = Sql(store, plan)
+    """Entity ids (and their assets) of a source that pass its pushed filter (and, with
+    NEAREST, are among the k found)."""
+    sql = Sql(store, plan, nearest)
     cte = sql.source_cte(src, pred)
     sql.register(con)
     with duck_errors():
@@ -244,9 +272,10 @@ def _scoped_ids(
 class Sql:
     """Compiles a SELECT plan to one DuckDB statement with named parameters."""
 
-    def __init__(self, store: Store, plan: L.SelectPlan) -> None:
+    def __init__(self, store: Store, plan: L.SelectPlan, nearest: Any = None) -> None:
         self.store = store
         self.plan = plan
+        self.nearest = nearest
         self.params: dict[str, Any] = {}
         self.tables: dict[str, pa.Table] = {}
         self.names: tuple[str, ...] = ()
@@ -291,9 +320,20 @@ class Sql:
                 FROM entities e JOIN assets a ON a.asset_id = e.asset_id
                 WHERE e.entity_type = {self.bind(src.entity_type)}
                 AND e.producer = {self.bind(producer)} AND {scope}"""
+        if self.plan.nearest is not None and self.plan.nearest.source == i:
+            body = self._nearest_join(body)
         if pushed is None:
             return body
         return f"SELECT * FROM ({body}) AS t{i} WHERE {self.expr(pushed)}"
+
+    def _nearest_join(self, body: str) -> str:
+        """The entities of ``body`` that the NEAREST search found, with their ``score``."""
+        if self.nearest is None:
+            raise AqlError("NEAREST: the search has not run (internal error)")
+        from amberlite.plan.nearest import search_table
+
+        self.tables["_nearest"] = search_table(self.nearest)
+        return f"SELECT b.*, n.score FROM ({body}) AS b JOIN _nearest AS n ON n.entity_id = b.id"
 
     def _frames(self, src: L.Source) -> pa.Table:
         """(asset_id, n, t, t_end) of every frame in scope, times from the exact frame index."""

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 def run_select(store: Store, prep: Prepared, con) -> pl.DataFrame:
     """The result table of a prepared SELECT (its features are stored or failed by now), read
     on ``con``, an open catalog connection."""
-    sql = Sql(store, prep.plan)
+    sql = Sql(store, prep.plan, prep.nearest)
     text = sql.select(feature_files(store, prep.plan, con))
     log.debug("SQL %s", text)
     sql.register(con)
@@ -44,7 +44,11 @@ def execute(store: Store, plan: L.Plan) -> pl.DataFrame:
     if isinstance(plan, L.SelectPlan):
         with Reader(store) as reader:
             prep = prepare(store, plan, compute=True, reader=reader)
-            return run_select(store, prep, reader.get())
+            df = run_select(store, prep, reader.get())
+        if prep.nearest is not None:  # which search ran (hnsw / exact) and why
+            df.method = prep.nearest.method  # type: ignore[attr-defined]
+            df.explain = prep.nearest.explain  # type: ignore[attr-defined]
+        return df
     if isinstance(plan, L.ShowPlan):
         return show(store, plan.what)
     if isinstance(plan, L.DescribePlan):
@@ -119,10 +123,17 @@ def describe(store: Store, name: str) -> pl.DataFrame:
 
 
 def match(store: Store, plan: L.MatchPlan) -> pl.DataFrame:
-    """MATCH through :func:`amberlite.matchcut.top_pairs` (computes what is missing first)."""
+    """MATCH through :func:`amberlite.matchcut.top_pairs` (computes what is missing first; the
+    match feature's replica index is used when one can serve the match type)."""
     from amberlite.matchcut import top_pairs
 
     assets = list(plan.source.asset_ids) if plan.source.asset_ids is not None else None
     return top_pairs(
-        store, assets, plan.match_type, plan.top, across_only=plan.across_assets, progress=False
+        store,
+        assets,
+        plan.match_type,
+        plan.top,
+        across_only=plan.across_assets,
+        progress=False,
+        ef=dict(plan.options).get("ef"),
     )

@@ -451,18 +451,24 @@ class Join(Node):
 
 @dataclass(frozen=True, slots=True)
 class Nearest(Node):
-    """``NEAREST k TO <entity_ref> BY <feature> [WITH (opt=lit, ...)]``."""
+    """``NEAREST k TO [<feature> OF] <entity_ref> BY <feature> [WITH (opt=lit, ...)]``.
+
+    ``target_feature`` (when given) is the feature whose value at ``target`` is the query
+    vector; otherwise the query vector is the ``by`` feature's value at ``target``."""
 
     k: int
     target: EntityRef
     by: FeatureRef
     options: tuple[tuple[str, Literal], ...] = ()
+    target_feature: FeatureRef | None = None
 
     def __post_init__(self) -> None:
         _check_int(self, "k", self.k, minimum=1)
         _check_type(self, "target", self.target, EntityRef)
         _check_type(self, "by", self.by, FeatureRef)
         _check_params(self, "options", self.options)
+        if self.target_feature is not None:
+            _check_type(self, "target_feature", self.target_feature, FeatureRef)
 
 
 @dataclass(frozen=True, slots=True)

@@ -104,8 +104,17 @@ _EXAMPLES: tuple[tuple[str, tuple[str, ...]], ...] = (
         ("MATCH s BY f TOP", "MATCH s BY f TOP x", "MATCH s BY f TOP ;"),
     ),
     (
-        "NEAREST needs a target entity: TO <entity type> '<id>'",
+        "NEAREST needs a target entity: TO <entity type> '<id>' "
+        "or TO <feature> OF <entity type> '<id>'",
         ("SELECT a FROM s NEAREST 3 TO", "SELECT a FROM s NEAREST 3 TO shot"),
+    ),
+    (
+        "TO <feature> OF needs an entity: TO <feature> OF <entity type> '<id>'",
+        (
+            "SELECT a FROM s NEAREST 3 TO f OF",
+            "SELECT a FROM s NEAREST 3 TO f OF shot",
+            "SELECT a FROM s NEAREST 3 TO f OF 'x'",
+        ),
     ),
     ("expected SHOW ASSETS, SHOW FEATURES or SHOW ENTITIES", ("SHOW", "SHOW x")),
 )

@@ -234,6 +234,8 @@ def _select(sel: A.Select) -> str:
     if sel.nearest is not None:
         n = sel.nearest
         target = f"{quote_name(n.target.entity_type)} {quote_string(n.target.id)}"
+        if n.target_feature is not None:
+            target = f"{_expr(n.target_feature)} OF {target}"
         parts.append(f"NEAREST {n.k} TO {target} BY {_expr(n.by)}{_with(n.options)}")
     if sel.where is not None:
         parts.append(f"WHERE {_expr(sel.where)}")

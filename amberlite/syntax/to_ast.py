@@ -42,6 +42,13 @@ class _Clause(NamedTuple):
     value: Any
 
 
+class _TargetValue(NamedTuple):
+    """``<feature> OF <entity_ref>``: the query vector of NEAREST (a feature's value)."""
+
+    feature: A.FeatureRef
+    entity: A.EntityRef
+
+
 def _names(children: list[Any]) -> list[Token]:
     return [c for c in children if isinstance(c, Token) and c.type in _NAME_TYPES]
 
@@ -162,10 +169,25 @@ class AstBuilder(Transformer):
         k = _int(k_token)
         if k < 1:
             raise SemanticError("NEAREST needs a count of at least 1", k_token)
-        target = next(c for c in children if isinstance(c, A.EntityRef))
+        value = next((c for c in children if isinstance(c, _TargetValue)), None)
+        if value is not None:
+            target, feature = value.entity, value.feature
+        else:
+            target, feature = next(c for c in children if isinstance(c, A.EntityRef)), None
         by = self._by_feature(children)
-        options = next((c for c in children if isinstance(c, tuple)), ())
-        return A.Nearest(k, target, by, options)
+        options = next(
+            (c for c in children if isinstance(c, tuple) and not isinstance(c, _TargetValue)), ()
+        )
+        return A.Nearest(k, target, by, options, feature)
+
+    def target_value(self, children: list[Any]) -> _TargetValue:
+        feature = next(c for c in children if isinstance(c, (A.FeatureRef, A.Column)))
+        if isinstance(feature, A.Column):
+            of_token = next(c for c in children if isinstance(c, Token) and c.type == "OF")
+            raise SemanticError(
+                f"TO ... OF needs a feature, not the entity column {feature.name!r}", of_token
+            )
+        return _TargetValue(feature, next(c for c in children if isinstance(c, A.EntityRef)))
 
     @staticmethod
     def _by_feature(children: list[Any]) -> A.FeatureRef:

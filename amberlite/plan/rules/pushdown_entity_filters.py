@@ -2,8 +2,10 @@
 
 ``... OF 'film1' WHERE start_s < 60 AND brightness > 0.5`` becomes a pushed
 ``Filter[pushed] start_s < 60`` right above the scan of shots, below the feature joins, so
-the resolver computes ``brightness`` only for the shots that pass it. A conjunct that reads a
-feature, two sources, an alias or a span of another source stays where it is.
+the resolver computes ``brightness`` only for the shots that pass it. Over a NEAREST scan
+the filter goes above the ``Nearest`` node (it filters the k nearest, ``score`` included).
+A conjunct that reads a feature, two sources, an alias or a span of another source stays
+where it is.
 """
 
 from __future__ import annotations
@@ -41,11 +43,12 @@ def _and(parts: list[A.Expr]) -> A.Expr:
 
 
 def _insert(node: L.PlanNode, source: int, pred: A.Expr) -> L.PlanNode:
-    """Put ``pred`` directly above the scan of ``source`` (merging with a pushed filter)."""
-    if isinstance(node, L.EntityScan):
-        return L.Filter(node, pred, pushed=True) if node.source == source else node
-    if isinstance(node, L.Filter) and node.pushed and isinstance(node.child, L.EntityScan):
-        if node.child.source == source:
+    """Put ``pred`` directly above the scan of ``source`` (merging with a pushed filter); a
+    NEAREST scan keeps the filter above it (WHERE filters the k nearest)."""
+    if isinstance(node, (L.EntityScan, L.Nearest)):
+        return L.Filter(node, pred, pushed=True) if L.scan_source(node) == source else node
+    if isinstance(node, L.Filter) and node.pushed and L.scan_source(node.child) is not None:
+        if L.scan_source(node.child) == source:
             return L.Filter(node.child, _and([node.predicate, pred]), pushed=True)
         return node
     if isinstance(node, L.SpanJoin):
