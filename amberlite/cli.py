@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
 
-from amberlite.cli_util import emit, friendly
+from amberlite.cli_util import emit, executor_of, friendly
 from amberlite.cli_util import store_of as _store
 from amberlite.cli_util import table as _table
 
@@ -88,17 +87,12 @@ def materialize(
     address: str | None,
 ) -> None:
     """Compute every missing value of FEATURE (name or name@version), inputs first."""
-    exe: Any = executor
-    if executor == "ray":
-        from amberlite.run.executor import make_executor
-
-        exe = make_executor("ray", address=address)
     stats = _store(ctx).materialize(
         feature,
         list(assets) or None,
         params=_params(params),
         retry_failed=retry_failed,
-        executor=exe,
+        executor=executor_of(executor, address),
     )
     for s in _flatten(stats):
         click.echo(s.summary())
@@ -215,12 +209,12 @@ def assets(ctx: click.Context) -> None:
 @click.option("--media", default="demo-media", show_default=True)
 def demo(demo_store: str, media: str) -> None:
     """Run the main job end to end on generated films: match cutting."""
-    from amberlite.matchcut import run_matchcut_demo
+    from amberlite.demo import run_demo
 
-    run_matchcut_demo(Path(demo_store), Path(media))
+    run_demo(demo_store, media)
 
 
-# Commands defined in their own modules import helpers from this one, so they are added last.
+# Commands defined in their own modules (helpers from cli_util) are added here.
 from amberlite.cli_matchcut import matchcut  # noqa: E402
 from amberlite.cli_query import COMMANDS as _QUERY_COMMANDS  # noqa: E402
 from amberlite.cli_replicate import replicate  # noqa: E402

@@ -10,14 +10,13 @@ from pathlib import Path
 
 import click
 
-from amberlite.cli_util import _store, friendly
+from amberlite.cli_util import friendly, store_of, table
 from amberlite.matchcut import (
     MATCH_TYPES,
     computed_by_feature,
     display_table,
     match_cut,
     prepare,
-    text_table,
 )
 
 
@@ -70,7 +69,7 @@ def matchcut(
 ) -> None:
     """Find the best match cuts between shots of VIDEOS (files, aliases or ids; none = every
     asset of the store) by colour, framing or motion."""
-    store = _store(ctx)
+    store = store_of(ctx)
     assets = _assets(store, videos)
     stats = prepare(store, assets, match_type)
     pairs = match_cut(store, assets, match_type, top, across_only, report_dir)
@@ -79,7 +78,7 @@ def matchcut(
     if pairs.height == 0:
         click.echo("no pairs (fewer than two shots that may pair)")
     else:
-        click.echo(text_table(display_table(pairs)))
+        click.echo(table(display_table(pairs), rows=100))
     if report_dir is not None:
         out = Path(report_dir)
         click.echo(f"report: {out / 'report.html'}\ncontact sheet: {out / 'contact_sheet.png'}")

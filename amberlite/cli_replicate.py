@@ -14,8 +14,7 @@ from __future__ import annotations
 import click
 import polars as pl
 
-from amberlite.cli_util import friendly
-from amberlite.cli_util import store_of as _store
+from amberlite.cli_util import friendly, store_of
 from amberlite.cli_util import table as _table
 
 
@@ -44,7 +43,7 @@ def add(
     ctx: click.Context, feature: str, target: str, space: str, m: int, ef_construction: int, ef: int
 ) -> None:
     """Declare a replica of FEATURE (name or name@version) and index its stored values."""
-    store = _store(ctx)
+    store = store_of(ctx)
     info = store.replicas.add(
         feature, target, space=space, M=m, ef_construction=ef_construction, ef=ef
     )
@@ -68,7 +67,7 @@ def _row(store, key, target: str) -> dict:
 @friendly
 def status(ctx: click.Context) -> None:
     """Per replica: rows indexed vs rows stored and lag (commits not yet applied)."""
-    rows = _store(ctx).replicas.status()
+    rows = store_of(ctx).replicas.status()
     if not rows:
         click.echo("no replicas (add one with `amberlite replicate add FEATURE --to hnsw`)")
         return
@@ -94,7 +93,7 @@ def status(ctx: click.Context) -> None:
 @friendly
 def sync(ctx: click.Context) -> None:
     """Catch every replica up with the commits it has not applied yet."""
-    for name, changed in _store(ctx).replicas.sync().items():
+    for name, changed in store_of(ctx).replicas.sync().items():
         click.echo(f"{name}: {changed} rows applied")
 
 
@@ -105,5 +104,5 @@ def sync(ctx: click.Context) -> None:
 @friendly
 def rebuild(ctx: click.Context, feature: str, target: str | None) -> None:
     """Drop FEATURE's replicas and rebuild them from the stored values."""
-    n = _store(ctx).replicas.rebuild(feature, target)
+    n = store_of(ctx).replicas.rebuild(feature, target)
     click.echo(f"rebuilt {feature}: {n} rows indexed")

@@ -1,42 +1,13 @@
 """The ``watch`` and ``backfill`` commands (registered on ``amberlite.cli.main``).
 
-This module imports ``amberlite.cli`` lazily so that ``cli`` can import it at its end.
+Helpers come from :mod:`amberlite.cli_util`, so that ``cli`` can import this module at its end.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from typing import Any
-
 import click
 
-
-def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``amberlite.cli.friendly``, looked up when the command runs."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from amberlite.cli_util import friendly
-
-        return friendly(fn)(*args, **kwargs)
-
-    return wrapper
-
-
-def _store(ctx: click.Context):
-    from amberlite.cli_util import _store as store_of
-
-    return store_of(ctx)
-
-
-def _executor(name: str, address: str | None) -> Any:
-    if name != "ray":
-        return name
-    from amberlite.run.executor import make_executor
-
-    return make_executor("ray", address=address)
-
+from amberlite.cli_util import executor_of, friendly, store_of
 
 _EXECUTOR = click.option(
     "--executor", default="local", show_default=True, type=click.Choice(["local", "ray"])
@@ -51,7 +22,7 @@ _ADDRESS = click.option("--address", default=None, help="Ray cluster address (--
 @_EXECUTOR
 @_ADDRESS
 @click.pass_context
-@_friendly
+@friendly
 def watch(
     ctx: click.Context,
     folder: str,
@@ -61,14 +32,14 @@ def watch(
     address: str | None,
 ) -> None:
     """Poll FOLDER: ingest new or changed media, compute on_ingest features (Ctrl-C stops)."""
-    store = _store(ctx)
+    store = store_of(ctx)
     if not once:
         click.echo(f"watching {folder} every {interval:g} s (Ctrl-C stops)")
     cycles = store.watch(
         folder,
         interval,
         once=once,
-        executor=_executor(executor, address),
+        executor=executor_of(executor, address),
         on_cycle=lambda c: click.echo(c.summary()),
     )
     if once and not cycles:
@@ -82,7 +53,7 @@ def watch(
 @_EXECUTOR
 @_ADDRESS
 @click.pass_context
-@_friendly
+@friendly
 def backfill(
     ctx: click.Context,
     feature: str,
@@ -93,11 +64,11 @@ def backfill(
 ) -> None:
     """Compute FEATURE (name@version) over the assets that had an older version; rerun after
     an interruption to finish (done work is kept)."""
-    report = _store(ctx).backfill(
+    report = store_of(ctx).backfill(
         feature,
         from_version=from_version,
         chunk=chunk,
-        executor=_executor(executor, address),
+        executor=executor_of(executor, address),
     )
     click.echo(report.summary())
 

@@ -20,9 +20,12 @@ from amberlite.errors import AmberliteError
 
 
 def table(df: pl.DataFrame, rows: int = 50) -> str:
+    """A result table as Markdown-style text, up to 200 characters wide (cells never wrap at
+    the terminal's width)."""
     with pl.Config(
         tbl_rows=rows,
         tbl_cols=20,
+        tbl_width_chars=200,
         fmt_str_lengths=60,
         tbl_hide_dataframe_shape=True,
         tbl_formatting="ASCII_MARKDOWN",
@@ -53,6 +56,15 @@ def store_of(ctx: click.Context):
     return ctx.obj["store"]
 
 
+def executor_of(name: str, address: str | None) -> Any:
+    """The executor a ``--executor``/``--address`` pair names (a Ray one is started here)."""
+    if name != "ray":
+        return name
+    from amberlite.run.executor import make_executor
+
+    return make_executor("ray", address=address)
+
+
 def emit(df: pl.DataFrame, fmt: str, output: str | None) -> None:
     """Write a result table in a format, to a file or standard output."""
     if fmt == "parquet":
@@ -80,5 +92,4 @@ def _flat(df: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-_store = store_of  # the name command modules used first
 _table = table

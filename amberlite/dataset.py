@@ -332,6 +332,7 @@ def query_files(store: Any, text: str, compute: bool = True) -> tuple[list[str],
     import uuid
 
     from amberlite.errors import AqlError
+    from amberlite.memo.store import fsync_path
     from amberlite.plan import logical as L
     from amberlite.plan.physical import Reader, Sql, duck_errors, feature_files, prepare
     from amberlite.query import plan as plan_query
@@ -363,8 +364,7 @@ def query_files(store: Any, text: str, compute: bool = True) -> tuple[list[str],
                             pa.RecordBatch.from_arrays(rb.columns, schema=schema),
                             row_group_size=QUERY_ROW_GROUP,
                         )
-            with open(aside, "rb") as f:
-                os.fsync(f.fileno())
+            fsync_path(aside)
             out_dir.mkdir(exist_ok=True)
             os.replace(aside, path)
         finally:

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
 import click
-import polars as pl
 
 import amberlite
+from amberlite.cli_util import table
+from amberlite.matchcut import (
+    MATCH_TYPES,
+    computed_by_feature,
+    display_table,
+    match_cut,
+    prepare,
+    top_pairs,
+)
 from amberlite.media.synth import corrupt_copy, sample_film
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
-
-def make_media(folder: Path, films: int = 2) -> list[Path]:
+def make_media(folder: Path, films: int = 3) -> list[Path]:
     """Render sample films (cached) plus one truncated file that must fail alone."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -30,43 +37,32 @@ def make_media(folder: Path, films: int = 2) -> list[Path]:
     return paths + [broken]
 
 
-def run_demo(store_path: Path, media: Path) -> None:
+def run_demo(store_path: str | os.PathLike[str], media_dir: str | os.PathLike[str]) -> None:
+    """Render three sample films (seeds 0-2) and a corrupt file, ingest, find the top pairs by
+    colour, framing and motion, write the reports under ``<store>/report/<type>/``, and print
+    where to look."""
     t0 = time.perf_counter()
-    click.echo(f"rendering sample films into {media}/ ...")
-    paths = make_media(media)
+    media_dir = Path(media_dir)
+    click.echo(f"rendering sample films into {media_dir}/ ...")
+    paths = make_media(media_dir, films=3)
     store = amberlite.open(store_path)
     report = store.ingest(paths)
     for a in report.assets:
         click.echo(f"  ingested {a['alias']}: {a['frame_count']} frames, {a['duration_s']:.1f} s")
     for p, reason in report.failures:
         click.echo(f"  failed   {p}: {reason}  (recorded; the batch went on)")
-    store.apply(EXAMPLES / "basic" / "features.py")
-    cold = time.perf_counter()
-    store.materialize("shot_brightness")
-    cold = time.perf_counter() - cold
-    warm = time.perf_counter()
-    values = store.get("shot_brightness")
-    warm = time.perf_counter() - warm
-    shots = store.entities("shot")
-    table = (
-        shots.join(values.rename({"asset_id": "a"}), on="entity_id")
-        .join(store.assets().select("asset_id", "alias"), on="asset_id")
-        .select(
-            "alias",
-            "idx",
-            "start_frame",
-            "end_frame",
-            pl.col("start_s").round(2),
-            pl.col("end_s").round(2),
-            pl.col("shot_brightness").round(3),
-        )
-        .sort("alias", "idx")
-    )
-    with pl.Config(tbl_rows=40, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
-        click.echo(table)
-    click.echo(
-        f"\n{shots.height} shots over {len(report.assets)} films; computed in "
-        f"{cold:.2f} s, read back from the memo in {warm * 1000:.0f} ms."
-    )
-    click.echo(f"store: {store.root}   (try: amberlite --store {store_path} status)")
+    aliases = [a["alias"] for a in report.assets]
+    for kind in MATCH_TYPES:
+        t = time.perf_counter()
+        computed = computed_by_feature(prepare(store, aliases, kind))
+        work = ", ".join(f"{k} {v}" for k, v in computed.items() if v) or "nothing (all stored)"
+        click.echo(f"\nmatch cuts by {kind} ({time.perf_counter() - t:.1f} s; computed: {work})")
+        click.echo(f"within {aliases[0]} (the film's designed matches):")
+        click.echo(table(display_table(top_pairs(store, aliases[:1], kind, top=5))))
+        out = store.root / "report" / kind
+        pairs = match_cut(store, aliases, kind, top=10, across_only=True, report_dir=out)
+        click.echo("across films (the films share their edit, so scene i matches scene i):")
+        click.echo(table(display_table(pairs.head(5))))
+        click.echo(f"  report: {out / 'report.html'}  sheet: {out / 'contact_sheet.png'}")
+    click.echo(f"\nstore: {store.root}   (open the report.html files in a browser)")
     click.echo(f"done in {time.perf_counter() - t0:.1f} s")

@@ -27,25 +27,10 @@ import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import amberlite  # noqa: E402
-from amberlite.media.synth import Scene, render  # noqa: E402
 from amberlite.run.executor import LocalExecutor, Task  # noqa: E402
+from benchmarks.windows import render_clip, window_store  # noqa: E402
 
-DEFS = """
-import numpy as np
-import pyarrow as pa
-from amberlite import feature, segmenter
-
-@segmenter(produces="window", params={"n": 2000, "disjoint": False})
-def windows(asset, n=2000, disjoint=False):
-    frames = asset.record.frame_count
-    out = []
-    length = 1
-    while len(out) < n:
-        out.extend((s, s + length) for s in range(0, frames - length + 1))
-        length += 1
-    return sorted(out[:n])
-
+FEATURES = """
 @feature(entity="window", output=pa.list_(pa.float32(), 16), params={"salt": 0})
 def work(window, salt=0):
     rng = np.random.default_rng(window.start_frame * 7919 + window.end_frame + salt)
@@ -81,11 +66,8 @@ def main() -> None:
 
     root = Path(tempfile.mkdtemp(prefix="amberlite-exec-"))
     clip = root / "clip.mp4"
-    render(clip, [Scene(frames=120, background=(90, 90, 90))], 64, 36)
-    store = amberlite.open(root / "store")
-    store.ingest([clip], progress=False)
-    (root / "defs.py").write_text(DEFS.replace('"n": 2000', f'"n": {args.entities}'))
-    store.apply(root / "defs.py")
+    render_clip(clip, 120, 64, 36)
+    store = window_store(root, clip, args.entities, FEATURES)
     store.entities("window")
     cpus = os.cpu_count() or 1
     t = time.perf_counter()

@@ -18,32 +18,16 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-import amberlite
-from amberlite.media.synth import Scene, render
+from benchmarks.windows import render_clip, window_store
 
-DEFS = '''
-import numpy as np
-import pyarrow as pa
-from amberlite import feature, segmenter
-
-@segmenter(produces="window", params={"n": 1000, "disjoint": False})
-def windows(asset, n=1000, disjoint=False):
-    """The first n spans (start, start + length) by length, then start."""
-    frames = asset.record.frame_count
-    out = []
-    length = 1
-    while len(out) < n:
-        out.extend((s, s + length) for s in range(0, frames - length + 1))
-        length += 1
-    return sorted(out[:n])
-
+FEATURES = """
 @feature(entity="window", output=pa.list_(pa.float32(), 512), batch=8192)
 def vec(windows):
     seeds = np.array([w.start_frame * 100003 + w.end_frame for w in windows])
     rng = np.random.default_rng(int(seeds.sum()) % 2**32)
     v = rng.standard_normal((len(windows), 512), dtype=np.float32)
     return v / np.linalg.norm(v, axis=1, keepdims=True)
-'''
+"""
 
 
 def timed(fn, repeat: int = 5) -> tuple[float, object, float]:
@@ -57,11 +41,7 @@ def timed(fn, repeat: int = 5) -> tuple[float, object, float]:
 
 
 def bench(n: int, root: Path, clip: Path) -> dict[str, object]:
-    store = amberlite.open(root / f"store_{n}")
-    store.ingest([clip], progress=False)
-    defs = root / "defs.py"
-    defs.write_text(DEFS.replace('"n": 1000', f'"n": {n}'))
-    store.apply(defs)
+    store = window_store(root, clip, n, FEATURES, name=f"store_{n}")
     t = time.perf_counter()
     store.materialize("vec", progress=False)
     cold = time.perf_counter() - t
@@ -107,9 +87,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         clip = root / "clip.mp4"
-        render(
-            clip, [Scene(frames=2000, background=(90, 90, 90), texture=False)], width=32, height=18
-        )
+        render_clip(clip, 2000, texture=False)
         rows = [bench(int(n), root, clip) for n in args.sizes.split(",")]
     with pl.Config(
         tbl_cols=20,

@@ -20,27 +20,11 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-import amberlite
-from amberlite.media.synth import Scene, render
 from amberlite.query import plan, run_query
 from amberlite.syntax import _parse_cached
+from benchmarks.windows import render_clip, window_store
 
-DEFS = '''
-import numpy as np
-import pyarrow as pa
-from amberlite import feature, segmenter
-
-@segmenter(produces="window", params={"n": 1000, "disjoint": False})
-def windows(asset, n=1000, disjoint=False):
-    """The first n spans (start, start + length) by length, then start."""
-    frames = asset.record.frame_count
-    out = []
-    length = 1
-    while len(out) < n:
-        out.extend((s, s + length) for s in range(0, frames - length + 1))
-        length += 1
-    return sorted(out[:n])
-
+FEATURES = '''
 @feature(entity="window", output=pa.float32(), batch=65536)
 def score(windows):
     """A cheap scalar: a hash of the span, in [0, 1)."""
@@ -97,13 +81,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         clip = root / "clip.mp4"
-        render(
-            clip, [Scene(frames=2000, background=(90, 90, 90), texture=False)], width=32, height=18
-        )
-        store = amberlite.open(root / "store")
-        store.ingest([clip], progress=False)
-        (root / "defs.py").write_text(DEFS.replace('"n": 1000', f'"n": {args.n}'))
-        store.apply(root / "defs.py")
+        render_clip(clip, 2000, texture=False)
+        store = window_store(root, clip, args.n, FEATURES)
         t = time.perf_counter()
         store.materialize("score", progress=False)
         cold = time.perf_counter() - t

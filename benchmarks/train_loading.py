@@ -32,23 +32,9 @@ from torch.utils.data import DataLoader, Dataset
 
 import amberlite
 from amberlite.dataset import to_torch
-from amberlite.media.synth import Scene, render
+from benchmarks.windows import render_clip, window_store
 
-DEFS = """
-import numpy as np
-import pyarrow as pa
-from amberlite import feature, segmenter
-
-@segmenter(produces="window", params={"n": 1000, "disjoint": False})
-def windows(asset, n=1000, disjoint=False):
-    frames = asset.record.frame_count
-    out = []
-    length = 1
-    while len(out) < n:
-        out.extend((s, s + length) for s in range(0, frames - length + 1))
-        length += 1
-    return sorted(out[:n])
-
+FEATURES = """
 @feature(entity="window", output=pa.list_(pa.float32(), 512), batch=8192)
 def vec(windows):
     rng = np.random.default_rng(len(windows))
@@ -108,11 +94,8 @@ def main() -> None:
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="amberlite-train-"))
     clip = root / "clip.mp4"
-    render(clip, [Scene(frames=600, background=(90, 90, 90))], 64, 36)
-    store = amberlite.open(root / "store")
-    store.ingest([clip], progress=False)
-    (root / "defs.py").write_text(DEFS.replace('"n": 1000', f'"n": {args.n}'))
-    store.apply(root / "defs.py")
+    render_clip(clip, 600, 64, 36)
+    store = window_store(root, clip, args.n, FEATURES)
     t = time.perf_counter()
     store.materialize("vec", progress=False)
     print(f"computed {args.n} vectors of 512 float32 in {time.perf_counter() - t:.1f} s")

@@ -108,6 +108,7 @@ class Connector(abc.ABC):
         self.options = self.check_options(options)
         self.last_file_id = 0
         self.applied_file_id = 0
+        self.recorded_file_id = -1  # what this process last wrote to replicas.last_file_id
         self.unsaved_rows = 0  # rows applied since the last save (the replay a crash costs)
         self.saved_at = time.monotonic()
         ensure_schema(catalog)
@@ -366,14 +367,17 @@ class ReplicaManager:
         self.sync_one(key, target)
         return self._open[(key, target)]
 
-    def _connector(self, key: MemoKey, target: str) -> Connector:
+    def _new_connector(self, key: MemoKey, target: str) -> Connector:
+        """A connector of a declared replica with nothing loaded."""
         info = self.info(key, target)
+        spec = self.store.registry.get(key.feature, key.version)
+        cls = target_class(target)
+        return cls(self.store.root, self.store.catalog, key, vector_dim(spec.output), info.options)
+
+    def _connector(self, key: MemoKey, target: str) -> Connector:
         conn = self._open.get((key, target))
         if conn is None:
-            spec = self.store.registry.get(key.feature, key.version)
-            cls = target_class(target)
-            dim = vector_dim(spec.output)
-            conn = cls(self.store.root, self.store.catalog, key, dim, info.options)
+            conn = self._new_connector(key, target)
             conn.load()
             self._open[(key, target)] = conn
         elif conn.saved_file_id() > conn.applied_file_id:  # another process saved a newer state
@@ -424,6 +428,11 @@ class ReplicaManager:
         return changed
 
     def _record(self, conn: Connector, file_id: int) -> None:
+        """Record in the catalog the commit id of the saved state (a write transaction, so
+        only when it changed since this process last recorded it)."""
+        if conn.recorded_file_id == file_id:
+            return
+        conn.recorded_file_id = file_id
         with self.store.catalog.write() as con:
             con.execute(
                 """UPDATE replicas SET last_file_id = ? WHERE feature = ? AND version = ?
@@ -454,9 +463,9 @@ class ReplicaManager:
         total = 0
         for r in infos:
             with self._lock, self._file_lock(key, r.target):
-                conn = self._connector(key, r.target)
+                # not loaded first: a rebuild is also the way out of a damaged saved state
+                conn = self._open.pop((key, r.target), None) or self._new_connector(key, r.target)
                 conn.drop()
-                self._open.pop((key, r.target), None)
                 with self.store.catalog.write() as con:
                     con.execute(
                         """DELETE FROM replica_labels WHERE feature = ? AND version = ?

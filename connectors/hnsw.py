@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from amberlite.catalog import Catalog
 from amberlite.memo.key import MemoKey
-from amberlite.memo.store import ENTITY_ID, VALUE
+from amberlite.memo.store import ENTITY_ID, VALUE, fsync_path
 
 from .base import (
     Connector,
@@ -45,14 +45,6 @@ FORMAT = 2
 SPACES = ("cosine", "l2", "ip")
 DEFAULTS = {"space": "cosine", "M": 16, "ef_construction": 200, "ef": 64}
 INITIAL_CAPACITY = 1024
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def read_header(path: Path) -> dict | None:
@@ -176,13 +168,13 @@ class HnswConnector(Connector):
         aside = self.dir / f".{MANIFEST}.{os.getpid()}.tmp"
         try:
             self.index.save_index(str(self.dir / name))
-            _fsync(self.dir / name)
+            fsync_path(self.dir / name)
             with open(aside, "w") as f:
                 json.dump(head, f)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(aside, self.path)
-            _fsync(self.dir)
+            fsync_path(self.dir)
         except BaseException:
             (self.dir / name).unlink(missing_ok=True)
             raise

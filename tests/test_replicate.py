@@ -472,3 +472,22 @@ def test_scripted_sequence():
         assert keys == {("emb@1", 0), ("emb@2", 0)}
     finally:
         m.teardown()
+
+
+def test_damaged_index_files_give_a_clear_error(store):
+    """A manifest naming a file outside the replica folder, or a missing index file, is
+    refused with a ReplicaError that says to rebuild; a rebuild restores the replica."""
+    import json
+
+    key = key_of(store)
+    commit(store, key, rng_rows(1, [f"e{i}" for i in range(6)]))
+    store.replicas.add("emb", "hnsw", M=8, ef_construction=40)
+    manifest = replica_dir(store.root, key) / "hnsw.json"
+    good = json.loads(manifest.read_text())
+    for name in ("../../catalog.duckdb", "hnsw-1-1.bin"):
+        manifest.write_text(json.dumps({**good, "index": name}))
+        fresh = amberlite.open(store.root)
+        with pytest.raises(ReplicaError, match="rebuild"):
+            fresh.replicas.connector(key, "hnsw")
+    assert amberlite.open(store.root).replicas.rebuild("emb") == 6
+    assert_replica_matches(amberlite.open(store.root), key)

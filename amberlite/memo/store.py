@@ -39,6 +39,24 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
+def fsync_path(path: str | os.PathLike[str]) -> None:
+    """Flush a file's (or a directory's entries') data to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_aside_to(directory: str | os.PathLike[str], table: pa.Table) -> Path:
+    """Write ``table`` to a new uniquely named zstd Parquet file in ``directory``, fsynced:
+    the first half of an atomic commit (workers that write their own batches use it too)."""
+    path = Path(directory) / f"{uuid.uuid4().hex}.parquet"
+    pq.write_table(table, path, compression="zstd")
+    fsync_path(path)
+    return path
+
+
 class MemoStore:
     """Committed values of every feature@version@params in one store."""
 
@@ -55,14 +73,7 @@ class MemoStore:
     # -- writing ------------------------------------------------------------------------------
     def write_aside(self, table: pa.Table) -> Path:
         """Write a batch to a private temporary file (fsynced); nothing is visible yet."""
-        path = self.tmp / f"{uuid.uuid4().hex}.parquet"
-        pq.write_table(table, path, compression="zstd")
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        return path
+        return write_aside_to(self.tmp, table)
 
     def commit(
         self,

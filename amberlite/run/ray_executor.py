@@ -40,7 +40,6 @@ import linecache
 import logging
 import os
 import sys
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
@@ -48,12 +47,11 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from amberlite.define.decorators import FeatureSpec
 from amberlite.define.loader import load_definitions, module_name_for
 from amberlite.errors import AmberliteError, DefinitionError
-from amberlite.memo.store import ASSET_ID, ENTITY_ID, VALUE
+from amberlite.memo.store import ASSET_ID, ENTITY_ID, VALUE, write_aside_to
 from amberlite.run.compute import BatchResult, compute_batch
 from amberlite.run.executor import OnDone, Task
 
@@ -147,7 +145,7 @@ def _definition_source(module_name: str) -> tuple[str, str] | None:
 
 # -- what a worker runs -----------------------------------------------------------------------
 def _write_aside(aside_dir: str, result: BatchResult) -> str:
-    """Write a batch as MemoStore.write_aside does (zstd Parquet, fsynced); returns the path."""
+    """Write a batch as MemoStore.write_aside does; returns the path."""
     table = pa.table(
         {
             ENTITY_ID: pa.array(result.ok_ids, pa.string()),
@@ -155,14 +153,7 @@ def _write_aside(aside_dir: str, result: BatchResult) -> str:
             VALUE: result.values,
         }
     )
-    path = os.path.join(aside_dir, f"{uuid.uuid4().hex}.parquet")
-    pq.write_table(table, path, compression="zstd")
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    return path
+    return str(write_aside_to(aside_dir, table))
 
 
 def run_batch(
