@@ -1,6 +1,5 @@
 """amberlite: a declarative feature store for media machine learning."""
 
-from amberlite.api import Store, open
 from amberlite.define.decorators import feature, segmenter
 from amberlite.errors import (
     AmberliteError,
@@ -11,6 +10,7 @@ from amberlite.errors import (
     ResolveError,
 )
 from amberlite.media.decode import Decode
+from amberlite.store import Store, open
 
 __all__ = [
     "AmberliteError",

@@ -312,7 +312,7 @@ def dataset(
             f"dataset takes a feature name (name or name@version) or a SELECT query, "
             f"not {feature.strip()[:40]!r}"
         )
-    from amberlite.run.resolve import memo_key
+    from amberlite.memo.key import memo_key
 
     spec = store.feature(feature.strip(), version)
     asset_ids = store.resolve_assets(assets)
@@ -332,22 +332,25 @@ def query_files(store: Any, text: str, compute: bool = True) -> tuple[list[str],
     import uuid
 
     from amberlite.errors import AqlError
+    from amberlite.exec.scope import Reader, duck_errors, prepare
+    from amberlite.exec.select import compile_select
     from amberlite.memo.store import fsync_path
     from amberlite.plan import logical as L
-    from amberlite.plan.physical import Reader, Sql, duck_errors, feature_files, prepare
     from amberlite.query import plan as plan_query
 
-    logical, explained = plan_query(store, text)
+    ctx = store.ctx
+    logical, explained = plan_query(ctx, text)
     if explained or not isinstance(logical, L.SelectPlan):
         raise AqlError("a dataset is made from a SELECT query (not EXPLAIN, SHOW, MATCH ...)")
-    with Reader(store) as reader:
-        prep = prepare(store, logical, compute=compute, reader=reader)
+    if logical.nearest is not None and not compute:
+        raise AqlError("a NEAREST query dataset runs its search: make it with compute=True")
+    with Reader(ctx) as reader:
+        prep = prepare(ctx, logical, compute=compute, reader=reader)
         con = reader.get()
-        digest = hashlib.sha256(f"{text.strip()}\0{store.catalog.stamp()}".encode()).hexdigest()
-        out_dir = store.root / "datasets"
+        digest = hashlib.sha256(f"{text.strip()}\0{ctx.catalog.stamp()}".encode()).hexdigest()
+        out_dir = ctx.root / "datasets"
         path = out_dir / f"{digest[:24]}.parquet"
-        sql = Sql(store, prep.plan)
-        select = sql.select(feature_files(store, prep.plan, con))
+        sql, select = compile_select(ctx, prep, con)
         if path.exists():
             return [str(path)], tuple(sql.names)
         sql.register(con)

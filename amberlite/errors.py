@@ -48,6 +48,11 @@ class ResolveError(AmberliteError):
         super().__init__(message + suggestion)
 
 
+class ReplicaError(AmberliteError):
+    """A replica cannot be declared, opened or queried (bad options, unknown target...), or a
+    value is not the fixed-size float vector a vector index or a similarity search needs."""
+
+
 class AqlError(AmberliteError):
     """Base of errors raised while parsing, planning or running an AQL query."""
 

@@ -1,59 +1,67 @@
-"""AQL queries: ``run_query(store, text)`` and ``explain(store, text)``.
+"""AQL queries: the whole path of a statement, on one screen.
 
-The pipeline is parse -> build (resolve names, check types) -> optimize (rewrite rules) ->
-physical (memo read | compute per feature) -> execute (one DuckDB statement); see
-docs/aql.md for the language.
+parse -> build (resolve names against a :class:`~amberlite.plan.schema.PlanSchema`, check
+types) -> optimize (rewrite rules) -> execute (compute what is missing, then one DuckDB
+statement) | explain (counts, nothing computed). See docs/aql.md for the language.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import Any
 
 import polars as pl
 
+from amberlite.context import StoreContext, context_of
 from amberlite.errors import AqlError
+from amberlite.exec.explain import explain_plan
+from amberlite.exec.scope import plan_schema
+from amberlite.exec.select import QueryResult, execute
 from amberlite.plan import logical as L
 from amberlite.plan.build import build
-from amberlite.plan.explain import explain_plan
 from amberlite.plan.rules import optimize
-from amberlite.plan.run import execute
 from amberlite.syntax import ast as A
 from amberlite.syntax import parse_one
-
-if TYPE_CHECKING:
-    from amberlite.api import Store
 
 log = logging.getLogger(__name__)
 
 
-def plan(store: Store, text: str) -> tuple[L.Plan, bool]:
+def plan(store: Any, text: str) -> tuple[L.Plan, bool]:
     """The optimized logical plan of one statement, and whether it was an EXPLAIN."""
     if not isinstance(text, str):
         raise AqlError(f"a query is text, not {type(text).__name__}")
+    ctx = context_of(store)
     stmt = parse_one(text)
     log.debug("parsed: %s", stmt)
     explained = isinstance(stmt, A.Explain)
     if explained:
         stmt = stmt.statement
-    logical = build(store, stmt)
+    logical = build(plan_schema(ctx), stmt)
     log.debug("logical plan:\n%s", L.show_plan(logical))
     optimized = optimize(logical)
     log.debug("optimized plan:\n%s", L.show_plan(optimized))
     return optimized, explained
 
 
-def run_query(store: Store, text: str) -> pl.DataFrame:
-    """Run one AQL statement and return its result table (EXPLAIN returns one `plan` column)."""
-    optimized, explained = plan(store, text)
+def run(store: Any, text: str) -> QueryResult:
+    """Run one AQL statement: its result table and, for NEAREST / MATCH, which search ran.
+    An EXPLAIN returns one ``plan`` column."""
+    ctx: StoreContext = context_of(store)
+    optimized, explained = plan(ctx, text)
     if explained:
-        return pl.DataFrame({"plan": explain_plan(store, optimized).splitlines()})
-    result = execute(store, optimized)
-    log.debug("result: %d rows x %d columns", result.height, result.width)
+        return QueryResult(pl.DataFrame({"plan": explain_plan(ctx, optimized).splitlines()}))
+    result = execute(ctx, optimized)
+    log.debug("result: %d rows x %d columns", result.table.height, result.table.width)
     return result
 
 
-def explain(store: Store, text: str) -> str:
+def run_query(store: Any, text: str) -> pl.DataFrame:
+    """Run one AQL statement and return its result table."""
+    return run(store, text).table
+
+
+def explain(store: Any, text: str) -> str:
     """The plan and per-feature stored / missing / failed counts; computes nothing."""
-    optimized, _ = plan(store, text)
-    return explain_plan(store, optimized)
+    ctx = context_of(store)
+    optimized, _ = plan(ctx, text)
+    return explain_plan(ctx, optimized)

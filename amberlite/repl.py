@@ -18,7 +18,7 @@ from prompt_toolkit.history import FileHistory
 from amberlite.errors import AmberliteError
 
 if TYPE_CHECKING:
-    from amberlite.api import Store
+    from amberlite.store import Store
 
 KEYWORDS = (
     "SELECT FROM WHERE GROUP BY HAVING ORDER LIMIT OFFSET JOIN ON AS OF AND OR NOT IN LIKE IS "

@@ -38,7 +38,7 @@ from amberlite.memo.store import now
 from amberlite.run.resolve import RunStats
 
 if TYPE_CHECKING:
-    from amberlite.api import Store
+    from amberlite.store import Store
 
 log = logging.getLogger(__name__)
 HOST = socket.gethostname()

@@ -27,7 +27,8 @@ import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from amberlite.run.executor import LocalExecutor, Task  # noqa: E402
+from amberlite.run.compute import Task  # noqa: E402
+from amberlite.run.executor import LocalExecutor  # noqa: E402
 from benchmarks.windows import render_clip, window_store  # noqa: E402
 
 FEATURES = """

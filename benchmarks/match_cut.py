@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from amberlite.library.pairs import TopPairs, top_k_pairs, top_k_pairs_numpy
+from amberlite.search.kernel import TopPairs, top_k_pairs, top_k_pairs_numpy
 
 TOP = 10
 SHOTS_PER_ASSET = 100

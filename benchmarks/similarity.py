@@ -36,12 +36,12 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import torch
-from amberlite.connectors.base import ReplicaManager
-from amberlite.connectors.hnsw import HnswConnector
 
 from amberlite.catalog import Catalog
+from amberlite.connectors.base import ReplicaManager
+from amberlite.connectors.hnsw import HnswConnector
 from amberlite.memo.key import MemoKey
-from amberlite.similarity import _index_pairs, exact_knn, exact_pairs
+from amberlite.search.similarity import _index_pairs, exact_knn, exact_pairs
 
 DIM = 512
 EFS = (16, 32, 64, 128, 256)

@@ -15,7 +15,6 @@ from PIL import Image
 
 import amberlite
 from amberlite.errors import AmberliteError, ResolveError
-from amberlite.library.pairs import top_k_pairs, top_k_pairs_numpy
 from amberlite.matchcut import (
     PAIR_COLUMNS,
     computed_by_feature,
@@ -25,6 +24,7 @@ from amberlite.matchcut import (
     top_pairs,
 )
 from amberlite.media.synth import Scene, corrupt_copy, film_scenes, render
+from amberlite.search.kernel import adjacent_pairs, exact_pairs, exact_pairs_numpy
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 W, H, FRAMES = 160, 90, 24
@@ -77,7 +77,7 @@ def test_shots_are_the_scenes(film_store) -> None:
 @pytest.mark.parametrize("match_type", ["color", "framing", "motion"])
 def test_designed_pairs_rank_first(film_store, films, match_type: str) -> None:
     designed = films["designed"][match_type]
-    pairs = top_pairs(film_store, ["one"], match_type, top=len(designed))
+    pairs = top_pairs(film_store, ["one"], match_type, top=len(designed)).table
     assert pairs.columns == PAIR_COLUMNS
     got = {(a, b) for a, b in zip(pairs["shot_a"], pairs["shot_b"])}
     assert got == designed, pairs
@@ -86,7 +86,7 @@ def test_designed_pairs_rank_first(film_store, films, match_type: str) -> None:
 
 
 def test_across_only_pairs_the_same_scene_of_two_films(film_store) -> None:
-    pairs = top_pairs(film_store, ["one", "two"], "framing", top=8, across_only=True)
+    pairs = top_pairs(film_store, ["one", "two"], "framing", top=8, across_only=True).table
     assert pairs.height == 8
     assert (pairs["asset_a"] != pairs["asset_b"]).all()
     # the films share their edit (only textures differ): scene i matches scene i best
@@ -96,11 +96,11 @@ def test_across_only_pairs_the_same_scene_of_two_films(film_store) -> None:
 
 def test_adjacent_shots_never_pair(film_store) -> None:
     prepare(film_store, ["one"], "color")
-    pairs = scored_pairs(film_store, ["one"], "color", top=1000)
+    pairs = scored_pairs(film_store, ["one"], "color", top=1000).table
     n = 8
     assert pairs.height == n * (n - 1) // 2 - (n - 1)  # every pair but the 7 adjacent ones
     assert ((pairs["shot_b"] - pairs["shot_a"]).abs() > 1).all()
-    assert pairs.select("entity_id_a", "entity_id_b").is_duplicated().sum() == 0
+    assert pairs.select("id_a", "id_b").is_duplicated().sum() == 0
 
 
 def test_dedup_drops_an_exact_repeat(tmp_path: Path) -> None:
@@ -113,9 +113,9 @@ def test_dedup_drops_an_exact_repeat(tmp_path: Path) -> None:
     store.ingest([tmp_path / "rep.mp4"], aliases=["rep"])
     shots = store.entities("shot", "rep").join(store.get("dedup", "rep"), on="entity_id")
     assert shots.sort("idx")["dedup"].to_list() == [True, True, False, True, True]
-    assert scored_pairs(store, "rep", "color", top=100).height == 0  # nothing stored yet
+    assert scored_pairs(store, "rep", "color", top=100).table.height == 0  # nothing stored yet
     prepare(store, "rep", "color")
-    pairs = scored_pairs(store, "rep", "color", top=100)
+    pairs = scored_pairs(store, "rep", "color", top=100).table
     assert 2 not in pairs["shot_a"].to_list() + pairs["shot_b"].to_list()
     # kept shots 0, 1, 3, 4; 0-1 and 3-4 are adjacent
     got = {(a, b) for a, b in zip(pairs["shot_a"], pairs["shot_b"])}
@@ -162,15 +162,16 @@ def test_pair_scorer_matches_numpy_reference(metric: str, across_only: bool) -> 
         x[:3] = 0  # empty masks score 0, never NaN
     groups = np.repeat(np.arange(6), 50)
     order = np.tile(np.arange(50), 6)
-    kw = dict(metric=metric, groups=groups, order=order, across_only=across_only)
-    got = top_k_pairs(x, 25, block_elems=64 * n, **kw)  # several row blocks
-    ref = top_k_pairs_numpy(x, 25, **kw)
-    np.testing.assert_allclose(got.score, ref.score, rtol=1e-5, atol=1e-6)
+    space = "ip" if metric == "cosine" else metric  # unit rows: cosine is the dot product
+    kw = dict(groups=groups, across=across_only, space=space, exclude=adjacent_pairs(groups, order))
+    gi, gj, gs = exact_pairs(x, 25, block_elems=64 * n, **kw)  # several row blocks
+    ri, rj, rs = exact_pairs_numpy(x, 25, **kw)
+    np.testing.assert_allclose(gs, rs, rtol=1e-5, atol=1e-6)
     if metric == "cosine":  # continuous scores: no ties, the same pairs
-        assert list(zip(got.i, got.j)) == list(zip(ref.i, ref.j))
-    assert (got.i < got.j).all()
-    same = groups[got.i] == groups[got.j]
-    assert not (same & (np.abs(order[got.i] - order[got.j]) == 1)).any()
+        assert list(zip(gi, gj)) == list(zip(ri, rj))
+    assert len(gi) == 25 and (gi < gj).all()
+    same = groups[gi] == groups[gj]
+    assert not (same & (np.abs(order[gi] - order[gj]) == 1)).any()
     if across_only:
         assert not same.any()
 
@@ -187,7 +188,7 @@ def test_cli_matchcut_writes_report_and_fails_the_corrupt_file_alone(films, tmp_
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert "broken.mp4" in result.output and "failed" in result.output
-    assert result.output.count("| one ") + result.output.count("| two ") == 10
+    assert result.output.count("| one/") + result.output.count("| two/") == 10
     page = (out / "report.html").read_text()
     assert page.count("<img") == 10 and "frames/001_a.jpg" in page
     sheet = Image.open(out / "contact_sheet.png")

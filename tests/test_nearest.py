@@ -14,14 +14,14 @@ import sys
 import numpy as np
 import polars as pl
 import pytest
-from amberlite.connectors.hnsw import HnswConnector
 from test_query_support import copy_store, make_store
 
-from amberlite import similarity
+from amberlite.connectors.hnsw import HnswConnector
 from amberlite.errors import AqlError, AqlSyntaxError, AqlTypeError, ResolveError
-from amberlite.library.pairs import top_k_pairs_numpy
 from amberlite.matchcut import top_pairs
-from amberlite.query import explain, run_query
+from amberlite.query import explain, run, run_query
+from amberlite.search import similarity
+from amberlite.search.kernel import adjacent_pairs, exact_knn, exact_pairs, exact_pairs_numpy
 
 VECTOR_DEFS = '''
 import numpy as np
@@ -72,13 +72,14 @@ def frame_id(store, alias: str, n: int) -> str:
 
 
 def test_nearest_equals_exact_search(store):
-    df = run_query(
+    result = run(
         store, "SELECT id, asset, n, score FROM frames NEAREST 12 TO frame 'film1/f5' BY femb"
     )
-    assert df.method == "exact" and "no replica index" in df.explain
+    df = result.table
+    assert result.search.method == "exact" and "no replica index" in result.search.explain
     want = similarity.nearest(store, "femb", frame_id(store, "film1", 5), 12, exact=True)
-    assert df["id"].to_list() == want["entity_id"].to_list()
-    np.testing.assert_allclose(df["score"].to_numpy(), want["score"].to_numpy(), rtol=1e-6)
+    assert df["id"].to_list() == want.table["id"].to_list()
+    np.testing.assert_allclose(df["score"].to_numpy(), want.table["score"].to_numpy(), rtol=1e-6)
     assert frame_id(store, "film1", 5) not in df["id"].to_list()  # the target is excluded
     assert df["score"].to_list() == sorted(df["score"].to_list(), reverse=True)
     assert set((df["n"] % 4).to_list()) == {1}  # its own cluster
@@ -112,8 +113,9 @@ def test_nearest_with_index_overlaps_exact_and_explain_says_which(store):
     text = explain(store, q + " WITH (ef=200)")
     assert "search: hnsw index over femb@1 (space=cosine, M=16, ef=200 per query)" in text
     assert "Nearest 10 TO frame 'film2/f7' BY femb@1 WITH (ef=200)" in text
-    fast = run_query(store, q + " WITH (ef=200)")
-    assert fast.method == "hnsw"
+    fast_result = run(store, q + " WITH (ef=200)")
+    assert fast_result.search.method == "hnsw"
+    fast = fast_result.table
     overlap = len(set(fast["id"].to_list()) & set(exact["id"].to_list())) / 10
     assert overlap >= 0.9
     if fast["id"].to_list() == exact["id"].to_list():
@@ -147,7 +149,7 @@ def test_nearest_to_another_features_value(store):
     )
     want = similarity.nearest(store, "semb", vec, 2, exact=True)
     got = run_query(store, "SELECT id FROM shots NEAREST 2 TO femb OF frame 'film1/f2' BY semb")
-    assert got["id"].to_list() == want["entity_id"].to_list()
+    assert got["id"].to_list() == want.table["id"].to_list()
     assert df["index"].to_list()[0] == 2  # the frame's cluster
 
 
@@ -157,6 +159,7 @@ def test_match_across_assets_through_the_index_equals_exact(store):
         for across in (False, True)
     }
     assert exact[False].method == "exact"
+    exact = {across: found.table for across, found in exact.items()}
     plan = explain(store, "MATCH shots BY shot_embedding TOP 6 ACROSS ASSETS")
     assert "search: exact torch search over shot_embedding@1 (no replica index)" in plan
     store.replicas.add("shot_embedding", "hnsw", M=16, ef=64)
@@ -164,8 +167,9 @@ def test_match_across_assets_through_the_index_equals_exact(store):
     assert "search: hnsw index over shot_embedding@1 (space=cosine, M=16, ef=100 per query)" in plan
     for across in (False, True):
         text = "MATCH shots BY shot_embedding TOP 6" + (" ACROSS ASSETS" if across else "")
-        got = run_query(store, text + " WITH (ef=100)")
-        assert got.method == "hnsw"
+        got_result = run(store, text + " WITH (ef=100)")
+        assert got_result.search.method == "hnsw"
+        got = got_result.table
         cols = ["asset_a", "shot_a", "asset_b", "shot_b"]
         assert got.select(cols).rows() == exact[across].select(cols).rows()
         np.testing.assert_allclose(got["score"], exact[across]["score"], atol=1e-5)
@@ -178,7 +182,7 @@ def test_match_by_an_iou_metric_stays_exact(store):
     store.replicas.add("match_framing", "hnsw", M=8)
     text = explain(store, "MATCH shots BY framing TOP 3")
     assert "search: exact torch search over match_framing@1 (metric iou" in text
-    assert run_query(store, "MATCH shots BY framing TOP 3").method == "exact"
+    assert run(store, "MATCH shots BY framing TOP 3").search.method == "exact"
 
 
 class ExactConnector:
@@ -191,7 +195,7 @@ class ExactConnector:
 
     def search(self, vectors, k, ef=None, allowed=None):
         keep = np.array([allowed is None or e in allowed for e in self.ids])
-        idx, sc = similarity.exact_knn(self.mat[keep], vectors, k)
+        idx, sc = exact_knn(self.mat[keep], vectors, k)
         return self.ids[keep][idx], sc
 
 
@@ -204,18 +208,17 @@ def test_index_pairs_honour_exclusions(across):
     )
     groups = np.arange(n) % 5
     order = np.arange(n) // 5
-    from amberlite.library.pairs import _excluded_pairs
-
-    ex = _excluded_pairs(groups, order)
-    unit = mat / np.linalg.norm(mat, axis=1, keepdims=True)
-    want = top_k_pairs_numpy(unit, 40, groups=groups, order=order, across_only=across)
+    ex = adjacent_pairs(groups, order)
+    want_i, want_j, _ = exact_pairs_numpy(
+        mat, 40, groups=groups, across=across, space="cosine", exclude=ex
+    )
     ids = np.array([f"e{i}" for i in range(n)], dtype=object)
-    a, b, s, _ = similarity._index_pairs(
+    a, b, s, _ = similarity.index_pairs(
         ExactConnector(ids, mat), ids, groups, mat, 40, across, None, None, ex
     )
-    assert list(zip(a, b)) == list(zip(want.i, want.j))
-    ea, eb, _ = similarity.exact_pairs(mat, 40, groups, across, exclude=ex)
-    assert list(zip(ea, eb)) == list(zip(want.i, want.j))
+    assert list(zip(a, b)) == list(zip(want_i, want_j))
+    ea, eb, _ = exact_pairs(mat, 40, groups, across, exclude=ex)
+    assert list(zip(ea, eb)) == list(zip(want_i, want_j))
 
 
 def test_errors_are_clear(store):
@@ -269,5 +272,5 @@ def test_cli_example(base):
         3,
         exact=True,
     )
-    assert [r["id"] for r in rows] == want["entity_id"].to_list()
+    assert [r["id"] for r in rows] == want.table["id"].to_list()
     assert {r["asset"] for r in rows} <= {"film1", "film2"}

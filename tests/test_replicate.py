@@ -17,17 +17,17 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
-from amberlite.connectors.base import ReplicaError, replica_dir
 from click.testing import CliRunner
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 import amberlite
-from amberlite import similarity
-from amberlite.errors import ResolveError
-from amberlite.memo.key import MemoKey
-from amberlite.run.resolve import memo_key
+from amberlite.connectors.base import replica_dir
+from amberlite.errors import ReplicaError, ResolveError
+from amberlite.memo.key import MemoKey, memo_key
+from amberlite.search import similarity
+from amberlite.search.kernel import exact_knn
 
 DIM = 4
 REPO = Path(__file__).resolve().parents[1]
@@ -178,20 +178,22 @@ def test_nearest_and_match_equal_exact(store):
     key = key_of(store)
     rows = rng_rows(3, [f"e{i}" for i in range(120)])
     commit(store, key, rows)
-    exact = similarity.nearest(store, "emb", "e7", 5, compute=False)
-    assert exact.method == "exact" and "no replica" in exact.explain
-    assert "e7" not in exact["entity_id"].to_list()
+    found = similarity.nearest(store, "emb", "e7", 5, compute=False)
+    assert found.method == "exact" and "no replica" in found.explain
+    exact = found.table
+    assert "e7" not in exact["id"].to_list()
     store.replicas.add("emb", "hnsw", M=16, ef_construction=200)
-    fast = similarity.nearest(store, "emb", "e7", 5, ef=200, compute=False)
-    assert fast.method == "hnsw"
-    assert fast["entity_id"].to_list() == exact["entity_id"].to_list()
+    found = similarity.nearest(store, "emb", "e7", 5, ef=200, compute=False)
+    assert found.method == "hnsw"
+    fast = found.table
+    assert fast["id"].to_list() == exact["id"].to_list()
     np.testing.assert_allclose(fast["score"].to_numpy(), exact["score"].to_numpy(), atol=1e-5)
-    assert fast["asset_id"].to_list() == [_asset(e) for e in fast["entity_id"].to_list()]
+    assert fast["asset_id"].to_list() == [_asset(e) for e in fast["id"].to_list()]
 
-    vec = similarity.nearest(store, "emb", rows["e9"], 3, compute=False)
-    assert vec["entity_id"][0] == "e9"
+    vec = similarity.nearest(store, "emb", rows["e9"], 3, compute=False).table
+    assert vec["id"][0] == "e9"
     scoped = similarity.nearest(store, "emb", "e7", 4, assets=["asset1"], compute=False)
-    assert scoped.height == 4 and set(scoped["asset_id"].to_list()) == {ASSETS[1]}
+    assert len(scoped) == 4 and set(scoped.table["asset_id"].to_list()) == {ASSETS[1]}
     assert scoped.method == "exact" and "small asset scope" in scoped.explain
     assert "hnsw" in similarity.explain_path(store, "emb")
 
@@ -199,10 +201,11 @@ def test_nearest_and_match_equal_exact(store):
         m_exact = similarity.match(store, "emb", 10, across, compute=False, exact=True)
         m_fast = similarity.match(store, "emb", 10, across, compute=False)
         assert m_fast.method == "hnsw" and m_exact.method == "exact"
-        pairs = list(zip(m_fast["entity_a"].to_list(), m_fast["entity_b"].to_list()))
-        assert pairs == list(zip(m_exact["entity_a"].to_list(), m_exact["entity_b"].to_list()))
+        fast_t, exact_t = m_fast.table, m_exact.table
+        pairs = list(zip(fast_t["id_a"].to_list(), fast_t["id_b"].to_list()))
+        assert pairs == list(zip(exact_t["id_a"].to_list(), exact_t["id_b"].to_list()))
         if across:
-            assert (m_fast["asset_a"] != m_fast["asset_b"]).all()
+            assert (fast_t["asset_id_a"] != fast_t["asset_id_b"]).all()
 
     with pytest.raises(ResolveError):
         similarity.nearest(store, "emb", "nope", 3, compute=False)
@@ -214,7 +217,7 @@ def test_exact_knn_against_numpy():
     rng = np.random.default_rng(0)
     x, q = rng.standard_normal((300, 16)), rng.standard_normal((7, 16))
     for space in ("cosine", "ip", "l2"):
-        idx, sc = similarity.exact_knn(x, q, 5, space, block_elems=600)
+        idx, sc = exact_knn(x, q, 5, space, block_elems=600)
         if space == "cosine":
             s = unit(q) @ unit(x).T
         elif space == "ip":
@@ -250,7 +253,7 @@ def test_cli(store, tmp_path):
 CRASH_CHILD = textwrap.dedent(
     """
     import sys, numpy as np, pyarrow as pa, amberlite
-    from amberlite.run.resolve import memo_key
+    from amberlite.memo.key import memo_key
     store = amberlite.open(sys.argv[1])
     key = memo_key(store.feature("emb", int(sys.argv[2])), None)
     ids = sys.argv[4].split(",")

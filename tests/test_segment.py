@@ -86,7 +86,7 @@ def test_store_segments_known_cuts(tmp_path: Path, film: tuple[Path, SynthTruth]
     assert min(e - s for s, e in zip(starts, ends)) >= 8
 
 
-def _entities_for(store: amberlite.api.Store, params: dict) -> list[int]:
+def _entities_for(store: amberlite.store.Store, params: dict) -> list[int]:
     producer = store.resolver.producer_label("shot", params)
     sql, qparams = store.resolver.entity_sql("shot", None, producer=producer)
     sql = sql.replace("SELECT entity_id, asset_id", "SELECT start_frame", 1)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from amberlite.define.decorators import check_name
+from amberlite.define.decorators import FeatureSpec, check_name
+from amberlite.define.fingerprint import canonical_json
 
 _HEX = re.compile(r"^[0-9a-f]{16}$")
 
@@ -35,3 +38,9 @@ class MemoKey:
 
     def sql_args(self) -> list[object]:
         return [self.feature, self.version, self.params_key]
+
+
+def memo_key(spec: FeatureSpec, params: Mapping[str, Any] | None) -> MemoKey:
+    """The dataset of ``spec`` under ``params`` (declared defaults filled in)."""
+    resolved = spec.resolve_params(params)
+    return MemoKey(spec.name, spec.version, spec.params_key(resolved), canonical_json(resolved))

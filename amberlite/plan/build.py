@@ -1,4 +1,5 @@
-"""AST -> logical plan: resolve names against the store, check types, build the node tree.
+"""AST -> logical plan: resolve names against a :class:`PlanSchema` (a value, not a store),
+check types, build the node tree.
 
 Name resolution, in order, for a bare name ``x`` (or ``s.x``) in an expression:
 
@@ -16,20 +17,17 @@ type raise :class:`AqlTypeError` naming the operand. Nothing here reads values o
 
 from __future__ import annotations
 
-import weakref
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 
-from amberlite.errors import AqlError, AqlTypeError, ResolveError
+from amberlite.core.vectors import vector_dim
+from amberlite.errors import AqlError, AqlTypeError, ReplicaError, ResolveError
+from amberlite.library.match_types import resolve_match_type
 from amberlite.plan import logical as L
+from amberlite.plan.schema import PlanSchema
 from amberlite.syntax import ast as A
 from amberlite.syntax.printer import to_aql
-
-if TYPE_CHECKING:
-    from amberlite.api import Store
 
 BASE_COLUMNS: dict[str, str] = {
     "id": "str",
@@ -92,70 +90,6 @@ def arrow_kind(t: pa.DataType) -> str:
     return "other"
 
 
-@dataclass(frozen=True)
-class CatalogNames:
-    """The catalog names planning needs (asset aliases and ids, entity types)."""
-
-    by_alias: dict[str, str]
-    ids: frozenset[str]
-    entity_types: tuple[str, ...]
-
-
-_NAMES: weakref.WeakKeyDictionary[Any, tuple[tuple, CatalogNames]] = weakref.WeakKeyDictionary()
-
-
-def _stamp(store: Store) -> tuple:
-    """Changes whenever the catalog file (or its write-ahead log) is written."""
-    return store.catalog.stamp()
-
-
-def catalog_names(store: Store) -> CatalogNames:
-    """Asset names and entity types, read in one catalog transaction and reused until the
-    catalog file changes (planning then opens no connection)."""
-    stamp = _stamp(store)
-    cached = _NAMES.get(store)
-    if cached is not None and cached[0] == stamp:
-        return cached[1]
-    with store.catalog.read() as con:
-        assets = con.execute("SELECT asset_id, alias FROM assets ORDER BY alias").fetchall()
-        types = [r[0] for r in con.execute("SELECT name FROM entity_types").fetchall()]
-    names = CatalogNames({a: i for i, a in assets}, frozenset(i for i, _ in assets), tuple(types))
-    _NAMES[store] = (stamp, names)
-    return names
-
-
-def entity_types(store: Store) -> list[str]:
-    """``store.entity_types()`` without a catalog connection when nothing changed."""
-    types = set(catalog_names(store).entity_types)
-    types |= {s.produces for s in store.registry.all() if s.produces}
-    return sorted(types)
-
-
-def resolve_assets(store: Store, refs: Sequence[str]) -> tuple[str, ...]:
-    """Asset ids of aliases or ids (like ``store.resolve_assets``), in order, deduplicated."""
-    names = catalog_names(store)
-    out = []
-    for ref in refs:
-        if ref in names.by_alias:
-            out.append(names.by_alias[ref])
-        elif ref in names.ids:
-            out.append(ref)
-        else:
-            raise ResolveError(f"unknown asset {ref!r}", name=ref, candidates=names.by_alias)
-    return tuple(dict.fromkeys(out))
-
-
-def entity_type_of(store: Store, name: str) -> str:
-    """Entity type named by an entity-set name: plural or singular, built in or declared."""
-    types = entity_types(store)
-    for t in types:
-        if name in (t, t + "s"):
-            return t
-    raise ResolveError(
-        f"unknown entity set {name!r}", name=name, candidates=[t + "s" for t in types]
-    )
-
-
 def literal_value(lit: A.Literal) -> Any:
     """The Python value of a scalar literal (times in seconds, frames as numbers)."""
     if isinstance(lit, (A.String, A.Number, A.Bool)):
@@ -167,21 +101,21 @@ def literal_value(lit: A.Literal) -> Any:
     return None
 
 
-def make_source(store: Store, es: A.EntitySet, index: int) -> L.Source:
-    etype = entity_type_of(store, es.name)
-    if etype not in ("asset", "frame") and store.registry.producer_of(etype) is None:
+def make_source(schema: PlanSchema, es: A.EntitySet, index: int) -> L.Source:
+    etype = schema.entity_type_of(es.name)
+    if etype not in ("asset", "frame") and schema.producer_of(etype) is None:
         raise ResolveError(f"no segmenter produces entity type {etype!r}")
     ids = labels = None
     if es.of:
-        ids = resolve_assets(store, es.of)
+        ids = schema.resolve_assets(es.of)
         labels = tuple(dict.fromkeys(es.of))
     return L.Source(index, es.alias or es.name, etype, ids, labels)
 
 
 def feature_use(
-    store: Store, ref: A.FeatureRef, source: L.Source, slot: int, entity_ok: bool = True
+    schema: PlanSchema, ref: A.FeatureRef, source: L.Source, slot: int, entity_ok: bool = True
 ) -> L.FeatureUse:
-    spec = store.registry.get(ref.name, ref.version)
+    spec = schema.registry.get(ref.name, ref.version)
     given = {k: literal_value(v) for k, v in ref.params}
     resolved = spec.resolve_params(given)
     if entity_ok and spec.entity not in (source.entity_type, "asset"):
@@ -205,11 +139,11 @@ def feature_use(
 class Builder:
     """Resolves one SELECT; holds its sources and feature uses while it walks the AST."""
 
-    def __init__(self, store: Store, sel: A.Select) -> None:
-        self.store = store
+    def __init__(self, schema: PlanSchema, sel: A.Select) -> None:
+        self.schema = schema
         self.sel = sel
         sets = [sel.source] + [j.entity_set for j in sel.joins]
-        self.sources = [make_source(store, es, i) for i, es in enumerate(sets)]
+        self.sources = [make_source(schema, es, i) for i, es in enumerate(sets)]
         aliases = [s.alias for s in self.sources]
         dup = {a for a in aliases if aliases.count(a) > 1}
         if dup:
@@ -238,7 +172,7 @@ class Builder:
         if len(self.sources) == 1:
             return self.sources[0]
         if feature is not None:
-            spec = self.store.registry.get(feature.name, feature.version)
+            spec = self.schema.registry.get(feature.name, feature.version)
             fits = [s for s in self.sources if s.entity_type == spec.entity]
             if len(fits) == 1:
                 return fits[0]
@@ -275,14 +209,14 @@ class Builder:
             ]
             if src_cols:
                 return self.column(ref.qualifier, ref.name)
-        if ref.name not in self.store.registry.names():
-            cands = list(self.store.registry.names())
+        if ref.name not in self.schema.registry.names():
+            cands = list(self.schema.registry.names())
             for s in self.sources:
                 cands += list(self.columns(s))
             cands += list(self.aliases) if allow_alias else []
             raise ResolveError(f"unknown feature {ref.name!r}", name=ref.name, candidates=cands)
         src = self.source(ref.qualifier, ref.name, ref)
-        use = feature_use(self.store, ref, src, len(self.features))
+        use = feature_use(self.schema, ref, src, len(self.features))
         for u in self.features:
             if (u.source, u.name, u.version, u.params) == (
                 use.source,
@@ -487,10 +421,10 @@ def conjuncts(e: A.Expr | None) -> list[A.Expr]:
     return [e]
 
 
-def build_select(store: Store, sel: A.Select) -> L.SelectPlan:
+def build_select(schema: PlanSchema, sel: A.Select) -> L.SelectPlan:
     """Resolve a SELECT into a logical plan (WHERE above the feature joins: the optimizer's
     rules push entity filters down)."""
-    b = Builder(store, sel)
+    b = Builder(schema, sel)
     search = nearest_search(b, sel.nearest) if sel.nearest is not None else None
     items, names = _select_items(b, sel)
     where = b.expr(sel.where) if sel.where is not None else None
@@ -557,21 +491,21 @@ def ef_option(options: tuple[tuple[str, A.Literal], ...], what: str) -> int | No
     return ef
 
 
-def vector_feature(store: Store, ref: A.FeatureRef, src: L.Source, role: str) -> L.FeatureUse:
+def vector_feature(
+    schema: PlanSchema, ref: A.FeatureRef, src: L.Source, role: str
+) -> L.FeatureUse:
     """A feature use over ``src``'s entities whose value is a fixed-size float vector."""
-    from amberlite.connectors.base import ReplicaError, vector_dim
-
-    if ref.name not in store.registry.names():
+    if ref.name not in schema.registry.names():
         raise ResolveError(
-            f"unknown feature {ref.name!r}", name=ref.name, candidates=store.registry.names()
+            f"unknown feature {ref.name!r}", name=ref.name, candidates=schema.registry.names()
         )
-    use = feature_use(store, ref, src, -1, entity_ok=False)
+    use = feature_use(schema, ref, src, -1, entity_ok=False)
     if use.entity != src.entity_type:
         raise AqlTypeError(
             f"{role} {use.label}: the feature is over {use.entity!r} entities, not "
             f"{src.entity_type!r} entities"
         )
-    spec = store.registry.get(use.name, use.version)
+    spec = schema.registry.get(use.name, use.version)
     try:
         vector_dim(spec.output)
     except ReplicaError:
@@ -586,8 +520,8 @@ def nearest_search(b: Builder, n: A.Nearest) -> L.NearestSearch:
     """Resolve ``NEAREST k TO [f OF] <type> '<id>' BY <feature> [WITH (ef=N)]`` over the FROM
     set (the target entity itself is resolved when the query runs)."""
     src = b.sources[0]
-    by = vector_feature(b.store, n.by, src, "NEAREST ... BY")
-    ttype = entity_type_of(b.store, n.target.entity_type)
+    by = vector_feature(b.schema, n.by, src, "NEAREST ... BY")
+    ttype = b.schema.entity_type_of(n.target.entity_type)
     tsrc = L.Source(-1, ttype, ttype, None, None)
     target_feature = None
     if n.target_feature is None:
@@ -598,9 +532,9 @@ def nearest_search(b: Builder, n: A.Nearest) -> L.NearestSearch:
                 f"TO <feature> OF {ttype} '<id>'"
             )
     else:
-        target_feature = vector_feature(b.store, n.target_feature, tsrc, "NEAREST TO")
+        target_feature = vector_feature(b.schema, n.target_feature, tsrc, "NEAREST TO")
         dims = [
-            b.store.registry.get(u.name, u.version).output.list_size for u in (target_feature, by)
+            b.schema.registry.get(u.name, u.version).output.list_size for u in (target_feature, by)
         ]
         if dims[0] != dims[1]:
             raise AqlTypeError(
@@ -641,33 +575,29 @@ def _default_name(e: A.Expr) -> str:
     return to_aql(e)
 
 
-def build_match(store: Store, stmt: A.Match) -> L.MatchPlan:
-    """MATCH over shots: ``BY`` names a match type of :mod:`amberlite.matchcut` (``color``,
-    ``framing``, ``motion``) or a shot feature whose value is a float vector."""
-    try:
-        from amberlite import matchcut
-    except ImportError:  # pragma: no cover - the match-cut library is part of amberlite
-        raise AqlError("MATCH needs the match-cut features (amberlite.matchcut)") from None
-    src = make_source(store, stmt.entity_set, 0)
+def build_match(schema: PlanSchema, stmt: A.Match) -> L.MatchPlan:
+    """MATCH over shots: ``BY`` names a match type (``color``, ``framing``, ``motion``; see
+    :mod:`amberlite.library.match_types`) or a shot feature whose value is a float vector."""
+    src = make_source(schema, stmt.entity_set, 0)
     if src.entity_type != "shot":
         raise AqlError(f"MATCH pairs shots, not {src.entity_type}s: use MATCH shots ...")
     if stmt.by.version is not None or stmt.by.params or stmt.by.qualifier is not None:
         raise AqlError("MATCH ... BY takes a plain match type or feature name")
     ef = ef_option(stmt.options, "MATCH")
-    match = matchcut.resolve_match_type(store, stmt.by.name)
-    use = feature_use(store, A.FeatureRef(match.feature), src, 0)
+    match = resolve_match_type(schema.registry, stmt.by.name)
+    use = feature_use(schema, A.FeatureRef(match.feature), src, 0)
     options = (("ef", ef),) if ef is not None else ()
     return L.MatchPlan(src, match.match_type, use, stmt.top, stmt.across_assets, options)
 
 
-def build(store: Store, stmt: A.Statement) -> L.Plan:
+def build(schema: PlanSchema, stmt: A.Statement) -> L.Plan:
     """The logical plan of one statement (EXPLAIN is unwrapped by the caller)."""
     if isinstance(stmt, A.Select):
-        return build_select(store, stmt)
+        return build_select(schema, stmt)
     if isinstance(stmt, A.Show):
         return L.ShowPlan(stmt.what)
     if isinstance(stmt, A.Describe):
         return L.DescribePlan(stmt.name)
     if isinstance(stmt, A.Match):
-        return build_match(store, stmt)
+        return build_match(schema, stmt)
     raise AqlError(f"cannot plan a {type(stmt).__name__} statement")

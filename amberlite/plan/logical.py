@@ -356,3 +356,15 @@ def _show_node(plan: SelectPlan, node: PlanNode, depth: int, lines: list[str]) -
         children = [node.child]
     for c in children:
         _show_node(plan, c, depth + 1, lines)
+
+
+def pushed_filters(node: PlanNode, out: dict[int, A.Expr] | None = None) -> dict[int, A.Expr]:
+    """Source index -> its pushed entity filter."""
+    out = {} if out is None else out
+    if isinstance(node, Filter) and node.pushed and scan_source(node.child) is not None:
+        out[scan_source(node.child)] = node.predicate
+    for attr in ("child", "left", "right"):
+        c = getattr(node, attr, None)
+        if c is not None:
+            pushed_filters(c, out)
+    return out

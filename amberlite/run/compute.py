@@ -8,9 +8,9 @@ when the feature is called per entity; a batch-mode feature that raises fails it
 from __future__ import annotations
 
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -26,6 +26,28 @@ class BatchResult:
     ok_assets: list[str]
     values: pa.Array
     failures: list[tuple[str, str, str]]
+
+
+@dataclass
+class Task:
+    """One batch: entity views plus the input values each of them receives."""
+
+    views: list[Any]
+    inputs: dict[str, list[Any]]
+
+    def __len__(self) -> int:
+        return len(self.views)
+
+
+OnDone = Callable[[Task, BatchResult], None]
+
+
+class Executor(Protocol):
+    name: str
+
+    def map(
+        self, spec: FeatureSpec, params: Mapping[str, Any], tasks: Sequence[Task], on_done: OnDone
+    ) -> None: ...
 
 
 def _describe(exc: BaseException) -> str:

@@ -10,35 +10,11 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing
 import os
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Mapping
+from typing import Any
 
 from amberlite.define.decorators import FeatureSpec
-from amberlite.run.compute import BatchResult, compute_batch
-
-
-@dataclass
-class Task:
-    """One batch: entity views plus the input values each of them receives."""
-
-    views: list[Any]
-    inputs: dict[str, list[Any]]
-
-    def __len__(self) -> int:
-        return len(self.views)
-
-
-OnDone = Callable[[Task, BatchResult], None]
-
-
-class Executor(Protocol):
-    name: str
-
-    def map(
-        self, spec: FeatureSpec, params: Mapping[str, Any], tasks: Sequence[Task], on_done: OnDone
-    ) -> None: ...
-
+from amberlite.run.compute import BatchResult, Executor, Task, compute_batch
 
 # Specs by key for forked workers: a FeatureSpec wraps a function from a definition module,
 # which pickle cannot name, but a forked child inherits this table.

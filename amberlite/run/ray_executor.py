@@ -52,8 +52,7 @@ from amberlite.define.decorators import FeatureSpec
 from amberlite.define.loader import load_definitions, module_name_for
 from amberlite.errors import AmberliteError, DefinitionError
 from amberlite.memo.store import ASSET_ID, ENTITY_ID, VALUE, write_aside_to
-from amberlite.run.compute import BatchResult, compute_batch
-from amberlite.run.executor import OnDone, Task
+from amberlite.run.compute import BatchResult, OnDone, Task, compute_batch
 
 log = logging.getLogger(__name__)
 DEFS_PREFIX = module_name_for("")  # "amberlite_defs_"

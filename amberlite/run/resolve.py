@@ -26,17 +26,17 @@ import numpy as np
 import pyarrow as pa
 from tqdm import tqdm
 
+from amberlite.core.entities import FrameView, SpanView
+from amberlite.core.ids import frame_number, span_id
 from amberlite.define.decorators import FeatureSpec
-from amberlite.define.fingerprint import canonical_json
-from amberlite.entities import FrameView, SpanView, span_id
 from amberlite.errors import ResolveError
-from amberlite.memo.key import MemoKey
+from amberlite.memo.key import MemoKey, memo_key
 from amberlite.memo.store import ASSET_ID, ENTITY_ID, VALUE, now
-from amberlite.run.compute import BatchResult
-from amberlite.run.executor import Executor, Task, make_executor
+from amberlite.run.compute import BatchResult, Executor, Task
+from amberlite.run.executor import make_executor
 
 if TYPE_CHECKING:
-    from amberlite.api import Store
+    from amberlite.context import StoreContext
 
 log = logging.getLogger(__name__)
 HOST = socket.gethostname()
@@ -66,11 +66,6 @@ class RunStats:
         )
 
 
-def memo_key(spec: FeatureSpec, params: Mapping[str, Any] | None) -> MemoKey:
-    resolved = spec.resolve_params(params)
-    return MemoKey(spec.name, spec.version, spec.params_key(resolved), canonical_json(resolved))
-
-
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -84,22 +79,14 @@ def _pid_alive(pid: int) -> bool:
 class Resolver:
     """Drives materialization for one store."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def __init__(self, ctx: StoreContext) -> None:
+        self.ctx = ctx
         self.owner = f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._complete_cache: dict[tuple, tuple] = {}
 
     # -- entity sets --------------------------------------------------------------------------
     def producer_label(self, entity_type: str, params: Mapping[str, Any] | None = None) -> str:
-        prod = self.store.registry.producer_of(entity_type)
-        if prod is None:
-            raise ResolveError(
-                f"no segmenter produces entity type {entity_type!r}",
-                name=entity_type,
-                candidates=self.store.entity_types(),
-            )
-        key = memo_key(prod, params)
-        return f"{key.label}/{key.params_key}"
+        return self.ctx.producer_label(entity_type, params)
 
     def entity_sql(
         self,
@@ -115,6 +102,19 @@ class Resolver:
             return sql, params
         params["eids"] = list(entity_ids)
         return f"SELECT * FROM ({sql}) WHERE entity_id IN (SELECT unnest($eids::TEXT[]))", params
+
+    def entity_table(self, entity_type: str, asset_ids: Sequence[str] | None) -> Any:
+        """The entities of a type in an asset scope as a polars DataFrame (entity_id, asset_id
+        and, for spans, idx, start_frame, end_frame, start_s, end_s), by asset and position."""
+        sql, params = self._entity_sql(entity_type, asset_ids, None)
+        if entity_type not in ("asset", "frame"):
+            sql = (
+                "SELECT entity_id, asset_id, idx, start_frame, end_frame, start_s, end_s FROM "
+                "entities WHERE entity_type = $etype AND producer = $producer AND entity_id IN "
+                f"(SELECT entity_id FROM ({sql})) ORDER BY asset_id, idx"
+            )
+        with self.ctx.catalog.read() as con:
+            return con.sql(sql, params=params).pl()
 
     def _entity_sql(
         self, entity_type: str, asset_ids: Sequence[str] | None, producer: str | None
@@ -151,7 +151,7 @@ class Resolver:
     ) -> tuple[str, dict[str, Any]]:
         """SQL of the scope's entities with is_stored / is_failed / is_held flags."""
         ents_sql, params = self.entity_sql(spec.entity, asset_ids, entity_ids=entity_ids)
-        files = self.store.memo.files(key, con)
+        files = self.ctx.memo.files(key, con)
         params.update(feature=key.feature, version=key.version, pkey=key.params_key)
         stored_sql = "SELECT NULL::TEXT AS entity_id WHERE false"
         if files:
@@ -191,7 +191,7 @@ class Resolver:
         entity_ids: Sequence[str] | None = None,
     ) -> tuple[list[tuple[str, str]], dict[str, int]]:
         """In one write transaction: count the scope, claim what nobody has or holds."""
-        with self.store.catalog.write() as con:
+        with self.ctx.catalog.write() as con:
             self._drop_stale_claims(con, key)
             base, params = self._scope(con, key, spec, asset_ids, entity_ids)
             counts = self._counts(con, base, params)
@@ -221,7 +221,7 @@ class Resolver:
         shared-lock read (or on ``con``, an open catalog connection); computes and claims
         nothing."""
         if con is None:
-            with self.store.catalog.read() as con:
+            with self.ctx.catalog.read() as con:
                 return self.counts(spec, params, asset_ids, entity_ids, con)
         base, qparams = self._scope(con, memo_key(spec, params), spec, asset_ids, entity_ids)
         return {k: int(v or 0) for k, v in self._counts(con, base, qparams).items()}
@@ -234,10 +234,10 @@ class Resolver:
         answer is remembered until the catalog changes."""
         key = memo_key(spec, params)
         cache_key = (key, None if asset_ids is None else tuple(asset_ids))
-        stamp = self.store.catalog.stamp()
+        stamp = self.ctx.catalog.stamp()
         if self._complete_cache.get(cache_key) == stamp:
             return True
-        with self.store.catalog.read() as con:
+        with self.ctx.catalog.read() as con:
             for dep, dep_params in self._closure(spec, params):
                 base, qparams = self._scope(con, memo_key(dep, dep_params), dep, asset_ids)
                 c = self._counts(con, base, qparams)
@@ -257,9 +257,9 @@ class Resolver:
                 return
             seen.add((k.label, k.params_key))
             for ref in s.inputs:
-                visit(self.store.registry.resolve_input(ref), dict(ref.params))
+                visit(self.ctx.registry.resolve_input(ref), dict(ref.params))
             if s.entity not in ("asset", "frame"):
-                prod = self.store.registry.producer_of(s.entity)
+                prod = self.ctx.registry.producer_of(s.entity)
                 if prod is not None:
                     visit(prod, None)
             out.append((s, p))
@@ -279,7 +279,7 @@ class Resolver:
         con.execute("DELETE FROM claims WHERE claimed_at < ?", [now() - CLAIM_TTL])
 
     def _release(self, key: MemoKey) -> None:
-        with self.store.catalog.write() as con:
+        with self.ctx.catalog.write() as con:
             con.execute(
                 """DELETE FROM claims WHERE feature = ? AND version = ? AND params_key = ?
                    AND owner = ?""",
@@ -312,7 +312,7 @@ class Resolver:
         exe = make_executor(executor)
         # Inputs first, in dependency order; then the segmenter that makes our entities.
         for ref in spec.inputs:
-            dep = self.store.registry.resolve_input(ref)
+            dep = self.ctx.registry.resolve_input(ref)
             dep_key = memo_key(dep, dict(ref.params))
             if (dep_key.label, dep_key.params_key) not in done:
                 stats.inputs.append(
@@ -329,7 +329,7 @@ class Resolver:
                     )
                 )
         if spec.entity not in ("asset", "frame"):
-            prod = self.store.registry.producer_of(spec.entity)
+            prod = self.ctx.registry.producer_of(spec.entity)
             if prod is None:
                 raise ResolveError(f"no segmenter produces entity type {spec.entity!r}")
             pk = memo_key(prod, None)
@@ -410,14 +410,14 @@ class Resolver:
     def _views(self, spec: FeatureSpec, todo: list[tuple[str, str]]) -> list[Any]:
         assets = {
             a.record.asset_id: a
-            for a in self.store._asset_views(sorted({t[1] for t in todo}), spec.decode)
+            for a in self.ctx.asset_views(sorted({t[1] for t in todo}), spec.decode)
         }
         if spec.entity == "asset":
             return [assets[eid] for eid, _ in todo]
         if spec.entity == "frame":
-            return [FrameView(eid, assets[aid], int(eid.rsplit("/f", 1)[1])) for eid, aid in todo]
+            return [FrameView(eid, assets[aid], frame_number(eid)) for eid, aid in todo]
         producer = self.producer_label(spec.entity)
-        rows = self.store.catalog.query(
+        rows = self.ctx.catalog.query(
             """SELECT entity_id, asset_id, idx, start_frame, end_frame, start_s, end_s
                FROM entities WHERE entity_type = ? AND producer = ?
                AND entity_id IN (SELECT unnest(?::TEXT[]))""",
@@ -429,11 +429,11 @@ class Resolver:
     def _inputs(self, spec: FeatureSpec, views: list[Any]) -> dict[str, list[Any]]:
         out: dict[str, list[Any]] = {}
         for ref in spec.inputs:
-            dep = self.store.registry.resolve_input(ref)
+            dep = self.ctx.registry.resolve_input(ref)
             dep_key = memo_key(dep, dict(ref.params))
             same = dep.entity == spec.entity
             wanted = [v.id for v in views] if same else [_asset_id(v) for v in views]
-            table = self.store.memo.read(dep_key, dep.output, entity_ids=sorted(set(wanted)))
+            table = self.ctx.memo.read(dep_key, dep.output, entity_ids=sorted(set(wanted)))
             values = column_values(table.column(VALUE), dep.output)
             pos = {eid: i for i, eid in enumerate(table.column(ENTITY_ID).to_pylist())}
             out[ref.name] = [values[pos[w]] if w in pos else None for w in wanted]
@@ -490,8 +490,8 @@ class Resolver:
                     VALUE: values,
                 }
             )
-            aside = self.store.memo.write_aside(table)
-        self.store.memo.commit(
+            aside = self.ctx.memo.write_aside(table)
+        self.ctx.memo.commit(
             key,
             aside,
             len(ok_ids),
@@ -535,7 +535,7 @@ class Resolver:
         return pa.table(cols) if cols else pa.table({}), bad
 
     def _record_run(self, key: MemoKey, executor: str, trigger: str, started_at, stats) -> None:
-        with self.store.catalog.write() as con:
+        with self.ctx.catalog.write() as con:
             con.execute(
                 """INSERT INTO runs VALUES (nextval('run_seq'), ?, ?, ?, ?, ?, ?, ?,
                    ?, ?, ?, ?, ?)""",

@@ -56,9 +56,9 @@ from amberlite.syntax.ast import (
     TimeLit,
     UnaryOp,
 )
-from amberlite.syntax.parse_tree import get_parser, parse_tree
+from amberlite.syntax.parse_tree import get_parser
 from amberlite.syntax.printer import pretty, to_aql
-from amberlite.syntax.to_ast import parse_text, to_ast
+from amberlite.syntax.to_ast import parse_text, parse_tree, to_ast
 
 
 @functools.lru_cache(maxsize=512)

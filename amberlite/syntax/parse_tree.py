@@ -9,8 +9,7 @@ from __future__ import annotations
 import threading
 from importlib.resources import files
 
-from lark import Lark, Token, Tree
-from lark.exceptions import UnexpectedInput
+from lark import Lark, Token
 
 GRAMMAR_PACKAGE = "amberlite.grammar"
 GRAMMAR_FILE = "aql.lark"
@@ -74,18 +73,3 @@ def get_parser() -> Lark:
             if _parser is None:
                 _parser = build_parser()
     return _parser
-
-
-def parse_tree(text: str) -> Tree:
-    """Parse ``text`` (one or more ``;``-separated statements) into a lark tree rooted at ``start``.
-
-    Raises ``AqlSyntaxError`` (never a lark exception) for malformed text.
-    """
-    from amberlite.syntax.diagnostics import syntax_error_from_lark
-
-    if not isinstance(text, str):
-        raise TypeError(f"AQL text must be a str, not {type(text).__name__}")
-    try:
-        return get_parser().parse(text)
-    except UnexpectedInput as exc:
-        raise syntax_error_from_lark(text, exc) from None

@@ -21,7 +21,7 @@ from lark.exceptions import UnexpectedInput, VisitError
 from amberlite.errors import AqlSyntaxError
 from amberlite.syntax import ast as A
 from amberlite.syntax.diagnostics import syntax_error_from_lark
-from amberlite.syntax.parse_tree import build_parser, parse_tree
+from amberlite.syntax.parse_tree import build_parser, get_parser
 
 _NAME_TYPES = ("NAME",)
 
@@ -440,3 +440,16 @@ def to_ast(tree: Tree, text: str = "") -> A.Script:
             line, column = _position(exc, None, text)
             raise AqlSyntaxError(str(orig), line, column, text, ()) from None
         raise
+
+
+def parse_tree(text: str) -> Tree:
+    """Parse ``text`` (one or more ``;``-separated statements) into a lark tree rooted at ``start``.
+
+    Raises ``AqlSyntaxError`` (never a lark exception) for malformed text.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"AQL text must be a str, not {type(text).__name__}")
+    try:
+        return get_parser().parse(text)
+    except UnexpectedInput as exc:
+        raise syntax_error_from_lark(text, exc) from None

@@ -46,12 +46,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from amberlite.catalog import Catalog
-from amberlite.errors import AmberliteError, ResolveError
+from amberlite.core.vectors import vector_dim
+from amberlite.errors import AmberliteError, ReplicaError, ResolveError
 from amberlite.memo.key import MemoKey
 from amberlite.memo.store import ENTITY_ID, VALUE, now
 
 if TYPE_CHECKING:
-    from amberlite.api import Store
+    from amberlite.context import StoreContext
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +70,6 @@ CREATE TABLE IF NOT EXISTS replica_labels (
     PRIMARY KEY (feature, version, params_key, target, entity_id)
 );
 """
-
-
-class ReplicaError(AmberliteError):
-    """A replica cannot be declared, opened or queried (bad options, unknown target...)."""
 
 
 def ensure_schema(catalog: Catalog) -> None:
@@ -197,23 +194,6 @@ class ReplicaInfo:
     last_file_id: int
 
 
-def vector_dim(output: pa.DataType) -> int:
-    """The dimension of a float-vector feature type, else ReplicaError."""
-    if pa.types.is_fixed_size_list(output) and pa.types.is_floating(output.value_type):
-        return output.list_size
-    raise ReplicaError(
-        f"only fixed-size float vectors can be replicated to a vector index, not {output}"
-    )
-
-
-def as_matrix(values: pa.Array | pa.ChunkedArray, dim: int) -> np.ndarray:
-    """A fixed-size-list column as a contiguous (n, dim) float32 matrix (no Python loop)."""
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
-    if len(values) == 0:
-        return np.zeros((0, dim), np.float32)
-    flat = values.flatten().to_numpy(zero_copy_only=False)
-    return np.ascontiguousarray(flat.reshape(len(values), dim), dtype=np.float32)
 
 
 class ReplicaManager:
@@ -229,17 +209,17 @@ class ReplicaManager:
     SAVE_FRACTION = 0.05  # ... or this fraction of the index, when larger
     SAVE_INTERVAL_S = 300.0  # ... or pending changes this old
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def __init__(self, ctx: StoreContext) -> None:
+        self.ctx = ctx
         self._open: dict[tuple[MemoKey, str], Connector] = {}
         self._lock = threading.RLock()
         _MANAGERS.add(self)
 
     # -- declarations -------------------------------------------------------------------------
     def _key(self, feature: str, params: dict | None = None) -> tuple[Any, MemoKey]:
-        from amberlite.run.resolve import memo_key
+        from amberlite.memo.key import memo_key
 
-        spec = self.store.feature(feature)
+        spec = self.ctx.feature(feature)
         return spec, memo_key(spec, params)
 
     def add(
@@ -251,8 +231,8 @@ class ReplicaManager:
         vector_dim(spec.output)
         cls = target_class(target)
         opts = cls.check_options(options)
-        ensure_schema(self.store.catalog)
-        with self.store.catalog.write() as con:
+        ensure_schema(self.ctx.catalog)
+        with self.ctx.catalog.write() as con:
             con.execute(
                 """INSERT INTO replicas VALUES (?, ?, ?, ?, ?, 0, ?) ON CONFLICT DO NOTHING""",
                 [*key.sql_args(), target, json.dumps(opts, sort_keys=True), now()],
@@ -261,8 +241,8 @@ class ReplicaManager:
         return self.info(key, target)
 
     def list(self) -> list[ReplicaInfo]:
-        ensure_schema(self.store.catalog)
-        rows = self.store.catalog.query(
+        ensure_schema(self.ctx.catalog)
+        rows = self.ctx.catalog.query(
             """SELECT r.feature, r.version, r.params_key, coalesce(m.params, '{}'), r.target,
                       r.options, r.last_file_id FROM replicas r
                LEFT JOIN (SELECT DISTINCT feature, version, params_key, params FROM memo_files) m
@@ -282,8 +262,8 @@ class ReplicaManager:
 
     def find(self, key: MemoKey) -> ReplicaInfo | None:
         """The replica of a dataset, if one is declared (the first target by name)."""
-        ensure_schema(self.store.catalog)
-        rows = self.store.catalog.query(
+        ensure_schema(self.ctx.catalog)
+        rows = self.ctx.catalog.query(
             """SELECT target, options, last_file_id FROM replicas WHERE feature = ?
                AND version = ? AND params_key = ? ORDER BY target LIMIT 1""",
             key.sql_args(),
@@ -298,8 +278,8 @@ class ReplicaManager:
 
         A dataset of a replicated feature with no replica yet (a new version or parameter
         assignment) gets one with the same target and options."""
-        ensure_schema(self.store.catalog)
-        rows = self.store.catalog.query(
+        ensure_schema(self.ctx.catalog)
+        rows = self.ctx.catalog.query(
             """SELECT version, params_key, target, options, last_file_id FROM replicas
                WHERE feature = ?""",
             [key.feature],
@@ -309,7 +289,7 @@ class ReplicaManager:
         mine = {t: last for v, pk, t, _, last in rows if (v, pk) == (key.version, key.params_key)}
         follow = {t: o for _, _, t, o, _ in rows if t not in mine}
         if follow:
-            with self.store.catalog.write() as con:
+            with self.ctx.catalog.write() as con:
                 for target, options in sorted(follow.items()):
                     con.execute(
                         "INSERT INTO replicas VALUES (?, ?, ?, ?, ?, 0, ?) ON CONFLICT DO NOTHING",
@@ -370,9 +350,9 @@ class ReplicaManager:
     def _new_connector(self, key: MemoKey, target: str) -> Connector:
         """A connector of a declared replica with nothing loaded."""
         info = self.info(key, target)
-        spec = self.store.registry.get(key.feature, key.version)
+        spec = self.ctx.registry.get(key.feature, key.version)
         cls = target_class(target)
-        return cls(self.store.root, self.store.catalog, key, vector_dim(spec.output), info.options)
+        return cls(self.ctx.root, self.ctx.catalog, key, vector_dim(spec.output), info.options)
 
     def _connector(self, key: MemoKey, target: str) -> Connector:
         conn = self._open.get((key, target))
@@ -387,7 +367,7 @@ class ReplicaManager:
     def _catch_up(self, conn: Connector, save: bool = False) -> int:
         key = conn.key
         start = conn.applied_file_id
-        with self.store.catalog.read() as con:
+        with self.ctx.catalog.read() as con:
             files = con.execute(
                 """SELECT file_id, path FROM memo_files WHERE feature = ? AND version = ?
                    AND params_key = ? AND file_id > ?
@@ -408,12 +388,12 @@ class ReplicaManager:
         changed = 0
         if head > start:
             if files:
-                spec = self.store.registry.get(key.feature, key.version)
-                table = _read_in_order([self.store.root / p for _, p in files], spec.output)
+                spec = self.ctx.registry.get(key.feature, key.version)
+                table = _read_in_order([self.ctx.root / p for _, p in files], spec.output)
                 changed += conn.apply(_latest_per_entity(table))
                 conn.unsaved_rows += table.num_rows
             if retired:
-                stored = self.store.memo.stored_ids(key)
+                stored = self.ctx.memo.stored_ids(key)
                 deleted = conn.delete(sorted(conn.entity_ids() - stored))
                 changed += deleted
                 conn.unsaved_rows += deleted
@@ -433,7 +413,7 @@ class ReplicaManager:
         if conn.recorded_file_id == file_id:
             return
         conn.recorded_file_id = file_id
-        with self.store.catalog.write() as con:
+        with self.ctx.catalog.write() as con:
             con.execute(
                 """UPDATE replicas SET last_file_id = ? WHERE feature = ? AND version = ?
                    AND params_key = ? AND target = ? AND last_file_id <> ?""",
@@ -442,7 +422,7 @@ class ReplicaManager:
 
     @contextlib.contextmanager
     def _file_lock(self, key: MemoKey, target: str) -> Iterator[None]:
-        d = replica_dir(self.store.root, key)
+        d = replica_dir(self.ctx.root, key)
         d.mkdir(parents=True, exist_ok=True)
         fd = os.open(d / f"{target}.lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -466,7 +446,7 @@ class ReplicaManager:
                 # not loaded first: a rebuild is also the way out of a damaged saved state
                 conn = self._open.pop((key, r.target), None) or self._new_connector(key, r.target)
                 conn.drop()
-                with self.store.catalog.write() as con:
+                with self.ctx.catalog.write() as con:
                     con.execute(
                         """DELETE FROM replica_labels WHERE feature = ? AND version = ?
                            AND params_key = ? AND target = ?""",
@@ -490,7 +470,7 @@ class ReplicaManager:
         self.flush()
         out = []
         for r in self.list():
-            with self.store.catalog.read() as con:
+            with self.ctx.catalog.read() as con:
                 stored, behind = con.execute(
                     """SELECT coalesce(sum(rows) FILTER (WHERE file_id NOT IN
                                  (SELECT file_id FROM retired_files)), 0)::BIGINT,
@@ -518,9 +498,9 @@ class ReplicaManager:
         if conn is not None and conn.saved_file_id() == conn.last_file_id:
             return conn.count()
         try:
-            spec = self.store.registry.get(r.key.feature, r.key.version)
+            spec = self.ctx.registry.get(r.key.feature, r.key.version)
             cls = target_class(r.target)
-            return cls.saved_count(self.store.root, r.key, vector_dim(spec.output))
+            return cls.saved_count(self.ctx.root, r.key, vector_dim(spec.output))
         except AmberliteError:
             return 0
 
@@ -573,9 +553,10 @@ def _flush_at_exit() -> None:
             )
 
 
-def attach(store: Store) -> ReplicaManager:
-    """Create ``store.replicas`` and subscribe it to commits. Cheap: nothing is read until a
-    replica is used or a commit arrives."""
-    manager = ReplicaManager(store)
-    store.memo.listeners.append(manager.on_commit)
+def attach(ctx: StoreContext) -> ReplicaManager:
+    """Create a store's replicas (``ctx.replicas``) and subscribe them to commits. Cheap:
+    nothing is read until a replica is used or a commit arrives."""
+    manager = ReplicaManager(ctx)
+    ctx.memo.listeners.append(manager.on_commit)
+    ctx.replicas = manager
     return manager

@@ -15,6 +15,7 @@ import numpy as np
 import polars as pl
 from PIL import Image, ImageDraw, ImageFont
 
+from amberlite.core.timecode import timecode
 from amberlite.media.decode import Decode, read_batch
 
 THUMB = (320, 180)
@@ -25,17 +26,11 @@ _FG = (235, 235, 235)
 _ACCENT = (250, 200, 90)
 
 
-def _timecode(seconds: float) -> str:
-    from amberlite.matchcut import timecode
-
-    return timecode(seconds)
-
-
 def pair_frames(store, pairs: pl.DataFrame) -> list[tuple[np.ndarray, np.ndarray]]:
     """(last frame of shot A, first frame of shot B) per pair, RGB at :data:`THUMB` size."""
     ids = sorted(set(pairs["asset_id_a"].to_list()) | set(pairs["asset_id_b"].to_list()))
     decode = Decode(size=THUMB)
-    views = {v.id: v for v in store._asset_views(ids, decode)}
+    views = {v.id: v for v in store.ctx.asset_views(ids, decode)}
     cache: dict[tuple[str, int], np.ndarray] = {}
 
     def frame(asset_id: str, n: int) -> np.ndarray:
@@ -52,8 +47,8 @@ def pair_frames(store, pairs: pl.DataFrame) -> list[tuple[np.ndarray, np.ndarray
 
 
 def _caption(row: dict, rank: int) -> tuple[str, str]:
-    a = f"{row['asset_a']} #{row['shot_a']} ends {_timecode(row['end_a'])}"
-    b = f"{row['asset_b']} #{row['shot_b']} starts {_timecode(row['start_b'])}"
+    a = f"{row['asset_a']} #{row['shot_a']} ends {timecode(row['end_a'])}"
+    b = f"{row['asset_b']} #{row['shot_b']} starts {timecode(row['start_b'])}"
     return f"{rank}. score {row['score']:.3f}", f"{a}  ->  {b}"
 
 
@@ -93,11 +88,11 @@ def _html(pairs: pl.DataFrame, title: str) -> str:
         rows.append(
             f"""<tr><td>{k}</td><td class="score">{row["score"]:.3f}</td>
 <td><img src="frames/{k:03d}_a.jpg" alt="last frame of shot A"><br>
-{e(str(row["asset_a"]))} shot {row["shot_a"]}<br>{_timecode(row["start_a"])} &ndash;
-{_timecode(row["end_a"])}</td>
+{e(str(row["asset_a"]))} shot {row["shot_a"]}<br>{timecode(row["start_a"])} &ndash;
+{timecode(row["end_a"])}</td>
 <td><img src="frames/{k:03d}_b.jpg" alt="first frame of shot B"><br>
-{e(str(row["asset_b"]))} shot {row["shot_b"]}<br>{_timecode(row["start_b"])} &ndash;
-{_timecode(row["end_b"])}</td></tr>"""
+{e(str(row["asset_b"]))} shot {row["shot_b"]}<br>{timecode(row["start_b"])} &ndash;
+{timecode(row["end_b"])}</td></tr>"""
         )
     body = "\n".join(rows) or '<tr><td colspan="4">no pairs</td></tr>'
     return f"""<!doctype html>

@@ -155,11 +155,3 @@ class FrameView:
 
     def image(self) -> np.ndarray:
         return self.asset.frames(self.n, self.n + 1)[0]
-
-
-def span_id(asset_id: str, start: int, end: int) -> str:
-    return f"{asset_id}/{start}-{end}"
-
-
-def frame_id(asset_id: str, n: int) -> str:
-    return f"{asset_id}/f{n}"

@@ -25,18 +25,21 @@ from tqdm import tqdm
 
 from amberlite.catalog import Catalog
 from amberlite.catalog.diff import Change, classify
+from amberlite.catalog.tables import assets_table, failures_table, features_table
+from amberlite.connectors.base import ReplicaManager
 from amberlite.connectors.base import attach as attach_replicas
+from amberlite.context import StoreContext
+from amberlite.core.entities import AssetRecord, cached_frame_index
 from amberlite.define.decorators import FeatureSpec
 from amberlite.define.loader import load_definitions
-from amberlite.entities import AssetRecord, AssetView, cached_frame_index
+from amberlite.define.registry import Registry
 from amberlite.errors import ChangeRefused, DefinitionError, MediaError, ResolveError
-from amberlite.media.decode import Decode
 from amberlite.media.ids import content_id
 from amberlite.media.probe import probe
 from amberlite.memo import MemoStore
+from amberlite.memo.key import memo_key
 from amberlite.memo.store import ASSET_ID, ENTITY_ID, now
-from amberlite.registry import Registry
-from amberlite.run.resolve import Resolver, RunStats, memo_key
+from amberlite.run.resolve import Resolver, RunStats
 
 log = logging.getLogger(__name__)
 DEFAULT_STORE = "amberlite-store"
@@ -59,14 +62,46 @@ class Store:
     """A feature store on disk: catalog, Parquet values, registry of features."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.root = Path(path).absolute()
-        self.catalog = Catalog(self.root)
-        self.memo = MemoStore(self.root, self.catalog)
-        self.replicas = attach_replicas(self)  # replica indexes follow commits (lazily)
-        self.media_cache = self.root / "media"
-        self.registry = Registry()
+        root = Path(path).absolute()
+        catalog = Catalog(root)
+        memo = MemoStore(root, catalog)
+        self.ctx = StoreContext(root, catalog, memo, Registry(), root / "media")
+        attach_replicas(self.ctx)  # replica indexes follow commits (lazily)
         self._load_registry()
-        self.resolver = Resolver(self)
+        self.ctx.resolver = Resolver(self.ctx)
+
+    # -- the parts of the store (see amberlite.context) -----------------------------------------
+    @property
+    def root(self) -> Path:
+        return self.ctx.root
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.ctx.catalog
+
+    @property
+    def memo(self) -> MemoStore:
+        return self.ctx.memo
+
+    @property
+    def media_cache(self) -> Path:
+        return self.ctx.media_cache
+
+    @property
+    def resolver(self) -> Resolver:
+        return self.ctx.resolver
+
+    @property
+    def replicas(self) -> ReplicaManager:
+        return self.ctx.replicas
+
+    @property
+    def registry(self) -> Registry:
+        return self.ctx.registry
+
+    @registry.setter
+    def registry(self, registry: Registry) -> None:
+        self.ctx.registry = registry
 
     # -- definitions --------------------------------------------------------------------------
     def _load_registry(self) -> None:
@@ -189,27 +224,7 @@ class Store:
 
     def features(self) -> pl.DataFrame:
         """name, version, entity, output type, fingerprint, rows stored."""
-        rows = self.catalog.query(
-            """SELECT f.name, f.version, f.entity, f.produces, f.output_type,
-                      substr(f.fingerprint, 1, 12) AS fingerprint, f.builtin, f.description,
-                      coalesce(sum(m.rows), 0)::BIGINT AS rows_stored
-               FROM features f LEFT JOIN memo_files m ON m.feature = f.name
-                 AND m.version = f.version
-                 AND m.file_id NOT IN (SELECT file_id FROM retired_files)
-               GROUP BY ALL ORDER BY f.name, f.version"""
-        )
-        cols = [
-            "name",
-            "version",
-            "entity",
-            "produces",
-            "output_type",
-            "fingerprint",
-            "builtin",
-            "description",
-            "rows_stored",
-        ]
-        return pl.DataFrame(rows, schema=cols, orient="row")
+        return features_table(self.catalog)
 
     # -- assets -------------------------------------------------------------------------------
     def ingest(
@@ -332,43 +347,15 @@ class Store:
         return dict(zip(names, cur.fetchone()))
 
     def assets(self) -> pl.DataFrame:
-        with self.catalog.read() as con:
-            return con.sql("SELECT * FROM assets ORDER BY alias").pl()
+        return assets_table(self.catalog)
 
     def resolve_assets(self, refs: Sequence[str] | str | None) -> list[str] | None:
         """Asset ids for aliases or ids; None stays None (every asset). Unknown names suggest
         the closest alias."""
-        if refs is None:
-            return None
-        rows = self.catalog.query("SELECT asset_id, alias FROM assets ORDER BY alias")
-        if isinstance(refs, str):
-            refs = [refs]
-        by_alias = {a: i for i, a in rows}
-        ids = {i for i, _ in rows}
-        out = []
-        for ref in refs:
-            if ref in by_alias:
-                out.append(by_alias[ref])
-            elif ref in ids:
-                out.append(ref)
-            else:
-                raise ResolveError(f"unknown asset {ref!r}", name=ref, candidates=by_alias)
-        return list(dict.fromkeys(out))
-
-    def _asset_views(self, asset_ids: Sequence[str], decode: Decode) -> list[AssetView]:
-        with self.catalog.read() as con:
-            cur = con.execute(
-                "SELECT * FROM assets WHERE asset_id IN (SELECT unnest(?::TEXT[]))",
-                [list(asset_ids)],
-            )
-            names = [d[0] for d in cur.description]
-            rows = [dict(zip(names, r)) for r in cur.fetchall()]
-        return [AssetView(AssetRecord.from_row(r), decode, self.media_cache) for r in rows]
+        return self.ctx.resolve_assets(refs)
 
     def entity_types(self) -> list[str]:
-        types = {r[0] for r in self.catalog.query("SELECT name FROM entity_types")}
-        types |= {s.produces for s in self.registry.all() if s.produces}
-        return sorted(types)
+        return self.ctx.entity_types()
 
     def entities(
         self, entity_type: str, assets: Sequence[str] | str | None = None, compute: bool = True
@@ -385,23 +372,12 @@ class Store:
                 )
             if compute:
                 self.resolver.materialize(prod, None, asset_ids)
-        sql, params = self.resolver.entity_sql(entity_type, asset_ids)
-        if entity_type not in ("asset", "frame"):
-            sql = sql.replace(
-                "SELECT entity_id, asset_id",
-                "SELECT entity_id, asset_id, idx, start_frame, end_frame, start_s, end_s",
-                1,
-            )
-            sql += " ORDER BY asset_id, idx"
-        with self.catalog.read() as con:
-            return con.sql(sql, params=params).pl()
+        return self.resolver.entity_table(entity_type, asset_ids)
 
     # -- values -------------------------------------------------------------------------------
     def feature(self, name: str, version: int | None = None) -> FeatureSpec:
-        if "@" in name and version is None:
-            name, _, v = name.partition("@")
-            version = int(v)
-        return self.registry.get(name, version)
+        """A declared feature (``name@v`` names a version; the newest otherwise)."""
+        return self.ctx.feature(name, version)
 
     def materialize(
         self,
@@ -521,13 +497,7 @@ class Store:
         return merged
 
     def failures(self, name: str | None = None) -> pl.DataFrame:
-        with self.catalog.read() as con:
-            sql = """SELECT f.feature, f.version, f.entity_id, a.alias AS asset, f.error,
-                            f.attempts, f.failed_at FROM failures f
-                     LEFT JOIN assets a USING (asset_id)"""
-            if name:
-                return con.sql(sql + " WHERE f.feature = $n ORDER BY ALL", params={"n": name}).pl()
-            return con.sql(sql + " ORDER BY ALL").pl()
+        return failures_table(self.catalog, name)
 
     def status(self) -> dict[str, Any]:
         """Assets, features (name@version) with rows stored, failures, recent runs and

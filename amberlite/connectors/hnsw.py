@@ -30,14 +30,9 @@ from amberlite.catalog import Catalog
 from amberlite.memo.key import MemoKey
 from amberlite.memo.store import ENTITY_ID, VALUE, fsync_path
 
-from .base import (
-    Connector,
-    ReplicaError,
-    as_matrix,
-    ensure_schema,
-    register,
-    replica_dir,
-)
+from amberlite.connectors.base import Connector, ensure_schema, register, replica_dir
+from amberlite.core.vectors import as_matrix
+from amberlite.errors import ReplicaError
 
 MANIFEST = "hnsw.json"
 _BIN_RE = re.compile(r"hnsw-[0-9]+-[0-9]+\.bin")

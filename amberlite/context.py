@@ -1,0 +1,144 @@
+"""What the layers below the :class:`~amberlite.store.Store` façade need of a store.
+
+A :class:`StoreContext` is a small value: the store's folder, its catalog, its memo store,
+the registry of declared features, the media cache, and (set by the Store, which builds them
+over this context) its replicas and its resolver. The
+resolver, the executors' callers, the replicas, the search and the query executor take one
+instead of the whole Store, so no lower layer calls back up into the façade.
+
+It also holds the one asset-reference resolver with its names cache (aliases, ids, entity
+types), read in one catalog transaction and reused until the catalog file changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from amberlite.catalog import Catalog
+from amberlite.core.entities import AssetRecord, AssetView
+from amberlite.core.refs import resolve_asset_refs
+from amberlite.define.decorators import FeatureSpec
+from amberlite.define.registry import Registry
+from amberlite.errors import ResolveError
+from amberlite.media.decode import Decode
+from amberlite.memo.key import memo_key
+from amberlite.memo.store import MemoStore
+
+BASE_TYPES = ("asset", "frame")
+
+
+@dataclass(frozen=True)
+class CatalogNames:
+    """The catalog names planning needs: asset aliases and ids, entity types."""
+
+    by_alias: Mapping[str, str]
+    ids: frozenset[str]
+    entity_types: tuple[str, ...]
+    alias_of: Mapping[str, str]
+
+
+class StoreContext:
+    """The parts of one open store (see the module docstring)."""
+
+    def __init__(
+        self,
+        root: Path,
+        catalog: Catalog,
+        memo: MemoStore,
+        registry: Registry,
+        media_cache: Path,
+    ) -> None:
+        self.root = root
+        self.catalog = catalog
+        self.memo = memo
+        self.registry = registry  # replaced by Store.apply
+        self.media_cache = media_cache
+        self.replicas: Any = None  # the ReplicaManager (amberlite.connectors), set by the Store
+        self.resolver: Any = None  # the Resolver (amberlite.run.resolve), set by the Store
+        self._names: tuple[tuple, CatalogNames] | None = None
+
+    # -- features -----------------------------------------------------------------------------
+    def feature(self, name: str, version: int | None = None) -> FeatureSpec:
+        """A declared feature by name (``name@v`` names a version; newest otherwise)."""
+        if "@" in name and version is None:
+            name, _, v = name.partition("@")
+            if not v.isdigit():
+                raise ResolveError(f"bad feature version {v!r} in {name}@{v}: use name@N")
+            version = int(v)
+        return self.registry.get(name, version)
+
+    def producer_label(self, entity_type: str, params: Mapping[str, Any] | None = None) -> str:
+        """``<segmenter>@<version>/<params_key>`` of the segmenter that makes a span type."""
+        prod = self.registry.producer_of(entity_type)
+        if prod is None:
+            raise ResolveError(
+                f"no segmenter produces entity type {entity_type!r}",
+                name=entity_type,
+                candidates=self.entity_types(),
+            )
+        key = memo_key(prod, params)
+        return f"{key.label}/{key.params_key}"
+
+    # -- names --------------------------------------------------------------------------------
+    def names(self) -> CatalogNames:
+        """Asset names and entity types, read in one catalog transaction and reused until the
+        catalog file changes (planning then opens no connection)."""
+        stamp = self.catalog.stamp()
+        if self._names is not None and self._names[0] == stamp:
+            return self._names[1]
+        with self.catalog.read() as con:
+            assets = con.execute("SELECT asset_id, alias FROM assets ORDER BY alias").fetchall()
+            types = [r[0] for r in con.execute("SELECT name FROM entity_types").fetchall()]
+        names = CatalogNames(
+            {a: i for i, a in assets},
+            frozenset(i for i, _ in assets),
+            tuple(types),
+            {i: a for i, a in assets},
+        )
+        self._names = (stamp, names)
+        return names
+
+    def entity_types(self) -> list[str]:
+        types = set(self.names().entity_types)
+        types |= {s.produces for s in self.registry.all() if s.produces}
+        return sorted(types)
+
+    def resolve_assets(self, refs: Sequence[str] | str | None) -> list[str] | None:
+        """Asset ids for aliases or ids; None stays None (every asset). Unknown names suggest
+        the closest alias."""
+        if refs is None:
+            return None
+        if isinstance(refs, str):
+            refs = [refs]
+        names = self.names()
+        return list(resolve_asset_refs(refs, names.by_alias, names.ids))
+
+    # -- media --------------------------------------------------------------------------------
+    def asset_records(self, asset_ids: Sequence[str] | None = None) -> list[AssetRecord]:
+        """Catalog records of assets (every asset when None), by asset id."""
+        with self.catalog.read() as con:
+            if asset_ids is None:
+                cur = con.execute("SELECT * FROM assets ORDER BY asset_id")
+            else:
+                cur = con.execute(
+                    "SELECT * FROM assets WHERE asset_id IN (SELECT unnest(?::TEXT[])) "
+                    "ORDER BY asset_id",
+                    [list(asset_ids)],
+                )
+            names = [d[0] for d in cur.description]
+            rows = [dict(zip(names, r)) for r in cur.fetchall()]
+        return [AssetRecord.from_row(r) for r in rows]
+
+    def asset_views(self, asset_ids: Sequence[str], decode: Decode) -> list[AssetView]:
+        return [AssetView(r, decode, self.media_cache) for r in self.asset_records(asset_ids)]
+
+
+def context_of(obj: Any) -> StoreContext:
+    """The context of a Store (or a context itself): lower layers accept either."""
+    ctx = getattr(obj, "ctx", obj)
+    if not isinstance(ctx, StoreContext):
+        raise TypeError(f"expected a Store or a StoreContext, not {type(obj).__name__}")
+    return ctx

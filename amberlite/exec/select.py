@@ -1,0 +1,149 @@
+"""Execute a plan: compute what is missing, then one DuckDB statement per SELECT.
+
+:func:`execute` returns a :class:`QueryResult`: the result table and, for NEAREST and MATCH,
+the :class:`~amberlite.search.result.SearchResult` that says which search ran and why.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import polars as pl
+
+from amberlite.catalog.tables import assets_table, features_table
+from amberlite.context import StoreContext
+from amberlite.errors import AqlError, ResolveError
+from amberlite.exec.scope import Prepared, Reader, duck_errors, feature_files, plan_schema, prepare
+from amberlite.exec.sql import Sql
+from amberlite.plan import logical as L
+from amberlite.plan.build import columns_of
+from amberlite.search.match import top_pairs
+from amberlite.search.result import SearchResult
+
+log = logging.getLogger(__name__)
+
+
+def compile_select(ctx: StoreContext, prep: Prepared, con) -> tuple[Sql, str]:
+    """The DuckDB statement of a prepared SELECT (with its NEAREST result, if any), over the
+    memo files committed as of ``con``'s transaction."""
+    sql = Sql(ctx, prep.plan, prep.nearest)
+    text = sql.select(feature_files(ctx, prep.plan, con))
+    log.debug("SQL %s", text)
+    return sql, text
+
+
+def run_select(ctx: StoreContext, prep: Prepared, con) -> pl.DataFrame:
+    """The result table of a prepared SELECT (its features are stored or failed by now), read
+    on ``con``, an open catalog connection."""
+    sql, text = compile_select(ctx, prep, con)
+    sql.register(con)
+    with duck_errors():
+        df = con.sql(text, params=sql.params).pl()
+    sql.unregister(con)
+    df.columns = list(sql.names)
+    return df
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """A statement's result table, and the search that ran for NEAREST / MATCH (else None)."""
+
+    table: pl.DataFrame
+    search: SearchResult | None = None
+
+
+def execute(ctx: StoreContext, plan: L.Plan) -> QueryResult:
+    """Run any plan to a result table."""
+    if isinstance(plan, L.SelectPlan):
+        with Reader(ctx) as reader:
+            prep = prepare(ctx, plan, compute=True, reader=reader)
+            df = run_select(ctx, prep, reader.get())
+        return QueryResult(df, prep.nearest)
+    if isinstance(plan, L.ShowPlan):
+        return QueryResult(show(ctx, plan.what))
+    if isinstance(plan, L.DescribePlan):
+        return QueryResult(describe(ctx, plan.name))
+    if isinstance(plan, L.MatchPlan):
+        found = match(ctx, plan)
+        return QueryResult(found.table, found)
+    raise AqlError(f"cannot run a {type(plan).__name__}")
+
+
+def show(ctx: StoreContext, what: str) -> pl.DataFrame:
+    if what == "ASSETS":
+        return assets_table(ctx.catalog).select(
+            "alias", "asset_id", "width", "height", "frame_count", "duration_s", "path"
+        )
+    if what == "FEATURES":
+        return features_table(ctx.catalog).select(
+            "name",
+            "version",
+            "entity",
+            "produces",
+            "output_type",
+            "builtin",
+            "rows_stored",
+            "description",
+        )
+    rows = []
+    kinds = dict(ctx.catalog.query("SELECT name, kind FROM entity_types"))
+    for t in ctx.entity_types():
+        prod = ctx.registry.producer_of(t)
+        if t == "asset":
+            n = ctx.catalog.query("SELECT count(*) FROM assets")[0][0]
+        elif t == "frame":
+            n = ctx.catalog.query("SELECT coalesce(sum(frame_count), 0) FROM assets")[0][0]
+        else:
+            n = ctx.catalog.query("SELECT count(*) FROM entities WHERE entity_type = ?", [t])[0][
+                0
+            ]
+        rows.append((t, t + "s", kinds.get(t, "derived"), prod.key if prod else None, int(n)))
+    return pl.DataFrame(
+        rows, schema=["entity_type", "entity_set", "kind", "producer", "count"], orient="row"
+    )
+
+
+def describe(ctx: StoreContext, name: str) -> pl.DataFrame:
+    """A feature's versions (entity, output, params, inputs, rows stored), or an entity set's
+    columns."""
+    if name in ctx.registry.names():
+        feats = features_table(ctx.catalog).filter(pl.col("name") == name)
+        params = {
+            v: str(dict(ctx.registry.get(name, v).params)) for v in ctx.registry.versions(name)
+        }
+        inputs = {
+            v: ", ".join(i.name for i in ctx.registry.get(name, v).inputs)
+            for v in ctx.registry.versions(name)
+        }
+        return feats.select(
+            "name", "version", "entity", "output_type", "rows_stored", "description"
+        ).with_columns(
+            pl.col("version").replace_strict(params, default="{}").alias("params"),
+            pl.col("version").replace_strict(inputs, default="").alias("inputs"),
+        )
+    try:
+        etype = plan_schema(ctx).entity_type_of(name)
+    except ResolveError:
+        raise ResolveError(
+            f"unknown feature or entity set {name!r}",
+            name=name,
+            candidates=ctx.registry.names() + [t + "s" for t in ctx.entity_types()],
+        ) from None
+    cols = columns_of(etype)
+    return pl.DataFrame({"column": list(cols), "type": list(cols.values())})
+
+
+def match(ctx: StoreContext, plan: L.MatchPlan) -> SearchResult:
+    """MATCH through :func:`amberlite.search.match.top_pairs` (computes what is missing first;
+    the match feature's replica index is used when one can serve the match type)."""
+    assets = list(plan.source.asset_ids) if plan.source.asset_ids is not None else None
+    return top_pairs(
+        ctx,
+        assets,
+        plan.match_type,
+        plan.top,
+        across_only=plan.across_assets,
+        progress=False,
+        ef=dict(plan.options).get("ef"),
+    )

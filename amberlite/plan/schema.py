@@ -1,0 +1,63 @@
+"""The schema a plan is built against: a value, not a store.
+
+:class:`PlanSchema` holds what name resolution needs: the declared features (a
+:class:`~amberlite.define.registry.Registry`), asset aliases and ids, and the entity types the
+catalog knows. The query executor makes one from an open store
+(:func:`amberlite.exec.scope.plan_schema`); a test makes one by hand, with no store on disk.
+
+Example:
+    >>> from amberlite.define.registry import Registry
+    >>> schema = PlanSchema(Registry(), {"film1": "a" * 32})
+    >>> schema.resolve_assets(["film1"]) == ("a" * 32,)
+    True
+    >>> schema.entity_type_of("frames")
+    'frame'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from amberlite.core.refs import resolve_asset_refs
+from amberlite.define.decorators import FeatureSpec
+from amberlite.define.registry import Registry
+from amberlite.errors import ResolveError
+
+BUILTIN_TYPES = ("asset", "frame", "shot")
+
+
+@dataclass(frozen=True)
+class PlanSchema:
+    """Names, types and versions a plan resolves against (see the module docstring)."""
+
+    registry: Registry
+    assets: Mapping[str, str] = field(default_factory=dict)  # alias -> asset id
+    asset_ids: frozenset[str] | None = None  # None: the values of ``assets``
+    catalog_types: tuple[str, ...] = BUILTIN_TYPES
+
+    @property
+    def ids(self) -> frozenset[str]:
+        return self.asset_ids if self.asset_ids is not None else frozenset(self.assets.values())
+
+    @property
+    def entity_types(self) -> list[str]:
+        types = set(self.catalog_types)
+        types |= {s.produces for s in self.registry.all() if s.produces}
+        return sorted(types)
+
+    def resolve_assets(self, refs: Sequence[str]) -> tuple[str, ...]:
+        return resolve_asset_refs(refs, self.assets, self.ids)
+
+    def entity_type_of(self, name: str) -> str:
+        """Entity type named by an entity-set name: plural or singular, built in or declared."""
+        types = self.entity_types
+        for t in types:
+            if name in (t, t + "s"):
+                return t
+        raise ResolveError(
+            f"unknown entity set {name!r}", name=name, candidates=[t + "s" for t in types]
+        )
+
+    def producer_of(self, entity_type: str) -> FeatureSpec | None:
+        return self.registry.producer_of(entity_type)
