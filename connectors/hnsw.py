@@ -34,7 +34,6 @@ from .base import (
     Connector,
     ReplicaError,
     as_matrix,
-    ensure_schema,
     register,
     replica_dir,
 )
@@ -110,7 +109,6 @@ class HnswConnector(Connector):
         self.last_file_id = self.applied_file_id = 0
 
     def _load_labels(self) -> None:
-        ensure_schema(self.catalog)
         with self.catalog.read() as con:
             t = con.sql(
                 """SELECT entity_id, label FROM replica_labels WHERE feature = $f
@@ -262,7 +260,6 @@ class HnswConnector(Connector):
         return len(labels)
 
     def _write_labels(self, ids: list[str], start: int) -> None:
-        ensure_schema(self.catalog)
         rows = pa.table(
             {
                 "entity_id": pa.array(ids, pa.string()),
