@@ -44,34 +44,9 @@ log = logging.getLogger(__name__)
 HOST = socket.gethostname()
 MEDIA_PATTERNS = ("*.mp4", "*.mov", "*.mkv", "*.webm", "*.avi", "*.m4v", "*.mxf", "*.ts")
 
-DDL = """
-CREATE SEQUENCE IF NOT EXISTS trigger_seq START 1;
-CREATE TABLE IF NOT EXISTS triggers (
-    trigger_id BIGINT PRIMARY KEY,
-    kind TEXT NOT NULL,                -- 'watch' | 'backfill'
-    target TEXT NOT NULL,              -- the watched folder, or feature@version
-    reason TEXT,                       -- why it ran (files that arrived, versions replaced)
-    state TEXT NOT NULL,               -- running | done | failed | interrupted
-    host TEXT, pid INTEGER,
-    started_at TIMESTAMP, finished_at TIMESTAMP,
-    assets BIGINT, computed BIGINT, failed BIGINT
-);
-"""
-_ready: set[str] = set()
-
-
-def ensure_schema(store: Store) -> None:
-    """Create the ``triggers`` table once per catalog (idempotent)."""
-    if str(store.catalog.path) in _ready:
-        return
-    with store.catalog.write() as con:
-        con.execute(DDL)
-    _ready.add(str(store.catalog.path))
-
 
 def recent(store: Store, limit: int = 10) -> pl.DataFrame:
     """The newest trigger records, for ``Store.status``."""
-    ensure_schema(store)
     with store.catalog.read() as con:
         return con.sql(
             """SELECT trigger_id, kind, target, state, reason, started_at, finished_at,
@@ -82,7 +57,6 @@ def recent(store: Store, limit: int = 10) -> pl.DataFrame:
 
 
 def _start(store: Store, kind: str, target: str, reason: str, assets: int, started) -> int:
-    ensure_schema(store)
     with store.catalog.write() as con:
         tid = con.execute("SELECT nextval('trigger_seq')").fetchone()[0]
         con.execute(
@@ -106,7 +80,6 @@ def _mark_dead(store: Store, kind: str, target: str) -> list[int]:
     """Records of this kind and target left 'running' by a dead process: 'interrupted'."""
     from amberlite.run.resolve import _pid_alive
 
-    ensure_schema(store)
     with store.catalog.write() as con:
         rows = con.execute(
             """SELECT trigger_id, host, pid FROM triggers WHERE kind = ? AND target = ?

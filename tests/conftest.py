@@ -12,6 +12,21 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 from amberlite.media.synth import Scene, corrupt_copy, render  # noqa: E402
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-goldens",
+        action="store_true",
+        help="rewrite the expected outputs (tests/plans/*/*.txt, grammar/corpus/valid.aql) from "
+        "the current code instead of comparing with them; review the diff",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Test modules read AQL_UPDATE_GOLDENS (also accepted on its own, as an alias of the option).
+    if config.getoption("--update-goldens"):
+        os.environ["AQL_UPDATE_GOLDENS"] = "1"
+
+
 def small_clip(path: Path, seed: int, scenes: int = 3, frames: int = 20) -> Path:
     """A 160x90 clip of ``scenes`` hard-cut scenes of distinct colours."""
     palette = [(200, 40, 40), (40, 160, 60), (40, 60, 200), (220, 200, 40), (120, 40, 160)]

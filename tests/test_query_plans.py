@@ -4,7 +4,8 @@ test: every query gives the same table over an empty, a partly filled and a full
 A case with a ``replicas`` file (one feature name a line) runs on a copy of each store with an
 hnsw replica of those features (M=16, ef=64): the index path of NEAREST / MATCH.
 
-Regenerate the goldens with ``AQL_UPDATE_GOLDENS=1 pytest tests/test_query_plans.py``.
+Regenerate the goldens with ``pytest tests/test_query_plans.py --update-goldens`` (or
+``AQL_UPDATE_GOLDENS=1``) and review the diff; a missing golden fails the test.
 """
 
 from __future__ import annotations
@@ -53,9 +54,14 @@ def _with_replicas(store, case: str, dest: Path):
 
 
 def _check(path: Path, text: str) -> None:
-    if UPDATE or not path.exists():
+    if UPDATE:
         path.write_text(text + "\n")
-    assert path.read_text() == text + "\n", f"{path} differs (AQL_UPDATE_GOLDENS=1 rewrites)"
+    if not path.exists():
+        pytest.fail(
+            f"{path} is missing: create it with "
+            f"`pytest tests/{Path(__file__).name} --update-goldens` and review it"
+        )
+    assert path.read_text() == text + "\n", f"{path} differs (--update-goldens rewrites it)"
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -4,6 +4,12 @@ DuckDB lets one process at a time open a database file for writing, so the catal
 held open: every access is a short transaction, serialized across processes by an ``fcntl``
 lock on ``catalog.lock`` (shared for readers, exclusive for writers) and within a process by a
 thread lock. Long work (decoding, computing, writing Parquet) happens outside any transaction.
+
+Every catalog table and sequence is declared in ``schema.sql`` (schema version
+``SCHEMA_VERSION``, recorded in ``meta``). A new catalog gets the whole file; an older one is
+upgraded in place when opened, by the steps of ``MIGRATIONS`` in order, inside the same write
+transaction that opens it (so a failed step leaves the catalog at its old version). A catalog
+newer than this code is refused.
 """
 
 from __future__ import annotations
@@ -11,10 +17,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import importlib.resources
+import logging
 import os
+import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +30,51 @@ import duckdb
 
 from amberlite.errors import StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 LOCK_TIMEOUT_S = 120.0
 _process_lock = threading.RLock()
+log = logging.getLogger(__name__)
+_CREATE = re.compile(r"CREATE\s+(TABLE|SEQUENCE)\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)", re.IGNORECASE)
+
+
+def schema_sql() -> str:
+    """The text of ``schema.sql``: every table and sequence of the current schema version."""
+    return (importlib.resources.files("amberlite.catalog") / "schema.sql").read_text()
+
+
+def schema_statements() -> dict[str, tuple[str, str]]:
+    """``{name: (kind, statement)}`` for each ``CREATE TABLE``/``CREATE SEQUENCE`` of
+    ``schema.sql`` (kind ``"table"`` or ``"sequence"``), in file order."""
+    text = "\n".join(line.split("--", 1)[0] for line in schema_sql().splitlines())
+    out: dict[str, tuple[str, str]] = {}
+    for stmt in (s.strip() for s in text.split(";")):
+        m = _CREATE.match(stmt)
+        if m:
+            out[m.group(2)] = (m.group(1).lower(), stmt + ";")
+    return out
+
+
+def _create(con: duckdb.DuckDBPyConnection, *names: str) -> None:
+    """Create the named objects as ``schema.sql`` declares them, when missing."""
+    stmts = schema_statements()
+    for name in names:
+        con.execute(stmts[name][1])
+
+
+def migrate_1_to_2(con: duckdb.DuckDBPyConnection) -> None:
+    """Version 2 declares in ``schema.sql`` what version 1 created lazily elsewhere: the
+    ``triggers`` table and ``trigger_seq`` (amberlite.triggers), the ``replicas`` and
+    ``replica_labels`` tables (amberlite.connectors). Their definitions did not change, so a
+    catalog that already has them keeps them (and their rows) as they are."""
+    _create(con, "trigger_seq", "triggers", "replicas", "replica_labels")
+
+
+# (from_version, step): step upgrades a catalog of from_version to from_version + 1, given the
+# connection of the write transaction that opens it. A later version that alters one of the
+# tables created above adds its own step (idempotent DDL: ``ADD COLUMN IF NOT EXISTS``...).
+MIGRATIONS: tuple[tuple[int, Callable[[duckdb.DuckDBPyConnection], None]], ...] = (
+    (1, migrate_1_to_2),
+)
 
 
 class Catalog:
@@ -34,7 +84,7 @@ class Catalog:
         >>> import tempfile; cat = Catalog(tempfile.mkdtemp())
         >>> with cat.read() as con:
         ...     con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
-        '1'
+        '2'
     """
 
     def __init__(self, root: str | Path) -> None:
@@ -46,17 +96,19 @@ class Catalog:
         self._init_schema()
 
     def _init_schema(self) -> None:
-        schema = (importlib.resources.files("amberlite.catalog") / "schema.sql").read_text()
         with self.write() as con:
-            con.execute(schema)
+            con.execute(schema_statements()["meta"][1])
             row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             if row is None:
+                con.execute(schema_sql())
                 con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
-            elif int(row[0]) != SCHEMA_VERSION:
+            elif int(row[0]) > SCHEMA_VERSION:
                 raise StoreError(
                     f"{self.path}: catalog schema version {row[0]}, this amberlite reads "
-                    f"version {SCHEMA_VERSION}"
+                    f"version {SCHEMA_VERSION} and older: upgrade amberlite to open it"
                 )
+            elif int(row[0]) < SCHEMA_VERSION:
+                self._migrate(con, int(row[0]))
             for name, parent, kind in (
                 ("asset", None, "base"),
                 ("shot", "asset", "derived"),
@@ -66,6 +118,27 @@ class Catalog:
                     "INSERT INTO entity_types VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                     [name, parent, kind],
                 )
+
+    def _migrate(self, con: duckdb.DuckDBPyConnection, version: int) -> None:
+        """Upgrade a catalog of ``version`` to ``SCHEMA_VERSION`` (inside ``con``'s
+        transaction: all steps commit together or none does)."""
+        steps = dict(MIGRATIONS)
+        log.info(
+            "%s: migrating catalog from schema version %d to %d",
+            self.path,
+            version,
+            SCHEMA_VERSION,
+        )
+        while version < SCHEMA_VERSION:
+            if version not in steps:
+                raise StoreError(
+                    f"{self.path}: catalog schema version {version}, no migration from it "
+                    f"to version {SCHEMA_VERSION}"
+                )
+            log.debug("%s: schema version %d -> %d", self.path, version, version + 1)
+            steps[version](con)
+            version += 1
+        con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)])
 
     @contextlib.contextmanager
     def _locked(self, exclusive: bool) -> Iterator[None]:

@@ -1,4 +1,6 @@
--- amberlite catalog, schema version 1. One DuckDB file per store.
+-- amberlite catalog, schema version 2. One DuckDB file per store.
+-- Every catalog table and sequence is declared here and nowhere else (a new table or column
+-- is a new schema version, with a migration in catalog.py's MIGRATIONS).
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 
 CREATE TABLE IF NOT EXISTS assets (
@@ -85,4 +87,33 @@ CREATE TABLE IF NOT EXISTS runs (
     run_id BIGINT PRIMARY KEY, feature TEXT, version INTEGER, params_key TEXT,
     executor TEXT, trigger TEXT, started_at TIMESTAMP, finished_at TIMESTAMP,
     requested BIGINT, stored BIGINT, computed BIGINT, failed BIGINT, seconds DOUBLE
+);
+
+-- Triggers (amberlite.triggers): watch / backfill records; runs carry '<kind>#<trigger_id>'.
+CREATE SEQUENCE IF NOT EXISTS trigger_seq START 1;
+
+CREATE TABLE IF NOT EXISTS triggers (
+    trigger_id BIGINT PRIMARY KEY,
+    kind TEXT NOT NULL,                -- 'watch' | 'backfill'
+    target TEXT NOT NULL,              -- the watched folder, or feature@version
+    reason TEXT,                       -- why it ran (files that arrived, versions replaced)
+    state TEXT NOT NULL,               -- running | done | failed | interrupted
+    host TEXT, pid INTEGER,
+    started_at TIMESTAMP, finished_at TIMESTAMP,
+    assets BIGINT, computed BIGINT, failed BIGINT
+);
+
+-- Replicas (amberlite.connectors): a dataset followed into a target, up to last_file_id.
+CREATE TABLE IF NOT EXISTS replicas (
+    feature TEXT NOT NULL, version INTEGER NOT NULL, params_key TEXT NOT NULL,
+    target TEXT NOT NULL, options TEXT NOT NULL, last_file_id BIGINT NOT NULL,
+    created_at TIMESTAMP,
+    PRIMARY KEY (feature, version, params_key, target)
+);
+
+CREATE TABLE IF NOT EXISTS replica_labels (
+    feature TEXT NOT NULL, version INTEGER NOT NULL, params_key TEXT NOT NULL,
+    target TEXT NOT NULL, entity_id TEXT NOT NULL, label BIGINT NOT NULL,
+    deleted BOOLEAN NOT NULL DEFAULT FALSE,
+    PRIMARY KEY (feature, version, params_key, target, entity_id)
 );

@@ -56,29 +56,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-REPLICA_SCHEMA = """
-CREATE TABLE IF NOT EXISTS replicas (
-    feature TEXT NOT NULL, version INTEGER NOT NULL, params_key TEXT NOT NULL,
-    target TEXT NOT NULL, options TEXT NOT NULL, last_file_id BIGINT NOT NULL,
-    created_at TIMESTAMP,
-    PRIMARY KEY (feature, version, params_key, target)
-);
-CREATE TABLE IF NOT EXISTS replica_labels (
-    feature TEXT NOT NULL, version INTEGER NOT NULL, params_key TEXT NOT NULL,
-    target TEXT NOT NULL, entity_id TEXT NOT NULL, label BIGINT NOT NULL,
-    deleted BOOLEAN NOT NULL DEFAULT FALSE,
-    PRIMARY KEY (feature, version, params_key, target, entity_id)
-);
-"""
 
-
-def ensure_schema(catalog: Catalog) -> None:
-    """Create the replica tables when missing (idempotent; one short write transaction)."""
-    if getattr(catalog, "_replica_schema", False):
-        return
-    with catalog.write() as con:
-        con.execute(REPLICA_SCHEMA)
-    catalog._replica_schema = True  # type: ignore[attr-defined]
 
 
 # -- the connector interface --------------------------------------------------------------------
@@ -108,7 +86,6 @@ class Connector(abc.ABC):
         self.recorded_file_id = -1  # what this process last wrote to replicas.last_file_id
         self.unsaved_rows = 0  # rows applied since the last save (the replay a crash costs)
         self.saved_at = time.monotonic()
-        ensure_schema(catalog)
 
     @classmethod
     def check_options(cls, options: dict) -> dict:
@@ -231,7 +208,6 @@ class ReplicaManager:
         vector_dim(spec.output)
         cls = target_class(target)
         opts = cls.check_options(options)
-        ensure_schema(self.ctx.catalog)
         with self.ctx.catalog.write() as con:
             con.execute(
                 """INSERT INTO replicas VALUES (?, ?, ?, ?, ?, 0, ?) ON CONFLICT DO NOTHING""",
@@ -241,7 +217,6 @@ class ReplicaManager:
         return self.info(key, target)
 
     def list(self) -> list[ReplicaInfo]:
-        ensure_schema(self.ctx.catalog)
         rows = self.ctx.catalog.query(
             """SELECT r.feature, r.version, r.params_key, coalesce(m.params, '{}'), r.target,
                       r.options, r.last_file_id FROM replicas r
@@ -262,7 +237,6 @@ class ReplicaManager:
 
     def find(self, key: MemoKey) -> ReplicaInfo | None:
         """The replica of a dataset, if one is declared (the first target by name)."""
-        ensure_schema(self.ctx.catalog)
         rows = self.ctx.catalog.query(
             """SELECT target, options, last_file_id FROM replicas WHERE feature = ?
                AND version = ? AND params_key = ? ORDER BY target LIMIT 1""",
@@ -278,7 +252,6 @@ class ReplicaManager:
 
         A dataset of a replicated feature with no replica yet (a new version or parameter
         assignment) gets one with the same target and options."""
-        ensure_schema(self.ctx.catalog)
         rows = self.ctx.catalog.query(
             """SELECT version, params_key, target, options, last_file_id FROM replicas
                WHERE feature = ?""",

@@ -27,12 +27,11 @@ import numpy as np
 import pyarrow as pa
 
 from amberlite.catalog import Catalog
-from amberlite.memo.key import MemoKey
-from amberlite.memo.store import ENTITY_ID, VALUE, fsync_path
-
-from amberlite.connectors.base import Connector, ensure_schema, register, replica_dir
+from amberlite.connectors.base import Connector, register, replica_dir
 from amberlite.core.vectors import as_matrix
 from amberlite.errors import ReplicaError
+from amberlite.memo.key import MemoKey
+from amberlite.memo.store import ENTITY_ID, VALUE, fsync_path
 
 MANIFEST = "hnsw.json"
 _BIN_RE = re.compile(r"hnsw-[0-9]+-[0-9]+\.bin")
@@ -105,7 +104,6 @@ class HnswConnector(Connector):
         self.last_file_id = self.applied_file_id = 0
 
     def _load_labels(self) -> None:
-        ensure_schema(self.catalog)
         with self.catalog.read() as con:
             t = con.sql(
                 """SELECT entity_id, label FROM replica_labels WHERE feature = $f
@@ -257,7 +255,6 @@ class HnswConnector(Connector):
         return len(labels)
 
     def _write_labels(self, ids: list[str], start: int) -> None:
-        ensure_schema(self.catalog)
         rows = pa.table(
             {
                 "entity_id": pa.array(ids, pa.string()),
