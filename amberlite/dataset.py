@@ -44,7 +44,9 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
+from amberlite.context import context_of
 from amberlite.errors import ResolveError
+from amberlite.memo.key import memo_key
 from amberlite.memo.store import ASSET_ID, ENTITY_ID, VALUE
 
 _END = object()
@@ -312,13 +314,12 @@ def dataset(
             f"dataset takes a feature name (name or name@version) or a SELECT query, "
             f"not {feature.strip()[:40]!r}"
         )
-    from amberlite.memo.key import memo_key
-
-    spec = store.feature(feature.strip(), version)
-    asset_ids = store.resolve_assets(assets)
-    if compute and not store.resolver.is_complete(spec, params, asset_ids):
-        store.resolver.materialize(spec, params, asset_ids, executor=executor, progress=progress)
-    files = store.memo.files(memo_key(spec, params))
+    ctx = context_of(store)
+    spec = ctx.feature(feature.strip(), version)
+    asset_ids = ctx.resolve_assets(assets)
+    if compute and not ctx.resolver.is_complete(spec, params, asset_ids):
+        ctx.resolver.materialize(spec, params, asset_ids, executor=executor, progress=progress)
+    files = ctx.memo.files(memo_key(spec, params))
     scope = frozenset(asset_ids) if asset_ids is not None else None
     return FeatureDataset(spec.name, files, scope, **options)
 
@@ -338,7 +339,7 @@ def query_files(store: Any, text: str, compute: bool = True) -> tuple[list[str],
     from amberlite.plan import logical as L
     from amberlite.query import plan as plan_query
 
-    ctx = store.ctx
+    ctx = context_of(store)
     logical, explained = plan_query(ctx, text)
     if explained or not isinstance(logical, L.SelectPlan):
         raise AqlError("a dataset is made from a SELECT query (not EXPLAIN, SHOW, MATCH ...)")
@@ -354,7 +355,7 @@ def query_files(store: Any, text: str, compute: bool = True) -> tuple[list[str],
         if path.exists():
             return [str(path)], tuple(sql.names)
         sql.register(con)
-        aside = store.memo.tmp / f"{uuid.uuid4().hex}.parquet"
+        aside = ctx.memo.tmp / f"{uuid.uuid4().hex}.parquet"
         try:
             with duck_errors():
                 batches = con.sql(select, params=sql.params).to_arrow_reader(QUERY_ROW_GROUP)

@@ -15,27 +15,23 @@ import logging
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pyarrow as pa
-from tqdm import tqdm
 
 from amberlite.catalog import Catalog
 from amberlite.catalog.diff import Change, classify
 from amberlite.catalog.tables import assets_table, failures_table, features_table
-from amberlite.connectors.base import ReplicaManager
-from amberlite.connectors.base import attach as attach_replicas
+from amberlite.connectors.manager import ReplicaManager
+from amberlite.connectors.manager import attach as attach_replicas
 from amberlite.context import StoreContext
-from amberlite.core.entities import AssetRecord, cached_frame_index
 from amberlite.define.decorators import FeatureSpec
 from amberlite.define.loader import load_definitions
 from amberlite.define.registry import Registry
-from amberlite.errors import ChangeRefused, DefinitionError, MediaError, ResolveError
-from amberlite.media.ids import content_id
-from amberlite.media.probe import probe
+from amberlite.errors import ChangeRefused, DefinitionError, ResolveError
+from amberlite.ingest import IngestReport, ingest
 from amberlite.memo import MemoStore
 from amberlite.memo.key import memo_key
 from amberlite.memo.store import ASSET_ID, ENTITY_ID, now
@@ -50,12 +46,6 @@ def open(path: str | os.PathLike[str] | None = None) -> Store:  # noqa: A001 - t
     """Open (creating when missing) the store at ``path`` ($AMBERLITE_STORE or
     ./amberlite-store by default)."""
     return Store(path or os.environ.get("AMBERLITE_STORE", DEFAULT_STORE))
-
-
-@dataclass
-class IngestReport:
-    assets: list[dict[str, Any]] = field(default_factory=list)
-    failures: list[tuple[str, str]] = field(default_factory=list)
 
 
 class Store:
@@ -240,111 +230,7 @@ class Store:
         and keeps its id, alias and values. Features marked ``on_ingest`` are computed for
         new assets when ``compute`` is true.
         """
-        paths = [Path(p) for p in paths]
-        report = IngestReport()
-        new_ids = []
-        for i, path in enumerate(
-            tqdm(
-                paths,
-                desc="ingest",
-                unit="file",
-                disable=(not progress) if progress is not None else None,
-                leave=False,
-            )
-        ):
-            alias = aliases[i] if aliases else None
-            try:
-                row, is_new = self._ingest_one(path, alias)
-            except MediaError as e:
-                report.failures.append((str(path), e.reason))
-                with self.catalog.write() as con:
-                    con.execute(
-                        """INSERT INTO ingest_failures VALUES (?, ?, ?) ON CONFLICT DO UPDATE
-                           SET error = excluded.error, failed_at = excluded.failed_at""",
-                        [str(path.absolute()), e.reason, now()],
-                    )
-                continue
-            report.assets.append(row)
-            if is_new:
-                new_ids.append(row["asset_id"])
-        if compute and new_ids:
-            for spec in self.registry.all():
-                if spec.on_ingest and spec.version == self.registry.versions(spec.name)[-1]:
-                    self.resolver.materialize(
-                        spec, None, new_ids, trigger="ingest", progress=progress
-                    )
-        return report
-
-    def _ingest_one(self, path: Path, alias: str | None) -> tuple[dict[str, Any], bool]:
-        if not path.is_file():
-            raise MediaError(path, "no such file")
-        asset_id = content_id(path)
-        info = probe(path)
-        record = AssetRecord(
-            asset_id,
-            alias or path.stem,
-            str(path.absolute()),
-            info.width,
-            info.height,
-            info.frame_rate,
-            info.duration_s,
-            info.frame_count,
-            info.variable_frame_rate,
-        )
-        index = cached_frame_index(self.media_cache, record)  # exact frame count from packets
-        with self.catalog.write() as con:
-            existing = con.execute(
-                "SELECT alias FROM assets WHERE asset_id = ?", [asset_id]
-            ).fetchone()
-            if existing:
-                con.execute(
-                    "UPDATE assets SET path = ? WHERE asset_id = ?", [record.path, asset_id]
-                )
-                con.execute("DELETE FROM ingest_failures WHERE path = ?", [record.path])
-                return self._asset_row(con, asset_id), False
-            name = self._free_alias(con, alias or path.stem)
-            con.execute(
-                "INSERT INTO assets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    asset_id,
-                    name,
-                    record.path,
-                    path.stat().st_size,
-                    info.container,
-                    info.codec,
-                    info.width,
-                    info.height,
-                    info.frame_rate.numerator,
-                    info.frame_rate.denominator,
-                    info.duration_s,
-                    len(index),
-                    info.variable_frame_rate,
-                    now(),
-                ],
-            )
-            con.execute("DELETE FROM ingest_failures WHERE path = ?", [record.path])
-            return self._asset_row(con, asset_id), True
-
-    @staticmethod
-    def _free_alias(con, alias: str) -> str:
-        taken = {
-            r[0]
-            for r in con.execute(
-                "SELECT alias FROM assets WHERE alias = ? OR alias LIKE ?", [alias, alias + "-%"]
-            ).fetchall()
-        }
-        if alias not in taken:
-            return alias
-        n = 2
-        while f"{alias}-{n}" in taken:
-            n += 1
-        return f"{alias}-{n}"
-
-    @staticmethod
-    def _asset_row(con, asset_id: str) -> dict[str, Any]:
-        cur = con.execute("SELECT * FROM assets WHERE asset_id = ?", [asset_id])
-        names = [d[0] for d in cur.description]
-        return dict(zip(names, cur.fetchone()))
+        return ingest(self.ctx, paths, aliases, progress, compute)
 
     def assets(self) -> pl.DataFrame:
         return assets_table(self.catalog)

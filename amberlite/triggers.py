@@ -28,26 +28,25 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import polars as pl
 from tqdm import tqdm
 
+from amberlite.context import context_of
 from amberlite.errors import MediaError, ResolveError
+from amberlite.ingest import compute_on_ingest, ingest
 from amberlite.memo.store import now
-from amberlite.run.resolve import RunStats
-
-if TYPE_CHECKING:
-    from amberlite.store import Store
+from amberlite.run.resolve import RunStats, pid_alive
 
 log = logging.getLogger(__name__)
 HOST = socket.gethostname()
 MEDIA_PATTERNS = ("*.mp4", "*.mov", "*.mkv", "*.webm", "*.avi", "*.m4v", "*.mxf", "*.ts")
 
 
-def recent(store: Store, limit: int = 10) -> pl.DataFrame:
+def recent(ctx: Any, limit: int = 10) -> pl.DataFrame:
     """The newest trigger records, for ``Store.status``."""
-    with store.catalog.read() as con:
+    with ctx.catalog.read() as con:
         return con.sql(
             """SELECT trigger_id, kind, target, state, reason, started_at, finished_at,
                       assets, computed, failed FROM triggers
@@ -56,8 +55,8 @@ def recent(store: Store, limit: int = 10) -> pl.DataFrame:
         ).pl()
 
 
-def _start(store: Store, kind: str, target: str, reason: str, assets: int, started) -> int:
-    with store.catalog.write() as con:
+def _start(ctx: Any, kind: str, target: str, reason: str, assets: int, started) -> int:
+    with ctx.catalog.write() as con:
         tid = con.execute("SELECT nextval('trigger_seq')").fetchone()[0]
         con.execute(
             """INSERT INTO triggers VALUES (?, ?, ?, ?, 'running', ?, ?, ?, NULL, ?, 0, 0)""",
@@ -66,8 +65,8 @@ def _start(store: Store, kind: str, target: str, reason: str, assets: int, start
     return tid
 
 
-def _update(store: Store, tid: int, computed: int, failed: int, state: str | None = None) -> None:
-    with store.catalog.write() as con:
+def _update(ctx: Any, tid: int, computed: int, failed: int, state: str | None = None) -> None:
+    with ctx.catalog.write() as con:
         con.execute(
             """UPDATE triggers SET computed = ?, failed = ?, state = coalesce(?, state),
                  finished_at = CASE WHEN ? IS NULL THEN finished_at ELSE ? END
@@ -76,17 +75,15 @@ def _update(store: Store, tid: int, computed: int, failed: int, state: str | Non
         )
 
 
-def _mark_dead(store: Store, kind: str, target: str) -> list[int]:
+def _mark_dead(ctx: Any, kind: str, target: str) -> list[int]:
     """Records of this kind and target left 'running' by a dead process: 'interrupted'."""
-    from amberlite.run.resolve import _pid_alive
-
-    with store.catalog.write() as con:
+    with ctx.catalog.write() as con:
         rows = con.execute(
             """SELECT trigger_id, host, pid FROM triggers WHERE kind = ? AND target = ?
                AND state = 'running'""",
             [kind, target],
         ).fetchall()
-        dead = [t for t, host, pid in rows if host == HOST and not _pid_alive(pid)]
+        dead = [t for t, host, pid in rows if host == HOST and not pid_alive(pid)]
         if dead:
             con.execute(
                 """UPDATE triggers SET state = 'interrupted'
@@ -136,14 +133,14 @@ class Watcher:
 
     def __init__(
         self,
-        store: Store,
+        ctx: Any,
         folder: str | os.PathLike[str],
         *,
         patterns: Sequence[str] = MEDIA_PATTERNS,
         executor: Any = None,
         progress: bool | None = None,
     ) -> None:
-        self.store = store
+        self.ctx = context_of(ctx)
         self.folder = Path(folder).absolute()
         if not self.folder.is_dir():
             raise MediaError(self.folder, "not a folder (watch needs a folder to poll)")
@@ -169,7 +166,7 @@ class Watcher:
     def _known_files(self) -> dict[str, Signature]:
         """Files the catalog already has at this path with this size, unmodified since their
         ingest: not re-hashed when the watcher starts."""
-        rows = self.store.catalog.query("SELECT path, size_bytes, ingested_at FROM assets")
+        rows = self.ctx.catalog.query("SELECT path, size_bytes, ingested_at FROM assets")
         known = {p: (size, ts) for p, size, ts in rows}
         out = {}
         for path, sig in self._scan().items():
@@ -200,8 +197,8 @@ class Watcher:
         return cycle
 
     def _handle(self, paths: list[str], started) -> WatchCycle:
-        before = dict(self.store.catalog.query("SELECT asset_id, path FROM assets"))
-        report = self.store.ingest(paths, progress=False, compute=False)
+        before = dict(self.ctx.catalog.query("SELECT asset_id, path FROM assets"))
+        report = ingest(self.ctx, paths, progress=False, compute=False)
         cycle = WatchCycle(failures=list(report.failures))
         new_ids: list[str] = []
         for row in report.assets:
@@ -217,16 +214,16 @@ class Watcher:
         names = [n for n, r in zip(names, report.assets) if r["asset_id"] in new_ids]
         names += [f"{os.path.relpath(p, self.folder)} (unreadable)" for p, _ in cycle.failures]
         reason = "new media: " + ", ".join(names)
-        tid = _start(self.store, "watch", str(self.folder), reason[:2000], len(new_ids), started)
+        tid = _start(self.ctx, "watch", str(self.folder), reason[:2000], len(new_ids), started)
         cycle.trigger_id = tid
         try:
             label = f"watch#{tid}"
-            cycle.runs = on_ingest(self.store, new_ids, label, self.executor, self.progress)
+            cycle.runs = on_ingest(self.ctx, new_ids, label, self.executor, self.progress)
         except BaseException:
-            _update(self.store, tid, *_totals(cycle.runs), state="failed")
+            _update(self.ctx, tid, *_totals(cycle.runs), state="failed")
             raise
         computed, failed = _totals(cycle.runs)
-        _update(self.store, tid, computed, failed + len(cycle.failures), state="done")
+        _update(self.ctx, tid, computed, failed + len(cycle.failures), state="done")
         return cycle
 
 
@@ -236,25 +233,16 @@ def _totals(runs: Sequence[RunStats]) -> tuple[int, int]:
 
 
 def on_ingest(
-    store: Store, asset_ids: Sequence[str], trigger: str, executor: Any, progress: bool | None
+    ctx: Any, asset_ids: Sequence[str], trigger: str, executor: Any, progress: bool | None
 ) -> list[RunStats]:
     """Compute the newest version of every ``on_ingest`` feature over these assets."""
     if not asset_ids:
         return []
-    runs = []
-    for spec in store.registry.all():
-        if spec.on_ingest and spec.version == store.registry.versions(spec.name)[-1]:
-            runs.append(
-                store.resolver.materialize(
-                    spec, None, list(asset_ids), trigger=trigger, executor=executor,
-                    progress=progress,
-                )
-            )  # fmt: skip
-    return runs
+    return compute_on_ingest(context_of(ctx), asset_ids, trigger, executor, progress)
 
 
 def watch(
-    store: Store,
+    ctx: Any,
     folder: str | os.PathLike[str],
     interval: float = 2.0,
     *,
@@ -269,7 +257,7 @@ def watch(
     polls, or one immediate scan with ``once``; returns the cycles that did something."""
     if interval <= 0:
         raise ResolveError(f"watch interval must be positive, got {interval}")
-    watcher = Watcher(store, folder, patterns=patterns, executor=executor, progress=progress)
+    watcher = Watcher(ctx, folder, patterns=patterns, executor=executor, progress=progress)
     done: list[WatchCycle] = []
     cycles = 0
     try:
@@ -317,9 +305,9 @@ class BackfillReport:
         )
 
 
-def assets_with_versions(store: Store, name: str, versions: Sequence[int]) -> list[str]:
+def assets_with_versions(ctx: Any, name: str, versions: Sequence[int]) -> list[str]:
     """Asset ids having any committed value of ``name`` at one of ``versions`` (any params)."""
-    rows = store.catalog.query(
+    rows = ctx.catalog.query(
         """SELECT path FROM memo_files WHERE feature = ?
            AND version IN (SELECT unnest(?::INTEGER[]))
            AND file_id NOT IN (SELECT file_id FROM retired_files)""",
@@ -331,7 +319,7 @@ def assets_with_versions(store: Store, name: str, versions: Sequence[int]) -> li
 
     con = duckdb.connect()
     try:
-        files = [str(store.root / r[0]) for r in rows]
+        files = [str(ctx.root / r[0]) for r in rows]
         got = con.execute(
             "SELECT DISTINCT asset_id FROM read_parquet($f) ORDER BY 1", {"f": files}
         ).fetchall()
@@ -341,7 +329,7 @@ def assets_with_versions(store: Store, name: str, versions: Sequence[int]) -> li
 
 
 def backfill(
-    store: Store,
+    ctx: Any,
     feature: str,
     *,
     from_version: int | None = None,
@@ -354,8 +342,8 @@ def backfill(
     values of an older version (``from_version``; default every older one), ``chunk`` assets
     at a time, with progress. Rerunning after an interruption computes only what is missing.
     """
-    spec = store.feature(feature)
-    older = [v for v in store.registry.versions(spec.name) if v < spec.version]
+    spec = ctx.feature(feature)
+    older = [v for v in ctx.registry.versions(spec.name) if v < spec.version]
     if from_version is not None:
         if from_version not in older:
             raise ResolveError(
@@ -366,16 +354,16 @@ def backfill(
     if chunk < 1:
         raise ResolveError(f"backfill chunk must be at least 1 asset, got {chunk}")
     report = BackfillReport(spec.key, from_versions=older)
-    asset_ids = assets_with_versions(store, spec.name, older) if older else []
+    asset_ids = assets_with_versions(ctx, spec.name, older) if older else []
     if not asset_ids:
         return report
     report.assets = len(asset_ids)
-    report.resumed = _mark_dead(store, "backfill", spec.key)
+    report.resumed = _mark_dead(ctx, "backfill", spec.key)
     reason = f"new version replacing v{', v'.join(map(str, older))}"
     if report.resumed:
         reason += f"; resumes #{', #'.join(map(str, report.resumed))}"
     t0 = time.perf_counter()
-    report.trigger_id = tid = _start(store, "backfill", spec.key, reason, len(asset_ids), now())
+    report.trigger_id = tid = _start(ctx, "backfill", spec.key, reason, len(asset_ids), now())
     bar = tqdm(
         total=len(asset_ids),
         desc=f"backfill {spec.key}",
@@ -386,14 +374,14 @@ def backfill(
     try:
         for i in range(0, len(asset_ids), chunk):
             part = asset_ids[i : i + chunk]
-            stats = store.resolver.materialize(
+            stats = ctx.resolver.materialize(
                 spec, params, part, trigger=f"backfill#{tid}", executor=executor, progress=False
             )
             report.requested += stats.requested
             report.already_stored += stats.stored
             report.computed += stats.computed
             report.failed += stats.failed
-            _update(store, tid, report.computed, report.failed)
+            _update(ctx, tid, report.computed, report.failed)
             bar.update(len(part))
         state = "done"
     except KeyboardInterrupt:
@@ -402,5 +390,5 @@ def backfill(
     finally:
         bar.close()
         report.seconds = time.perf_counter() - t0
-        _update(store, tid, report.computed, report.failed, state=state)
+        _update(ctx, tid, report.computed, report.failed, state=state)
     return report

@@ -38,8 +38,8 @@ import pyarrow as pa
 import torch
 
 from amberlite.catalog import Catalog
-from amberlite.connectors.base import ReplicaManager
 from amberlite.connectors.hnsw import HnswConnector
+from amberlite.connectors.manager import ReplicaManager
 from amberlite.memo.key import MemoKey
 from amberlite.search.similarity import _index_pairs, exact_knn, exact_pairs
 

@@ -56,7 +56,9 @@ def imports(name: str, path: Path, known: set[str]) -> set[str]:
                 pkg = pkg[: len(pkg) - (node.level - 1)]
                 base = ".".join(pkg + ([base] if base else []))
             # `from a.b import c` imports module a.b.c when it is one, else a.b
-            targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names]
+            targets = [
+                f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names
+            ]
         else:
             continue
         for t in targets:
@@ -71,7 +73,8 @@ def layer_of(module: str, layers: list[tuple[str, list[str]]]) -> int | None:
     best = None
     for i, (_, prefixes) in enumerate(layers):
         for p in prefixes:
-            if module == p or module.startswith(p + "."):
+            # a dotted prefix names a package and its modules; the root names itself only
+            if module == p or ("." in p and module.startswith(p + ".")):
                 if best is None or len(p) > best[1]:
                     best = (i, len(p))
     return None if best is None else best[0]

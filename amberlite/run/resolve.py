@@ -66,7 +66,7 @@ class RunStats:
         )
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -274,7 +274,7 @@ class Resolver:
             key.sql_args(),
         ).fetchall()
         for host, pid, owner in holders:
-            if owner != self.owner and host == HOST and not _pid_alive(pid):
+            if owner != self.owner and host == HOST and not pid_alive(pid):
                 con.execute("DELETE FROM claims WHERE owner = ?", [owner])
         con.execute("DELETE FROM claims WHERE claimed_at < ?", [now() - CLAIM_TTL])
 

@@ -7,7 +7,8 @@ torch (the one kernel, :mod:`amberlite.search.kernel`). Both return a
 ``"exact"``) and ``explain`` (one line saying why); :func:`explain_path` says which path a
 query would take without running it. Scores are higher-is-better: cosine similarity, inner
 product, or the negated squared L2 distance, per the index's space (cosine when there is no
-index). Index results equal the exact ones up to the index's recall (raise ``ef`` to trade speed for recall, per query).
+index). Index results equal the exact ones up to the index's recall (raise ``ef`` to trade
+speed for recall, per query).
 """
 
 from __future__ import annotations

@@ -1,0 +1,167 @@
+"""Ingest: media files become assets (identity is a content hash), one file failing alone.
+
+Re-ingesting a moved or renamed file updates its path and keeps its id, alias and values.
+Features marked ``on_ingest`` are computed for new assets (:func:`compute_on_ingest`, also
+used by the folder watcher).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from amberlite.context import StoreContext
+from amberlite.core.entities import AssetRecord, cached_frame_index
+from amberlite.errors import MediaError
+from amberlite.media.ids import content_id
+from amberlite.media.probe import probe
+from amberlite.memo.store import now
+from amberlite.run.resolve import RunStats
+
+
+@dataclass
+class IngestReport:
+    assets: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+
+def ingest(
+    ctx: StoreContext,
+    paths: Iterable[str | os.PathLike[str]],
+    aliases: Sequence[str] | None = None,
+    progress: bool | None = None,
+    compute: bool = True,
+) -> IngestReport:
+    """Add media files. A file that cannot be read fails alone, with its reason recorded.
+
+    The asset id is a content hash: re-ingesting a moved or renamed file updates its path
+    and keeps its id, alias and values. Features marked ``on_ingest`` are computed for
+    new assets when ``compute`` is true.
+    """
+    paths = [Path(p) for p in paths]
+    report = IngestReport()
+    new_ids = []
+    for i, path in enumerate(
+        tqdm(
+            paths,
+            desc="ingest",
+            unit="file",
+            disable=(not progress) if progress is not None else None,
+            leave=False,
+        )
+    ):
+        alias = aliases[i] if aliases else None
+        try:
+            row, is_new = _ingest_one(ctx, path, alias)
+        except MediaError as e:
+            report.failures.append((str(path), e.reason))
+            with ctx.catalog.write() as con:
+                con.execute(
+                    """INSERT INTO ingest_failures VALUES (?, ?, ?) ON CONFLICT DO UPDATE
+                       SET error = excluded.error, failed_at = excluded.failed_at""",
+                    [str(path.absolute()), e.reason, now()],
+                )
+            continue
+        report.assets.append(row)
+        if is_new:
+            new_ids.append(row["asset_id"])
+    if compute and new_ids:
+        compute_on_ingest(ctx, new_ids, "ingest", None, progress)
+    return report
+
+
+def compute_on_ingest(
+    ctx: StoreContext,
+    asset_ids: Sequence[str],
+    trigger: str,
+    executor: Any = None,
+    progress: bool | None = None,
+) -> list[RunStats]:
+    """Compute the newest version of every ``on_ingest`` feature over new assets."""
+    runs = []
+    for spec in ctx.registry.all():
+        if spec.on_ingest and spec.version == ctx.registry.versions(spec.name)[-1]:
+            runs.append(
+                ctx.resolver.materialize(
+                    spec,
+                    None,
+                    list(asset_ids),
+                    executor=executor,
+                    trigger=trigger,
+                    progress=progress,
+                )
+            )
+    return runs
+
+
+def _ingest_one(ctx: StoreContext, path: Path, alias: str | None) -> tuple[dict[str, Any], bool]:
+    if not path.is_file():
+        raise MediaError(path, "no such file")
+    asset_id = content_id(path)
+    info = probe(path)
+    record = AssetRecord(
+        asset_id,
+        alias or path.stem,
+        str(path.absolute()),
+        info.width,
+        info.height,
+        info.frame_rate,
+        info.duration_s,
+        info.frame_count,
+        info.variable_frame_rate,
+    )
+    index = cached_frame_index(ctx.media_cache, record)  # exact frame count from packets
+    with ctx.catalog.write() as con:
+        existing = con.execute("SELECT alias FROM assets WHERE asset_id = ?", [asset_id]).fetchone()
+        if existing:
+            con.execute("UPDATE assets SET path = ? WHERE asset_id = ?", [record.path, asset_id])
+            con.execute("DELETE FROM ingest_failures WHERE path = ?", [record.path])
+            return _asset_row(con, asset_id), False
+        name = _free_alias(con, alias or path.stem)
+        con.execute(
+            "INSERT INTO assets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                asset_id,
+                name,
+                record.path,
+                path.stat().st_size,
+                info.container,
+                info.codec,
+                info.width,
+                info.height,
+                info.frame_rate.numerator,
+                info.frame_rate.denominator,
+                info.duration_s,
+                len(index),
+                info.variable_frame_rate,
+                now(),
+            ],
+        )
+        con.execute("DELETE FROM ingest_failures WHERE path = ?", [record.path])
+        return _asset_row(con, asset_id), True
+
+
+def _free_alias(con, alias: str) -> str:
+    taken = {
+        r[0]
+        for r in con.execute(
+            "SELECT alias FROM assets WHERE alias = ? OR alias LIKE ?", [alias, alias + "-%"]
+        ).fetchall()
+    }
+    if alias not in taken:
+        return alias
+    n = 2
+    while f"{alias}-{n}" in taken:
+        n += 1
+    return f"{alias}-{n}"
+
+
+def _asset_row(con, asset_id: str) -> dict[str, Any]:
+    cur = con.execute("SELECT * FROM assets WHERE asset_id = ?", [asset_id])
+    names = [d[0] for d in cur.description]
+    return dict(zip(names, cur.fetchone()))
