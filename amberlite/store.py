@@ -34,8 +34,9 @@ from amberlite.errors import ChangeRefused, DefinitionError, ResolveError
 from amberlite.ingest import IngestReport, ingest
 from amberlite.memo import MemoStore
 from amberlite.memo.key import memo_key
-from amberlite.memo.store import ASSET_ID, ENTITY_ID, now
+from amberlite.memo.store import now
 from amberlite.run.resolve import Resolver, RunStats
+from amberlite.search.targets import with_refs
 
 log = logging.getLogger(__name__)
 DEFAULT_STORE = "amberlite-store"
@@ -246,7 +247,9 @@ class Store:
     def entities(
         self, entity_type: str, assets: Sequence[str] | str | None = None, compute: bool = True
     ) -> pl.DataFrame:
-        """The entities of a type in scope (shots are segmented first when missing)."""
+        """The entities of a type in scope (spans are segmented first when missing): ``id``,
+        ``ref``, ``asset``, ``asset_id`` and, for spans, ``index``, frames and seconds; in time
+        order."""
         asset_ids = self.resolve_assets(assets)
         if entity_type not in ("asset", "frame"):
             prod = self.registry.producer_of(entity_type)
@@ -258,7 +261,10 @@ class Store:
                 )
             if compute:
                 self.resolver.materialize(prod, None, asset_ids)
-        return self.resolver.entity_table(entity_type, asset_ids)
+        df = self.resolver.entity_table(entity_type, asset_ids).rename({"entity_id": "id"})
+        if "idx" in df.columns:
+            df = df.rename({"idx": "index"})
+        return with_refs(self.ctx, entity_type, df)
 
     # -- values -------------------------------------------------------------------------------
     def feature(self, name: str, version: int | None = None) -> FeatureSpec:
@@ -300,7 +306,8 @@ class Store:
         executor: Any = None,
         progress: bool | None = None,
     ) -> pl.DataFrame:
-        """Values of a feature as a polars DataFrame (entity_id, asset_id, <name>).
+        """Values of a feature as a polars DataFrame: ``id``, ``ref`` (``film1/12``), ``asset``
+        (alias), ``asset_id``, ``<name>``, in time order.
 
         Stored values are read from Parquet; missing ones are computed first unless
         ``compute=False``. Entities whose computation failed are absent (see ``status``).
@@ -310,7 +317,8 @@ class Store:
         if compute and not self.resolver.is_complete(spec, params, asset_ids):
             self.resolver.materialize(spec, params, asset_ids, executor=executor, progress=progress)
         table = self.read_values(spec, params, asset_ids)
-        return pl.from_arrow(table.rename_columns([ENTITY_ID, ASSET_ID, spec.name]))
+        df = pl.from_arrow(table.rename_columns(["id", "asset_id", spec.name]))
+        return with_refs(self.ctx, spec.entity, df)
 
     def read_values(
         self,

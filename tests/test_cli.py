@@ -30,7 +30,7 @@ def test_cli_end_to_end(tmp_path, media_dir):
     r = run(store, "materialize", "mean_color")
     assert r.returncode == 0 and "1 computed" in r.stdout, r.stderr
     r = run(store, "get", "mean_color", "--format", "csv")
-    assert r.returncode == 0 and r.stdout.startswith("entity_id,asset_id,mean_color")
+    assert r.returncode == 0 and r.stdout.startswith("id,ref,asset,asset_id,mean_color")
     r = run(store, "status")
     assert r.returncode == 0
     assert "assets   1" in r.stdout and "mean_color" in r.stdout

@@ -111,7 +111,7 @@ def test_dedup_drops_an_exact_repeat(tmp_path: Path) -> None:
     render(tmp_path / "rep.mp4", [a, b, a, c, d], width=W, height=H)
     store = amberlite.open(tmp_path / "store")
     store.ingest([tmp_path / "rep.mp4"], aliases=["rep"])
-    shots = store.entities("shot", "rep").join(store.get("dedup", "rep"), on="entity_id")
+    shots = store.entities("shot", "rep").join(store.get("dedup", "rep"), on="id")
     assert shots.sort("idx")["dedup"].to_list() == [True, True, False, True, True]
     assert scored_pairs(store, "rep", "color", top=100).table.height == 0  # nothing stored yet
     prepare(store, "rep", "color")
@@ -231,7 +231,7 @@ def test_learned_model_feature(films, tmp_path: Path) -> None:
         store.apply(EXAMPLES / "matchcut" / "learned.py")
         stats = store.materialize("learned_embedding", params={"model": str(model)})
         assert stats.computed == 8 and stats.failed == 0
-        got = store.get("learned_embedding", params={"model": str(model)}).sort("entity_id")
+        got = store.get("learned_embedding", params={"model": str(model)}).sort("id")
         x = np.stack(got["learned_embedding"].to_list())
         assert x.shape == (8, 32)
         np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, rtol=1e-5)

@@ -46,9 +46,9 @@ def test_select_shots_with_feature(full):
     assert df.height == 3 and set(df["asset"]) == {"film1"}
     assert df["start_s"].to_list() == sorted(df["start_s"].to_list())
     assert df["brightness"].null_count() == 0
-    direct = full.get("brightness", "film1").sort("entity_id")
+    direct = full.get("brightness", "film1").sort("id")
     got = df.sort("id")
-    assert got["id"].to_list() == direct["entity_id"].to_list()
+    assert got["id"].to_list() == direct["id"].to_list()
     assert got["brightness"].to_list() == direct["brightness"].to_list()
 
 

@@ -106,7 +106,7 @@ def defs_path(tmp_path: Path) -> Path:
 
 
 def _sorted(df: pl.DataFrame) -> pl.DataFrame:
-    return df.sort("entity_id")
+    return df.sort("id")
 
 
 def test_same_values_and_failures_as_local(ray_exe, media_dir, tmp_path, defs_path):
@@ -130,8 +130,8 @@ def test_same_values_and_failures_as_local(ray_exe, media_dir, tmp_path, defs_pa
     assert fr.height == 1 and "second shot of clip_b refuses" in fr["error"][0]
     assert fl.equals(fr)
     # The shots segmenter ran through Ray too and made the same entities.
-    assert local.entities("shot")["entity_id"].to_list() == (
-        remote.entities("shot")["entity_id"].to_list()
+    assert local.entities("shot")["id"].to_list() == (
+        remote.entities("shot")["id"].to_list()
     )
     # Workers wrote the value batches themselves; only the segmenter's spans came back.
     assert driver_writes == [1, 1]
@@ -146,8 +146,8 @@ def test_worker_killed_mid_run_commits_each_value_once(ray_exe, media_dir, tmp_p
     assert (tmp_path / "crashed.marker").exists()  # a worker really died
     assert (stats.computed, stats.failed) == (100, 0)
     values = store.get("crashy", compute=False)
-    assert values.height == 100 and values["entity_id"].n_unique() == 100
-    assert values["crashy"].to_list() == [int(e.rsplit("/f", 1)[1]) for e in values["entity_id"]]
+    assert values.height == 100 and values["id"].n_unique() == 100
+    assert values["crashy"].to_list() == [int(e.rsplit("/f", 1)[1]) for e in values["id"]]
     rows = store.catalog.query("SELECT sum(rows) FROM memo_files WHERE feature = 'crashy'")
     assert rows[0][0] == 100
     assert store.catalog.query("SELECT count(*) FROM claims")[0][0] == 0

@@ -65,7 +65,7 @@ def test_get_computes_only_missing_and_matches_decode(store, media_dir, defs):
     second = store.materialize("mean_color")
     assert (second.requested, second.computed, second.stored) == (2, 1, 1)
     df = store.get("mean_color", assets=["clip_a"])
-    assert df.columns == ["entity_id", "asset_id", "mean_color"]
+    assert df.columns == ["id", "ref", "asset", "asset_id", "mean_color"]
     _, frames = read_batch(media_dir / "clip_a.mp4", decode=Decode(size=(32, 18)))
     expected = frames.reshape(-1, 3).mean(axis=0) / 255.0
     np.testing.assert_allclose(np.asarray(df["mean_color"][0]), expected, rtol=1e-5)
@@ -154,7 +154,7 @@ def test_inputs_run_first_and_derived_entities(store, media_dir):
     assert shots["start_s"].to_list() == pytest.approx([0.0, 0.8, 1.6])
     bright = store.get("shot_brightness")
     assert bright.height == 3
-    assert set(bright["entity_id"]) == set(shots["entity_id"])
+    assert set(bright["id"]) == set(shots["id"])
 
 
 def test_bad_names_and_unknowns(store, media_dir, defs):
@@ -192,13 +192,13 @@ def test_compaction_keeps_values(store, media_dir, defs):
     store.apply(path)
     store.materialize("mean_color", assets=["clip_a"])
     store.materialize("mean_color", assets=["clip_b"])
-    before = store.get("mean_color", compute=False).sort("entity_id")
+    before = store.get("mean_color", compute=False).sort("id")
     assert len(store.value_files("mean_color")) == 2
     merged = store.compact("mean_color")
     assert list(merged.values()) == [2]
     files = store.value_files("mean_color")
     assert len(files) == 1 and all(Path(f).exists() for f in files)
-    after = store.get("mean_color", compute=False).sort("entity_id")
+    after = store.get("mean_color", compute=False).sort("id")
     assert after.equals(before)
     assert store.materialize("mean_color").computed == 0
 

@@ -156,8 +156,8 @@ def test_backfill_resumes_after_kill(store, media_dir, defs, tmp_path):
     assert (report.requested, report.already_stored) == (100, done_before)
     assert report.computed == 100 - done_before and report.failed == 0
     values = store.get("framing", version=2, compute=False)
-    assert values.height == 100 and values["entity_id"].n_unique() == 100
-    assert (values["framing"] == values["entity_id"].str.extract(r"/f(\d+)$").cast(int) * 2).all()
+    assert values.height == 100 and values["id"].n_unique() == 100
+    assert (values["framing"] == values["id"].str.extract(r"/f(\d+)$").cast(int) * 2).all()
     states = [r[2] for r in _trigger_rows(store)]
     assert states == ["interrupted", "done"]
     assert "resumes #1" in _trigger_rows(store)[1][6]

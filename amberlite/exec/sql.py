@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from amberlite.core.entities import cached_frame_index
+from amberlite.core.ids import frame_id_sql, frame_ref_sql, span_ref_sql
 from amberlite.errors import AqlError, AqlTypeError
 from amberlite.memo.store import _duck_array_type
 from amberlite.plan import logical as L
@@ -79,7 +80,8 @@ class Sql:
             scope = f"a.asset_id IN (SELECT unnest({self.bind(list(src.asset_ids))}::TEXT[]))"
         spf = "a.fps_den::DOUBLE / a.fps_num AS _spf"
         if src.entity_type == "asset":
-            body = f"""SELECT a.asset_id AS id, a.alias AS asset, a.asset_id, 0 AS "index",
+            body = f"""SELECT a.asset_id AS id, a.alias AS ref, a.alias AS asset, a.asset_id,
+                0 AS "index",
                 0::BIGINT AS start_frame, a.frame_count AS end_frame, 0.0::DOUBLE AS start_s,
                 a.duration_s AS end_s, a.alias, a.path, a.width, a.height, a.frame_count,
                 a.duration_s, a.fps_num::DOUBLE / a.fps_den AS fps, {spf}
@@ -87,13 +89,15 @@ class Sql:
         elif src.entity_type == "frame":
             table = f"_frames{i}"
             self.tables[table] = self._frames(src)
-            body = f"""SELECT x.asset_id || '/f' || x.n AS id, a.alias AS asset, x.asset_id,
+            body = f"""SELECT {frame_id_sql("x.asset_id", "x.n")} AS id,
+                {frame_ref_sql("a.alias", "x.n")} AS ref, a.alias AS asset, x.asset_id,
                 x.n AS "index", x.n AS start_frame, x.n + 1 AS end_frame, x.t AS start_s,
                 x.t_end AS end_s, x.n, x.t, {spf}
                 FROM {table} x JOIN assets a ON a.asset_id = x.asset_id WHERE {scope}"""
         else:
             producer = self.ctx.resolver.producer_label(src.entity_type)
-            body = f"""SELECT e.entity_id AS id, a.alias AS asset, e.asset_id, e.idx AS "index",
+            body = f"""SELECT e.entity_id AS id, {span_ref_sql("a.alias", "e.idx")} AS ref,
+                a.alias AS asset, e.asset_id, e.idx AS "index",
                 e.start_frame, e.end_frame, e.start_s, e.end_s, {spf}
                 FROM entities e JOIN assets a ON a.asset_id = e.asset_id
                 WHERE e.entity_type = {self.bind(src.entity_type)}

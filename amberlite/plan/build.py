@@ -31,6 +31,7 @@ from amberlite.syntax.printer import to_aql
 
 BASE_COLUMNS: dict[str, str] = {
     "id": "str",
+    "ref": "str",
     "asset": "str",
     "asset_id": "str",
     "index": "num",

@@ -27,7 +27,7 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from amberlite.core.entities import FrameView, SpanView
-from amberlite.core.ids import frame_number, span_id
+from amberlite.core.ids import frame_id_sql, frame_number, span_id
 from amberlite.define.decorators import FeatureSpec
 from amberlite.errors import ResolveError
 from amberlite.memo.key import MemoKey, memo_key
@@ -128,7 +128,7 @@ class Resolver:
             return f"SELECT asset_id AS entity_id, asset_id FROM assets WHERE {scope}", params
         if entity_type == "frame":
             return (
-                "SELECT asset_id || '/f' || n AS entity_id, asset_id FROM "
+                f"SELECT {frame_id_sql('asset_id', 'n')} AS entity_id, asset_id FROM "
                 f"(SELECT asset_id, unnest(range(frame_count)) AS n FROM assets WHERE {scope})",
                 params,
             )

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import polars as pl
+
 from amberlite.context import StoreContext
 from amberlite.core.ids import frame_id, frame_number, parse_ref, span_id
 from amberlite.core.refs import resolve_asset_refs
@@ -104,3 +106,36 @@ def entity_refs(
         [etype, ctx.producer_label(etype), ids],
     )
     return {e: (f"{alias_of[a]}/{x}", alias_of[a], x) for e, a, x in rows if a in alias_of}
+
+
+def with_refs(ctx: StoreContext, etype: str, df: pl.DataFrame) -> pl.DataFrame:
+    """``df`` (with ``id`` and ``asset_id``) with the shared vocabulary in front: ``id``,
+    ``ref`` (``film1/12``, ``film1/f4``, ``film1``), ``asset`` (alias), ``asset_id``, then its
+    other columns, in time order (asset alias, then position). Vectorized: one catalog read of
+    the span indexes, joins in polars."""
+    alias_of = dict(ctx.names().alias_of)
+    out = df.with_columns(
+        pl.col("asset_id").replace_strict(alias_of, default=None, return_dtype=pl.String)
+        .alias("asset")
+    )
+    if etype == "asset":
+        out = out.with_columns(pl.col("asset").alias("ref"), pl.lit(0, pl.Int64).alias("_pos"))
+    elif etype == "frame":
+        n = pl.col("id").str.extract(r"/f(\d+)$").cast(pl.Int64)
+        out = out.with_columns(n.alias("_pos")).with_columns(
+            (pl.col("asset") + "/f" + pl.col("_pos").cast(pl.String)).alias("ref")
+        )
+    else:
+        with ctx.catalog.read() as con:
+            idx = con.sql(
+                "SELECT entity_id AS id, idx::BIGINT AS _pos FROM entities "
+                "WHERE entity_type = $t AND producer = $p",
+                params={"t": etype, "p": ctx.producer_label(etype)},
+            ).pl()
+        out = out.join(idx, on="id", how="left").with_columns(
+            (pl.col("asset") + "/" + pl.col("_pos").cast(pl.String)).alias("ref")
+        )
+    rest = [c for c in df.columns if c not in ("id", "asset_id")]
+    return out.sort("asset", "_pos", "id", nulls_last=True).select(
+        "id", "ref", "asset", "asset_id", *rest
+    )
