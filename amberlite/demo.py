@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 import amberlite
-from amberlite.cli_util import table
+from amberlite.cli.util import table
 from amberlite.matchcut import (
     MATCH_TYPES,
     computed_by_feature,

@@ -14,8 +14,8 @@ from __future__ import annotations
 import click
 import polars as pl
 
-from amberlite.cli_util import friendly, store_of
-from amberlite.cli_util import table as _table
+from amberlite.cli.util import friendly, store_of
+from amberlite.cli.util import table as _table
 
 
 @click.group("replicate")

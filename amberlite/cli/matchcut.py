@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from amberlite.cli_util import friendly, store_of, table
+from amberlite.cli.util import friendly, store_of, table
 from amberlite.matchcut import (
     MATCH_TYPES,
     computed_by_feature,
