@@ -1,8 +1,16 @@
-"""The ``amberlite`` command. Bad input prints a one-line reason and exits 2 (no traceback)."""
+"""The ``amberlite`` command. Bad input prints a one-line reason and exits 2 (no traceback).
+
+The group and its options are here; the commands live in one module per group (``store``,
+``query``, ``matchcut``, ``replicate``, ``scale``), helpers in :mod:`amberlite.cli.util`. Only
+click is imported at start-up: each command imports the store, polars, torch... when it runs,
+so ``amberlite --help``, ``--version`` and ``amberlite CMD --help`` stay fast.
+"""
 
 from __future__ import annotations
 
 import click
+
+from amberlite import __version__
 
 
 @click.group()
@@ -15,6 +23,7 @@ import click
     help="Store folder (created when missing).",
 )
 @click.option("-v", "--verbose", count=True, help="Log plan steps (-v) and debug (-vv).")
+@click.version_option(__version__, prog_name="amberlite")
 @click.pass_context
 def main(ctx: click.Context, store_path: str, verbose: int) -> None:
     """amberlite: declare media features once, memoize every value, query with AQL."""

@@ -12,7 +12,6 @@ Registered in :mod:`amberlite.cli` (``main.add_command(replicate)``).
 from __future__ import annotations
 
 import click
-import polars as pl
 
 from amberlite.cli.util import friendly, store_of
 from amberlite.cli.util import table as _table
@@ -71,6 +70,8 @@ def status(ctx: click.Context) -> None:
     if not rows:
         click.echo("no replicas (add one with `amberlite replicate add FEATURE --to hnsw`)")
         return
+    import polars as pl
+
     df = pl.DataFrame(
         [
             {
