@@ -1,16 +1,25 @@
-"""amberlite: a declarative feature store for media machine learning."""
+"""amberlite: a declarative feature store for media machine learning.
 
-from amberlite.api import Store, open
-from amberlite.define.decorators import feature, segmenter
-from amberlite.errors import (
-    AmberliteError,
-    AqlSyntaxError,
-    ChangeRefused,
-    DefinitionError,
-    MediaError,
-    ResolveError,
-)
-from amberlite.media.decode import Decode
+``import amberlite`` is cheap: the names below are imported on first use (PEP 562), so that
+the ``amberlite`` command and definition files load only what they need.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from amberlite.api import Store, open
+    from amberlite.define.decorators import feature, segmenter
+    from amberlite.errors import (
+        AmberliteError,
+        AqlSyntaxError,
+        ChangeRefused,
+        DefinitionError,
+        MediaError,
+        ResolveError,
+    )
+    from amberlite.media.decode import Decode
 
 __all__ = [
     "AmberliteError",
@@ -26,3 +35,56 @@ __all__ = [
     "segmenter",
 ]
 __version__ = "0.1.0"
+_ERRORS = (
+    "AmberliteError",
+    "AqlSyntaxError",
+    "ChangeRefused",
+    "DefinitionError",
+    "MediaError",
+    "ResolveError",
+)
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name (or a submodule, as ``import amberlite`` used to) on first use."""
+    if name == "Store":
+        from amberlite.api import Store
+
+        value = Store
+    elif name == "open":
+        from amberlite.api import open
+
+        value = open
+    elif name == "feature":
+        from amberlite.define.decorators import feature
+
+        value = feature
+    elif name == "segmenter":
+        from amberlite.define.decorators import segmenter
+
+        value = segmenter
+    elif name == "Decode":
+        from amberlite.media.decode import Decode
+
+        value = Decode
+    elif name in _ERRORS:
+        from amberlite import errors
+
+        value = getattr(errors, name)
+    elif not name.startswith("__"):
+        import importlib
+
+        try:
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"{__name__}.{name}":
+                raise
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
