@@ -8,8 +8,7 @@ from pathlib import Path
 
 import click
 
-import amberlite
-from amberlite.cli_util import table
+from amberlite.cli.util import table
 from amberlite.matchcut import (
     MATCH_TYPES,
     computed_by_feature,
@@ -19,6 +18,7 @@ from amberlite.matchcut import (
     top_pairs,
 )
 from amberlite.media.synth import corrupt_copy, sample_film
+from amberlite.store import open as open_store
 
 
 def make_media(folder: Path, films: int = 3) -> list[Path]:
@@ -45,7 +45,7 @@ def run_demo(store_path: str | os.PathLike[str], media_dir: str | os.PathLike[st
     media_dir = Path(media_dir)
     click.echo(f"rendering sample films into {media_dir}/ ...")
     paths = make_media(media_dir, films=3)
-    store = amberlite.open(store_path)
+    store = open_store(store_path)
     report = store.ingest(paths)
     for a in report.assets:
         click.echo(f"  ingested {a['alias']}: {a['frame_count']} frames, {a['duration_s']:.1f} s")

@@ -86,7 +86,7 @@ class Repl:
         return None
 
     def run(self, text: str) -> None:
-        from amberlite.cli_util import emit
+        from amberlite.cli.util import emit
         from amberlite.query import explain, run_query
 
         started = time.perf_counter()

@@ -178,7 +178,7 @@ def test_pair_scorer_matches_numpy_reference(metric: str, across_only: bool) -> 
 
 def test_cli_matchcut_writes_report_and_fails_the_corrupt_file_alone(films, tmp_path) -> None:
     from amberlite.cli import main
-    from amberlite.cli_matchcut import matchcut
+    from amberlite.cli.matchcut import matchcut
 
     if "matchcut" not in main.commands:
         main.add_command(matchcut)

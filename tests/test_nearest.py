@@ -143,9 +143,7 @@ def test_nearest_to_another_features_value(store):
         store, "SELECT asset, index, score FROM shots NEAREST 2 TO femb OF frame 'film1/f2' BY semb"
     )
     vec = np.asarray(
-        store.get("femb", "film1").filter(pl.col("id") == frame_id(store, "film1", 2))[
-            "femb"
-        ][0]
+        store.get("femb", "film1").filter(pl.col("id") == frame_id(store, "film1", 2))["femb"][0]
     )
     want = similarity.nearest(store, "semb", vec, 2, exact=True)
     got = run_query(store, "SELECT id FROM shots NEAREST 2 TO femb OF frame 'film1/f2' BY semb")

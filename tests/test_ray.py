@@ -130,9 +130,7 @@ def test_same_values_and_failures_as_local(ray_exe, media_dir, tmp_path, defs_pa
     assert fr.height == 1 and "second shot of clip_b refuses" in fr["error"][0]
     assert fl.equals(fr)
     # The shots segmenter ran through Ray too and made the same entities.
-    assert local.entities("shot")["id"].to_list() == (
-        remote.entities("shot")["id"].to_list()
-    )
+    assert local.entities("shot")["id"].to_list() == (remote.entities("shot")["id"].to_list())
     # Workers wrote the value batches themselves; only the segmenter's spans came back.
     assert driver_writes == [1, 1]
     runs = remote.status()["runs"]

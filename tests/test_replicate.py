@@ -231,7 +231,7 @@ def test_exact_knn_against_numpy():
 
 def test_cli(store, tmp_path):
     from amberlite.cli import main
-    from amberlite.cli_replicate import replicate
+    from amberlite.cli.replicate import replicate
 
     if "replicate" not in main.commands:
         main.add_command(replicate)

@@ -22,7 +22,6 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-import hnswlib
 import numpy as np
 import pyarrow as pa
 
@@ -88,6 +87,8 @@ class HnswConnector(Connector):
 
     # -- state --------------------------------------------------------------------------------
     def _reset(self) -> None:
+        import hnswlib  # loaded by the first replica opened, not by every store
+
         self.index = hnswlib.Index(space=self.space, dim=self.dim)
         self.index.init_index(
             max_elements=INITIAL_CAPACITY,
@@ -129,6 +130,8 @@ class HnswConnector(Connector):
         name = str(head.get("index", ""))
         if not _BIN_RE.fullmatch(name):
             raise ReplicaError(f"{self.path}: bad index file name {name!r}; rebuild it")
+        import hnswlib
+
         index = hnswlib.Index(space=self.space, dim=self.dim)
         try:
             index.load_index(str(self.dir / name), max_elements=0)

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from amberlite.context import StoreContext
 
 log = logging.getLogger(__name__)
+
+
 def decide(counts: dict[str, int]) -> str:
     """THE memo decision: ``compute`` when an entity has no value and no failure, else ``read``."""
     missing = counts["requested"] - counts["stored"] - counts["failed"]

@@ -95,9 +95,7 @@ def show(ctx: StoreContext, what: str) -> pl.DataFrame:
         elif t == "frame":
             n = ctx.catalog.query("SELECT coalesce(sum(frame_count), 0) FROM assets")[0][0]
         else:
-            n = ctx.catalog.query("SELECT count(*) FROM entities WHERE entity_type = ?", [t])[0][
-                0
-            ]
+            n = ctx.catalog.query("SELECT count(*) FROM entities WHERE entity_type = ?", [t])[0][0]
         rows.append((t, t + "s", kinds.get(t, "derived"), prod.key if prod else None, int(n)))
     return pl.DataFrame(
         rows, schema=["entity_type", "entity_set", "kind", "producer", "count"], orient="row"

@@ -28,7 +28,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from fractions import Fraction
 
-import cv2
 import numpy as np
 import pyarrow as pa
 
@@ -71,6 +70,8 @@ def _unit(v: np.ndarray) -> np.ndarray:
 
 def lab_histogram(frames: np.ndarray, bins: tuple[int, int, int]) -> np.ndarray:
     """Joint Lab histogram of RGB frames (N, H, W, 3), as counts over ``bins`` (L, a, b)."""
+    import cv2
+
     lab = cv2.cvtColor(frames.reshape(-1, 1, 3), cv2.COLOR_RGB2LAB).reshape(-1, 3)
     hist = cv2.calcHist([lab.reshape(-1, 1, 3)], [0, 1, 2], None, list(bins), [0, 256] * 3)
     return hist.astype(np.float64)
@@ -95,6 +96,8 @@ def _smooth(hist: np.ndarray) -> np.ndarray:
 )
 def shot_embedding(shot) -> np.ndarray:
     """Compact shot descriptor: Lab colour histogram + coarse luma layout, L2-normalized."""
+    import cv2
+
     frames = sample_frames(shot, 64)
     colour = _unit(np.sqrt(lab_histogram(frames, (3, 4, 4)).ravel()))
     pick = np.linspace(0, len(frames) - 1, 5).round().astype(int)[1:4]
@@ -170,6 +173,8 @@ def match_color(shot) -> np.ndarray:
 def saliency(frame: np.ndarray) -> np.ndarray:
     """Boundary-contrast saliency of an RGB frame: Lab distance of each pixel to the median
     colour of the frame's 2-pixel border (the background prior), float32 HxW."""
+    import cv2
+
     lab = cv2.cvtColor(frame, cv2.COLOR_RGB2LAB).astype(np.float32)
     border = np.concatenate(
         [lab[:2].reshape(-1, 3), lab[-2:].reshape(-1, 3), lab[:, :2].reshape(-1, 3)]
@@ -184,6 +189,8 @@ def foreground_mask(frame: np.ndarray, min_contrast: float = 12.0) -> np.ndarray
     Pixels less than ``min_contrast`` Lab units from the background never count (a flat or
     textured frame with no subject gives an empty mask).
     """
+    import cv2
+
     sal = saliency(frame)
     if sal.max() < min_contrast:
         return np.zeros(sal.shape, dtype=bool)
@@ -203,6 +210,8 @@ def foreground_mask(frame: np.ndarray, min_contrast: float = 12.0) -> np.ndarray
 
 def grid_mask(mask: np.ndarray, grid: tuple[int, int] = GRID) -> np.ndarray:
     """A bool mask area-resized to ``grid`` (width, height), cells at least half covered."""
+    import cv2
+
     cover = cv2.resize(mask.astype(np.float32), grid, interpolation=cv2.INTER_AREA)
     return cover >= 0.5
 
@@ -241,6 +250,8 @@ def flow_descriptor(frames: np.ndarray, times: np.ndarray, max_pairs: int = 12) 
     (camera weighted by pan speed, subject by magnitude and area); the median over pairs is
     L2-normalized. Zeros when the shot does not move (speeds below 1% of a width per second).
     """
+    import cv2
+
     if len(frames) < 2:
         return np.zeros(MOTION_DIM, np.float32)
     starts = np.unique(np.linspace(0, len(frames) - 2, min(max_pairs, len(frames) - 1)).round())

@@ -42,7 +42,6 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from amberlite.define.decorators import segmenter
@@ -99,6 +98,8 @@ def _check_params(threshold: float, min_frames: int, min_content: float, gradual
 
 def _shrink(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Bilinear to twice ``size`` then 2x2 area average: fast, mildly anti-aliased."""
+    import cv2
+
     w, h = size
     if plane.shape[1] > 2 * w and plane.shape[0] > 2 * h:
         plane = cv2.resize(plane, (2 * w, 2 * h), interpolation=cv2.INTER_LINEAR)
@@ -132,6 +133,8 @@ class Thumbs:
 
 def read_thumbs(path: str, index: FrameIndex | None, start: int, end: int | None) -> Thumbs:
     """Descriptors of the frames ``[start, end)`` (see :class:`Thumbs`)."""
+    import cv2
+
     w, h = THUMB
     numbers, full, half = [], [], []
     for n, y, u, v in iter_planes(path, index, start, end):
@@ -214,6 +217,8 @@ class Features:
 
 def _absdiff_mean(x: np.ndarray, k: int, parts: tuple[int, int]) -> np.ndarray:
     """Mean |x[j] - x[j-k]| per plane, summed over Y, U, V (length len(x) - k)."""
+    import cv2
+
     d = cv2.absdiff(x[k:], x[:-k])
     ny, nc = parts
     y = d[:, :ny].sum(axis=1, dtype=np.uint32) / ny

@@ -15,7 +15,6 @@ from fractions import Fraction
 from functools import partial
 
 import av
-import cv2
 import numpy as np
 
 from amberlite.errors import MediaError
@@ -143,6 +142,8 @@ def _planar(frame: av.VideoFrame, chroma: bool) -> av.VideoFrame:
 
 def _resize(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Resize a 2-D uint8 plane to ``size`` (width, height) by area averaging (OpenCV)."""
+    import cv2
+
     if (plane.shape[1], plane.shape[0]) == size:
         return plane
     return cv2.resize(plane, size, interpolation=cv2.INTER_AREA)

@@ -492,9 +492,7 @@ def ef_option(options: tuple[tuple[str, A.Literal], ...], what: str) -> int | No
     return ef
 
 
-def vector_feature(
-    schema: PlanSchema, ref: A.FeatureRef, src: L.Source, role: str
-) -> L.FeatureUse:
+def vector_feature(schema: PlanSchema, ref: A.FeatureRef, src: L.Source, role: str) -> L.FeatureUse:
     """A feature use over ``src``'s entities whose value is a fixed-size float vector."""
     if ref.name not in schema.registry.names():
         raise ResolveError(

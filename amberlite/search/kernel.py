@@ -19,14 +19,20 @@ groups (``across``), or to those with an end in ``rows_subset``. Results are sor
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 SPACES = ("cosine", "ip", "l2", "iou")
 BLOCK_ELEMS = 1 << 23  # scores per block (32 MiB of float32)
 
 
 def _prepare(x: np.ndarray | torch.Tensor, space: str) -> torch.Tensor:
+    import torch
+
     if space not in SPACES:
         raise ValueError(f"space must be one of {SPACES}, got {space!r}")
     if isinstance(x, np.ndarray):
@@ -71,6 +77,8 @@ def exact_knn(
 
     Contract: exact (up to float32 rounding); ``k`` is clipped to the number of rows; queries
     are processed in blocks so that at most ``block_elems`` scores exist at once."""
+    import torch
+
     x = _prepare(data, space)
     q = _prepare(queries, space)
     k = min(k, x.shape[0])
@@ -113,6 +121,8 @@ def exact_pairs(
     With ``across`` pairs within one group are excluded. With ``rows_subset`` only pairs with
     at least one end in the subset are scored. ``exclude`` is a (2, m) array of row pairs that
     never pair (e.g. :func:`adjacent_pairs`). Ties are broken by ``(a, b)``."""
+    import torch
+
     x = _prepare(data, space)
     n = x.shape[0]
     empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
@@ -143,6 +153,8 @@ def exact_pairs(
 
 
 def _merge(best, k: int):
+    import torch
+
     s, a, b = (torch.cat(v) for v in best)
     ok = torch.isfinite(s)
     s, a, b = s[ok], a[ok], b[ok]
@@ -154,6 +166,8 @@ def _merge(best, k: int):
 
 def _block_topk(sc: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Two-stage top k of a score block: per row (contiguous), then over the rows' winners."""
+    import torch
+
     kk = min(k, sc.shape[1])
     row_vals, row_cols = torch.topk(sc, kk, dim=1)
     vals, pos = torch.topk(row_vals.reshape(-1), min(k, row_vals.numel()))
@@ -162,6 +176,8 @@ def _block_topk(sc: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, t
 
 def _triangle_blocks(x, norms, space, g, ex, k, block_elems):
     """Every pair once: rows ``[r0, r1)`` against the rows from ``r0`` on."""
+    import torch
+
     n = x.shape[0]
     neg = float("-inf")
     rows = max(1, min(n, block_elems // n))
@@ -183,6 +199,8 @@ def _triangle_blocks(x, norms, space, g, ex, k, block_elems):
 def _subset_blocks(x, norms, space, g, ex, k, block_elems, rows_subset):
     """Pairs with an end in the subset: subset rows against every row; a pair of two subset
     rows is scored from its lower end only."""
+    import torch
+
     n = x.shape[0]
     rows = torch.as_tensor(np.asarray(rows_subset, np.int64))
     in_subset = torch.zeros(n, dtype=torch.bool)

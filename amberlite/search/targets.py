@@ -115,7 +115,8 @@ def with_refs(ctx: StoreContext, etype: str, df: pl.DataFrame) -> pl.DataFrame:
     the span indexes, joins in polars."""
     alias_of = dict(ctx.names().alias_of)
     out = df.with_columns(
-        pl.col("asset_id").replace_strict(alias_of, default=None, return_dtype=pl.String)
+        pl.col("asset_id")
+        .replace_strict(alias_of, default=None, return_dtype=pl.String)
         .alias("asset")
     )
     if etype == "asset":

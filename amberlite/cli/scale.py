@@ -1,13 +1,13 @@
 """The ``watch`` and ``backfill`` commands (registered on ``amberlite.cli.main``).
 
-Helpers come from :mod:`amberlite.cli_util`, so that ``cli`` can import this module at its end.
+Helpers come from :mod:`amberlite.cli.util`, so that ``cli`` can import this module at its end.
 """
 
 from __future__ import annotations
 
 import click
 
-from amberlite.cli_util import executor_of, friendly, store_of
+from amberlite.cli.util import executor_of, friendly, store_of
 
 _EXECUTOR = click.option(
     "--executor", default="local", show_default=True, type=click.Choice(["local", "ray"])

@@ -10,14 +10,11 @@ from pathlib import Path
 
 import click
 
-from amberlite.cli_util import friendly, store_of, table
-from amberlite.matchcut import (
-    MATCH_TYPES,
-    computed_by_feature,
-    display_table,
-    match_cut,
-    prepare,
-)
+from amberlite.cli.util import friendly, store_of, table
+
+# The names of amberlite.matchcut.MATCH_TYPES, for --help without importing torch (the test of
+# start-up checks that the two agree).
+MATCH_TYPE_NAMES = ("color", "framing", "motion")
 
 
 def _assets(store, refs: tuple[str, ...]) -> list[str] | None:
@@ -46,7 +43,7 @@ def _assets(store, refs: tuple[str, ...]) -> list[str] | None:
     "match_type",
     default="color",
     show_default=True,
-    help=f"Match type: {', '.join(MATCH_TYPES)} (or a shot feature that is a float vector).",
+    help=f"Match type: {', '.join(MATCH_TYPE_NAMES)} (or a shot feature that is a float vector).",
 )
 @click.option("--top", default=10, show_default=True, type=click.IntRange(min=1))
 @click.option("--across-only", is_flag=True, help="Only pairs of shots from different videos.")
@@ -69,6 +66,8 @@ def matchcut(
 ) -> None:
     """Find the best match cuts between shots of VIDEOS (files, aliases or ids; none = every
     asset of the store) by colour, framing or motion."""
+    from amberlite.matchcut import computed_by_feature, display_table, match_cut, prepare
+
     store = store_of(ctx)
     assets = _assets(store, videos)
     stats = prepare(store, assets, match_type)

@@ -12,10 +12,9 @@ Registered in :mod:`amberlite.cli` (``main.add_command(replicate)``).
 from __future__ import annotations
 
 import click
-import polars as pl
 
-from amberlite.cli_util import friendly, store_of
-from amberlite.cli_util import table as _table
+from amberlite.cli.util import friendly, store_of
+from amberlite.cli.util import table as _table
 
 
 @click.group("replicate")
@@ -71,6 +70,8 @@ def status(ctx: click.Context) -> None:
     if not rows:
         click.echo("no replicas (add one with `amberlite replicate add FEATURE --to hnsw`)")
         return
+    import polars as pl
+
     df = pl.DataFrame(
         [
             {

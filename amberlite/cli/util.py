@@ -2,6 +2,11 @@
 
 Command modules import from here, never from :mod:`amberlite.cli`, so that ``cli`` can add
 their commands without an import cycle (also under ``python -m amberlite.cli``).
+
+Start-up: this module and every command module import only click and the standard library at
+module level, so that ``amberlite --help`` stays fast. A command imports what it needs
+(polars, the store, torch...) inside its function, with one ``from amberlite.X import Y``
+statement per line; ``tests/test_cli_startup.py`` checks this.
 """
 
 from __future__ import annotations
@@ -11,17 +16,19 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import polars as pl
 
-from amberlite.errors import AmberliteError
+if TYPE_CHECKING:
+    import polars as pl
 
 
 def table(df: pl.DataFrame, rows: int = 50) -> str:
     """A result table as Markdown-style text, up to 200 characters wide (cells never wrap at
     the terminal's width)."""
+    import polars as pl
+
     with pl.Config(
         tbl_rows=rows,
         tbl_cols=20,
@@ -39,6 +46,8 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from amberlite.errors import AmberliteError
+
         try:
             return fn(*args, **kwargs)
         except AmberliteError as e:
@@ -49,10 +58,10 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def store_of(ctx: click.Context):
-    import amberlite
+    from amberlite.store import open as open_store
 
     if "store" not in ctx.obj:
-        ctx.obj["store"] = amberlite.open(ctx.obj["store_path"])
+        ctx.obj["store"] = open_store(ctx.obj["store_path"])
     return ctx.obj["store"]
 
 
@@ -86,6 +95,8 @@ def emit(df: pl.DataFrame, fmt: str, output: str | None) -> None:
 
 def _flat(df: pl.DataFrame) -> pl.DataFrame:
     """CSV has no nested values: lists and arrays print as JSON text."""
+    import polars as pl
+
     nested = [c for c, t in df.schema.items() if isinstance(t, (pl.List, pl.Array, pl.Struct))]
     return df.with_columns(
         pl.Series(c, [json.dumps(v) for v in df[c].to_list()], dtype=pl.String) for c in nested

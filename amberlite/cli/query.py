@@ -1,13 +1,13 @@
 """The ``query``, ``explain`` and ``repl`` commands (registered on ``amberlite.cli.main``).
 
-Helpers come from :mod:`amberlite.cli_util`, so that ``cli`` can import this module at its end.
+Helpers come from :mod:`amberlite.cli.util`, so that ``cli`` can import this module at its end.
 """
 
 from __future__ import annotations
 
 import click
 
-from amberlite.cli_util import friendly, store_of
+from amberlite.cli.util import friendly, store_of
 
 
 @click.command()
@@ -20,7 +20,7 @@ from amberlite.cli_util import friendly, store_of
 @friendly
 def query(ctx: click.Context, text: str, fmt: str, output: str | None) -> None:
     """Run one AQL statement and print its result table."""
-    from amberlite.cli_util import emit
+    from amberlite.cli.util import emit
     from amberlite.query import run_query
 
     emit(run_query(store_of(ctx), text), fmt, output)

@@ -1,4 +1,5 @@
-"""The ``amberlite`` command. Bad input prints a one-line reason and exits 2 (no traceback)."""
+"""The store commands: ``ingest``, ``apply``, ``materialize``, ``get``, ``status``, ``compact``,
+``features``, ``assets`` and ``demo`` (registered on ``amberlite.cli.main``)."""
 
 from __future__ import annotations
 
@@ -8,34 +9,12 @@ from typing import Any
 
 import click
 
-from amberlite.cli_util import emit, executor_of, friendly
-from amberlite.cli_util import store_of as _store
-from amberlite.cli_util import table as _table
+from amberlite.cli.util import emit, executor_of, friendly
+from amberlite.cli.util import store_of as _store
+from amberlite.cli.util import table as _table
 
 
-@click.group()
-@click.option(
-    "--store",
-    "store_path",
-    envvar="AMBERLITE_STORE",
-    default="amberlite-store",
-    show_default=True,
-    help="Store folder (created when missing).",
-)
-@click.option("-v", "--verbose", count=True, help="Log plan steps (-v) and debug (-vv).")
-@click.pass_context
-def main(ctx: click.Context, store_path: str, verbose: int) -> None:
-    """amberlite: declare media features once, memoize every value, query with AQL."""
-    import logging
-
-    logging.basicConfig(
-        level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)],
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-    ctx.obj = {"store_path": store_path}
-
-
-@main.command()
+@click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--alias", "aliases", multiple=True, help="Alias per file, in order.")
 @click.pass_context
@@ -54,7 +33,7 @@ def ingest(ctx: click.Context, paths: tuple[str, ...], aliases: tuple[str, ...])
         sys.exit(1)
 
 
-@main.command()
+@click.command()
 @click.argument("path", type=click.Path())
 @click.option("--force", is_flag=True, help="Accept code changed without a version bump.")
 @click.option("--dry-run", is_flag=True, help="Classify the changes, apply nothing.")
@@ -68,7 +47,7 @@ def apply(ctx: click.Context, path: str, force: bool, dry_run: bool) -> None:
         click.echo(c.describe())
 
 
-@main.command()
+@click.command()
 @click.argument("feature")
 @click.option("--asset", "assets", multiple=True, help="Limit to these assets (alias or id).")
 @click.option("--param", "params", multiple=True, help="name=value (JSON value).")
@@ -117,7 +96,7 @@ def _params(items: tuple[str, ...]) -> dict[str, Any] | None:
     return out or None
 
 
-@main.command()
+@click.command()
 @click.argument("feature")
 @click.option("--asset", "assets", multiple=True)
 @click.option("--no-compute", is_flag=True, help="Read stored values only.")
@@ -133,7 +112,7 @@ def get(ctx, feature, assets, no_compute, fmt, output) -> None:
     emit(df, fmt, output)
 
 
-@main.command()
+@click.command()
 @click.pass_context
 @friendly
 def status(ctx: click.Context) -> None:
@@ -161,7 +140,7 @@ def status(ctx: click.Context) -> None:
         click.echo("\nrecent triggers\n" + _table(st["triggers"].drop("reason")))
 
 
-@main.command()
+@click.command()
 @click.argument("feature", required=False)
 @click.pass_context
 @friendly
@@ -174,7 +153,7 @@ def compact(ctx: click.Context, feature: str | None) -> None:
         click.echo(f"{k}: {n} files -> 1")
 
 
-@main.command()
+@click.command()
 @click.pass_context
 @friendly
 def features(ctx: click.Context) -> None:
@@ -182,7 +161,7 @@ def features(ctx: click.Context) -> None:
     click.echo(_table(_store(ctx).features()))
 
 
-@main.command()
+@click.command()
 @click.pass_context
 @friendly
 def assets(ctx: click.Context) -> None:
@@ -204,7 +183,7 @@ def assets(ctx: click.Context) -> None:
     click.echo(_table(df))
 
 
-@main.command()
+@click.command()
 @click.option("--store", "demo_store", default="demo-store", show_default=True)
 @click.option("--media", default="demo-media", show_default=True)
 def demo(demo_store: str, media: str) -> None:
@@ -214,14 +193,4 @@ def demo(demo_store: str, media: str) -> None:
     run_demo(demo_store, media)
 
 
-# Commands defined in their own modules (helpers from cli_util) are added here.
-from amberlite.cli_matchcut import matchcut  # noqa: E402
-from amberlite.cli_query import COMMANDS as _QUERY_COMMANDS  # noqa: E402
-from amberlite.cli_replicate import replicate  # noqa: E402
-from amberlite.cli_scale import COMMANDS as _SCALE_COMMANDS  # noqa: E402
-
-for _command in (*_QUERY_COMMANDS, *_SCALE_COMMANDS, matchcut, replicate):
-    main.add_command(_command)
-
-if __name__ == "__main__":
-    main()
+COMMANDS = (ingest, apply, materialize, get, status, compact, features, assets, demo)
