@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from amberlite.version import __version__
+from amberlite.version import __version__ as __version__
 
 if TYPE_CHECKING:
     from amberlite.define.decorators import feature, segmenter
