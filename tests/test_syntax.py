@@ -1,8 +1,9 @@
 """AQL syntax layer: grammar, AST, printers and errors.
 
 Corpus files live in grammar/corpus/ (shipped as amberlite.grammar/corpus); their formats are
-described at the top of each file.  Set AQL_UPDATE_GOLDENS=1 to rewrite the expected printouts
-of valid.aql from the current parser (then review the diff).
+described at the top of each file.  Run with ``--update-goldens`` (or AQL_UPDATE_GOLDENS=1) to
+rewrite the expected printouts of valid.aql from the current parser (then review the diff); a
+case without an expected printout fails.
 """
 
 from __future__ import annotations
@@ -186,7 +187,7 @@ def test_parse_tree_keeps_positions() -> None:
 @pytest.mark.parametrize(("title", "query", "expected"), VALID, ids=[c[0] for c in VALID])
 def test_valid_corpus(title: str, query: str, expected: str) -> None:
     script = parse(query)
-    assert pretty(script) == expected, f"{title}: printout differs (AQL_UPDATE_GOLDENS=1?)"
+    assert pretty(script) == expected, f"{title}: printout differs (--update-goldens?)"
     # Every valid query also round-trips through the printer.
     assert parse(to_aql(script)) == script
 
