@@ -12,7 +12,6 @@ import dataclasses
 import logging
 import os
 import re
-import time
 from importlib.resources import files
 from pathlib import Path
 
@@ -590,20 +589,16 @@ LIMIT 100 OFFSET 20
 -- lines"""
 
 
-def test_parse_speed() -> None:
-    """A 20-line query parses (uncached) well within the 5 ms parse+plan budget."""
+def test_twenty_line_query_parses() -> None:
+    """The 20-line query (its parse time is measured by ``python -m benchmarks.query``) parses
+    uncached and round-trips through the printer."""
     from amberlite.syntax.to_ast import parse_text
 
     assert TWENTY_LINES.count("\n") == 19
-    parse_text(TWENTY_LINES)  # builds the parser
-    best = float("inf")
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(20):
-            parse_text(TWENTY_LINES)
-        best = min(best, (time.perf_counter() - start) / 20)
-    # ~1 ms on a developer machine; the bound leaves room for slow CI hosts.
-    assert best < 0.004, f"{best * 1e3:.2f} ms"
+    script = parse_text(TWENTY_LINES)
+    (select,) = script.statements
+    assert isinstance(select, Select)
+    assert parse(to_aql(script)) == script
 
 
 def test_parse_expr_rejects_trailing_clauses() -> None:
