@@ -16,7 +16,7 @@ from importlib.resources import files
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from amberlite.errors import AqlSyntaxError
@@ -364,7 +364,7 @@ def _check_parse(text: str) -> None:
         parse(text)
     except AqlSyntaxError as err:
         assert err.line >= 1 and err.column >= 1
-        assert isinstance(str(err), str)
+        assert str(err).startswith(f"line {err.line}, column {err.column}: {err.message}")
 
 
 @settings(max_examples=300, deadline=None)
@@ -561,7 +561,6 @@ def test_generated_asts_round_trip(script: Script) -> None:
 @settings(max_examples=300, deadline=None)
 @given(_exprs)
 def test_generated_expressions_round_trip(expr) -> None:
-    assume(True)
     assert parse_expr(to_aql(expr)) == expr
 
 
@@ -612,7 +611,8 @@ def test_deep_nesting_is_a_syntax_error() -> None:
         parse("SELECT " + "NOT " * 1000 + "a FROM s")
     with pytest.raises(AqlSyntaxError, match="nested too deeply"):
         parse("SELECT " + " + ".join(["a"] * 1000) + " FROM s")
-    assert parse("SELECT " + "(" * 500 + "a" + ")" * 500 + " FROM s")  # parentheses don't nest
+    # parentheses don't nest: 500 of them are the bare expression
+    assert parse("SELECT " + "(" * 500 + "a" + ")" * 500 + " FROM s") == parse("SELECT a FROM s")
 
 
 def test_named_argument_lexing() -> None:
