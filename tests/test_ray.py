@@ -15,10 +15,10 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+import ray  # a required dependency: a broken install fails these tests instead of skipping them
 
 import amberlite
 
-ray = pytest.importorskip("ray")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 VENV_BIN = Path(sys.executable).parent
 

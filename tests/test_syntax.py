@@ -1,8 +1,9 @@
 """AQL syntax layer: grammar, AST, printers and errors.
 
 Corpus files live in grammar/corpus/ (shipped as amberlite.grammar/corpus); their formats are
-described at the top of each file.  Set AQL_UPDATE_GOLDENS=1 to rewrite the expected printouts
-of valid.aql from the current parser (then review the diff).
+described at the top of each file.  Run with ``--update-goldens`` (or AQL_UPDATE_GOLDENS=1) to
+rewrite the expected printouts of valid.aql from the current parser (then review the diff); a
+case without an expected printout fails.
 """
 
 from __future__ import annotations
@@ -11,12 +12,11 @@ import dataclasses
 import logging
 import os
 import re
-import time
 from importlib.resources import files
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from amberlite.errors import AqlSyntaxError
@@ -186,7 +186,7 @@ def test_parse_tree_keeps_positions() -> None:
 @pytest.mark.parametrize(("title", "query", "expected"), VALID, ids=[c[0] for c in VALID])
 def test_valid_corpus(title: str, query: str, expected: str) -> None:
     script = parse(query)
-    assert pretty(script) == expected, f"{title}: printout differs (AQL_UPDATE_GOLDENS=1?)"
+    assert pretty(script) == expected, f"{title}: printout differs (--update-goldens?)"
     # Every valid query also round-trips through the printer.
     assert parse(to_aql(script)) == script
 
@@ -364,7 +364,7 @@ def _check_parse(text: str) -> None:
         parse(text)
     except AqlSyntaxError as err:
         assert err.line >= 1 and err.column >= 1
-        assert isinstance(str(err), str)
+        assert str(err).startswith(f"line {err.line}, column {err.column}: {err.message}")
 
 
 @settings(max_examples=300, deadline=None)
@@ -561,7 +561,6 @@ def test_generated_asts_round_trip(script: Script) -> None:
 @settings(max_examples=300, deadline=None)
 @given(_exprs)
 def test_generated_expressions_round_trip(expr) -> None:
-    assume(True)
     assert parse_expr(to_aql(expr)) == expr
 
 
@@ -589,20 +588,16 @@ LIMIT 100 OFFSET 20
 -- lines"""
 
 
-def test_parse_speed() -> None:
-    """A 20-line query parses (uncached) well within the 5 ms parse+plan budget."""
+def test_twenty_line_query_parses() -> None:
+    """The 20-line query (its parse time is measured by ``python -m benchmarks.query``) parses
+    uncached and round-trips through the printer."""
     from amberlite.syntax.to_ast import parse_text
 
     assert TWENTY_LINES.count("\n") == 19
-    parse_text(TWENTY_LINES)  # builds the parser
-    best = float("inf")
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(20):
-            parse_text(TWENTY_LINES)
-        best = min(best, (time.perf_counter() - start) / 20)
-    # ~1 ms on a developer machine; the bound leaves room for slow CI hosts.
-    assert best < 0.004, f"{best * 1e3:.2f} ms"
+    script = parse_text(TWENTY_LINES)
+    (select,) = script.statements
+    assert isinstance(select, Select)
+    assert parse(to_aql(script)) == script
 
 
 def test_parse_expr_rejects_trailing_clauses() -> None:
@@ -616,7 +611,8 @@ def test_deep_nesting_is_a_syntax_error() -> None:
         parse("SELECT " + "NOT " * 1000 + "a FROM s")
     with pytest.raises(AqlSyntaxError, match="nested too deeply"):
         parse("SELECT " + " + ".join(["a"] * 1000) + " FROM s")
-    assert parse("SELECT " + "(" * 500 + "a" + ")" * 500 + " FROM s")  # parentheses don't nest
+    # parentheses don't nest: 500 of them are the bare expression
+    assert parse("SELECT " + "(" * 500 + "a" + ")" * 500 + " FROM s") == parse("SELECT a FROM s")
 
 
 def test_named_argument_lexing() -> None:
