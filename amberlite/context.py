@@ -27,8 +27,6 @@ from amberlite.media.decode import Decode
 from amberlite.memo.key import memo_key
 from amberlite.memo.store import MemoStore
 
-BASE_TYPES = ("asset", "frame")
-
 
 @dataclass(frozen=True)
 class CatalogNames:

@@ -9,11 +9,9 @@ Example:
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import logging
 import os
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -40,7 +38,6 @@ from amberlite.search.targets import with_refs
 
 log = logging.getLogger(__name__)
 DEFAULT_STORE = "amberlite-store"
-ASSET_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 
 
 def open(path: str | os.PathLike[str] | None = None) -> Store:  # noqa: A001 - the front door
@@ -422,6 +419,3 @@ class Store:
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
 
-
-def _utc(ts: dt.datetime) -> str:
-    return ts.isoformat(timespec="seconds")

@@ -50,7 +50,7 @@ def test_dataset_computes_missing_and_matches_get(vec_store):
     assert all(b["fvec"].dtype == torch.float32 and b["fvec"].shape[1] == 4 for b in batches)
     ids, vals = _collect(batches)
     got = vec_store.get("fvec", compute=False)
-    expect = dict(zip(got["entity_id"], got["fvec"].to_list()))
+    expect = dict(zip(got["id"], got["fvec"].to_list()))
     assert sorted(ids) == sorted(expect) and len(ids) == 100
     assert np.allclose(vals.numpy(), np.array([expect[i] for i in ids]))
     assert ds.num_rows == 100 and len(ds.files) > 1

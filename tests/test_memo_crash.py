@@ -37,7 +37,7 @@ def _cli(store: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
 
 def _values(store_path: Path) -> list[tuple[str, int]]:
     st = amberlite.open(store_path)
-    return sorted(st.get("slow_index", compute=False).select("entity_id", "slow_index").rows())
+    return sorted(st.get("slow_index", compute=False).select("id", "slow_index").rows())
 
 
 @pytest.fixture
@@ -74,7 +74,7 @@ def test_sigkill_at_a_random_moment(slow_store):
         proc.communicate()
     reopened = amberlite.open(slow_store.root)
     partial = reopened.get("slow_index", compute=False)
-    assert partial.height == partial["entity_id"].n_unique()
+    assert partial.height == partial["id"].n_unique()
     # Every committed file is whole: row counts in the catalog match the files.
     for path, rows in reopened.catalog.query("SELECT path, rows FROM memo_files"):
         n = (

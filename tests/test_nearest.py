@@ -272,3 +272,16 @@ def test_cli_example(base):
     )
     assert [r["id"] for r in rows] == want.table["id"].to_list()
     assert {r["asset"] for r in rows} <= {"film1", "film2"}
+
+
+def test_a_dataset_over_a_nearest_query_streams_the_search_result(store):
+    text = "SELECT id, ref, score FROM shots NEAREST 3 TO shot 'film1/0' BY shot_embedding"
+    want = run_query(store, text)
+    rows = [r for batch in store.dataset(text, batch_size=2) for r in zip(*batch.values())]
+    assert len(rows) == 3 == want.height
+    got = {r[0]: (r[1], float(r[2])) for r in rows}
+    assert set(got) == set(want["id"].to_list())
+    for i, ref, score in want.iter_rows():
+        assert got[i][0] == ref and got[i][1] == pytest.approx(score)
+    found = similarity.nearest(store, "shot_embedding", "film1/0", 3, exact=True)
+    assert found.table["id"].to_list() == want["id"].to_list()  # references work in Python too

@@ -250,7 +250,7 @@ def test_dataset_to_ray_reads_the_same_files(ray_cluster, media_dir, tmp_path, d
     rows = ds.to_ray().take_all()
     assert len(rows) == 40 and set(rows[0]) == {"entity_id", "asset_id", "frame_luma"}
     expect = store.get("frame_luma", "clip_b", compute=False)
-    assert sorted(r["entity_id"] for r in rows) == sorted(expect["entity_id"])
+    assert sorted(r["entity_id"] for r in rows) == sorted(expect["id"])
 
 
 def test_unreachable_address_is_a_clear_error(tmp_path):

@@ -215,7 +215,7 @@ def test_frames_by_time_range_on_vfr(store, tmp_path):
         stamp=True,
     )
     store.ingest([tmp_path / "vfr.mkv"])
-    view = store._asset_views(store.resolve_assets(["vfr"]), Decode())[0]
+    view = store.ctx.asset_views(store.resolve_assets(["vfr"]), Decode())[0]
     times = truth.times
     numbers, frames = view.frames_between(times[5], times[12])
     assert numbers.tolist() == list(range(5, 12))

@@ -54,8 +54,8 @@ def test_one_correct_value_per_entity(tmp_path, media_dir, steps):
         else:
             store = amberlite.open(store.root)
         values = store.get("twice", compute=False)
-        ids = values["entity_id"].to_list()
+        ids = values["id"].to_list()
         assert len(ids) == len(set(ids)), "an entity has two values"
         assert values.height == sum(frames[a] for a in done)
-        for eid, v in values.select("entity_id", "twice").rows():
+        for eid, v in values.select("id", "twice").rows():
             assert v == 2 * int(eid.rsplit("/f", 1)[1])

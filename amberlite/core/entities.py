@@ -155,3 +155,9 @@ class FrameView:
 
     def image(self) -> np.ndarray:
         return self.asset.frames(self.n, self.n + 1)[0]
+
+
+def asset_id_of(view: Any) -> str:
+    """The asset id of an entity view (an asset view is its own asset)."""
+    asset = getattr(view, "asset", None)
+    return asset.id if asset is not None else view.id

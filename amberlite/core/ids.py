@@ -26,7 +26,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-ASSET_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 _SPAN = re.compile(r"(\d+)-(\d+)")
 _FRAME = re.compile(r"f(\d+)")
 
@@ -42,15 +41,6 @@ def frame_id(asset_id: str, n: int) -> str:
 def frame_number(entity_id: str) -> int:
     """``n`` of a frame id ``<asset_id>/f<n>``."""
     return int(entity_id.rsplit("/f", 1)[1])
-
-
-def asset_of(entity_id: str) -> str:
-    """The asset id an entity id starts with (an asset's id is its own asset)."""
-    return entity_id.split("/", 1)[0]
-
-
-def looks_like_asset_id(text: str) -> bool:
-    return bool(ASSET_ID_RE.match(text))
 
 
 def parse_ref(text: str) -> tuple[str, str | None, Any]:

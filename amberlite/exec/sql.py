@@ -27,7 +27,6 @@ from amberlite.syntax import ast as A
 if TYPE_CHECKING:
     from amberlite.context import StoreContext
 
-FRAME_COLUMNS = frozenset({"start_frame", "end_frame", "n", "frame_count"})
 SQL_FUNCTIONS = {
     "count": "count",
     "min": "min",

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 import pyarrow as pa
 
+from amberlite.core.entities import asset_id_of
 from amberlite.define.decorators import FeatureSpec
 
 
@@ -79,7 +80,7 @@ def compute_batch(
 ) -> BatchResult:
     """Run ``spec`` over ``views``; ``inputs`` maps input names to per-view values."""
     ids = [v.id for v in views]
-    assets = [_asset_of(v) for v in views]
+    assets = [asset_id_of(v) for v in views]
     if spec.batch is not None:
         try:
             out = spec.fn(list(views), **inputs, **params)
@@ -105,7 +106,3 @@ def compute_batch(
         ok_values.append(value)
     return BatchResult(ok_ids, ok_assets, to_arrow(ok_values, spec.output), failures)
 
-
-def _asset_of(view: Any) -> str:
-    asset = getattr(view, "asset", None)
-    return asset.id if asset is not None else view.id

@@ -56,7 +56,6 @@ from amberlite.run.compute import BatchResult, OnDone, Task, compute_batch
 
 log = logging.getLogger(__name__)
 DEFS_PREFIX = module_name_for("")  # "amberlite_defs_"
-SCHEDULING_KEYS = ("cpu", "gpu", "memory", "actors")
 
 
 class ExecutorError(AmberliteError):

@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 from tqdm import tqdm
 
-from amberlite.core.entities import FrameView, SpanView
+from amberlite.core.entities import FrameView, SpanView, asset_id_of
 from amberlite.core.ids import frame_id_sql, frame_number, span_id
 from amberlite.define.decorators import FeatureSpec
 from amberlite.errors import ResolveError
@@ -432,7 +432,7 @@ class Resolver:
             dep = self.ctx.registry.resolve_input(ref)
             dep_key = memo_key(dep, dict(ref.params))
             same = dep.entity == spec.entity
-            wanted = [v.id for v in views] if same else [_asset_id(v) for v in views]
+            wanted = [v.id for v in views] if same else [asset_id_of(v) for v in views]
             table = self.ctx.memo.read(dep_key, dep.output, entity_ids=sorted(set(wanted)))
             values = column_values(table.column(VALUE), dep.output)
             pos = {eid: i for i, eid in enumerate(table.column(ENTITY_ID).to_pylist())}
@@ -446,7 +446,7 @@ class Resolver:
         if spec.batch == "asset":
             groups: dict[str, list[int]] = defaultdict(list)
             for i, v in enumerate(views):
-                groups[_asset_id(v)].append(i)
+                groups[asset_id_of(v)].append(i)
             chunks = list(groups.values())
         else:
             size = spec.batch or max(1, min(DEFAULT_BATCH, len(views) // (workers * 4) or 1))
@@ -567,10 +567,6 @@ def _insert_entities(rows: pa.Table):
 
     return hook
 
-
-def _asset_id(view: Any) -> str:
-    asset = getattr(view, "asset", None)
-    return asset.id if asset is not None else view.id
 
 
 def json_params(key: MemoKey) -> dict[str, Any]:

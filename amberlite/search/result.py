@@ -13,7 +13,7 @@ class SearchResult:
 
     ``table`` is a polars DataFrame in the shared vocabulary (see :mod:`amberlite.search`);
     ``method`` is ``"hnsw"`` or ``"exact"``; ``explain`` is one line saying why that method
-    ran. ``len(result)`` is the number of rows; ``result.to_polars()`` is the table.
+    ran. ``len(result)`` is the number of rows.
     """
 
     table: pl.DataFrame
@@ -22,9 +22,6 @@ class SearchResult:
 
     def __len__(self) -> int:
         return self.table.height
-
-    def to_polars(self) -> pl.DataFrame:
-        return self.table
 
     def with_table(self, table: pl.DataFrame) -> SearchResult:
         return replace(self, table=table)

@@ -216,7 +216,6 @@ def _endpoint(lit: SpanEndpoint) -> float:
     return lit.value
 
 
-SCALAR_LITERALS = (String, Number, Bool, Null, TimeLit, FrameLit)
 
 # ---------------------------------------------------------------- references
 
