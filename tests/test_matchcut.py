@@ -111,7 +111,9 @@ def test_dedup_drops_an_exact_repeat(tmp_path: Path) -> None:
     render(tmp_path / "rep.mp4", [a, b, a, c, d], width=W, height=H)
     store = amberlite.open(tmp_path / "store")
     store.ingest([tmp_path / "rep.mp4"], aliases=["rep"])
-    shots = store.entities("shot", "rep").join(store.get("dedup", "rep"), on=["id", "ref", "asset", "asset_id"])
+    shots = store.entities("shot", "rep").join(
+        store.get("dedup", "rep"), on=["id", "ref", "asset", "asset_id"]
+    )
     assert shots.sort("index")["dedup"].to_list() == [True, True, False, True, True]
     assert scored_pairs(store, "rep", "color", top=100).table.height == 0  # nothing stored yet
     prepare(store, "rep", "color")

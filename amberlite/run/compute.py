@@ -105,4 +105,3 @@ def compute_batch(
         ok_assets.append(assets[i])
         ok_values.append(value)
     return BatchResult(ok_ids, ok_assets, to_arrow(ok_values, spec.output), failures)
-

@@ -568,7 +568,6 @@ def _insert_entities(rows: pa.Table):
     return hook
 
 
-
 def json_params(key: MemoKey) -> dict[str, Any]:
     import json
 

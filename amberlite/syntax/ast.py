@@ -216,7 +216,6 @@ def _endpoint(lit: SpanEndpoint) -> float:
     return lit.value
 
 
-
 # ---------------------------------------------------------------- references
 
 
