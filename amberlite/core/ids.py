@@ -38,6 +38,14 @@ def frame_id(asset_id: str, n: int) -> str:
     return f"{asset_id}/f{n}"
 
 
+def span_ref(alias: str, index: int) -> str:
+    return f"{alias}/{index}"
+
+
+def frame_ref(alias: str, n: int) -> str:
+    return f"{alias}/f{n}"
+
+
 def frame_number(entity_id: str) -> int:
     """``n`` of a frame id ``<asset_id>/f<n>``."""
     return int(entity_id.rsplit("/f", 1)[1])

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import polars as pl
 
 from amberlite.context import StoreContext
-from amberlite.core.ids import frame_id, frame_number, parse_ref, span_id
+from amberlite.core.ids import frame_id, frame_number, frame_ref, parse_ref, span_id, span_ref
 from amberlite.core.refs import resolve_asset_refs
 from amberlite.errors import ResolveError
 
@@ -98,14 +98,14 @@ def entity_refs(
             asset = i.split("/", 1)[0]
             if asset in alias_of:
                 n = frame_number(i)
-                out[i] = (f"{alias_of[asset]}/f{n}", alias_of[asset], n)
+                out[i] = (frame_ref(alias_of[asset], n), alias_of[asset], n)
         return out
     rows = ctx.catalog.query(
         "SELECT entity_id, asset_id, idx FROM entities WHERE entity_type = ? AND producer = ? "
         "AND entity_id IN (SELECT unnest(?::TEXT[]))",
         [etype, ctx.producer_label(etype), ids],
     )
-    return {e: (f"{alias_of[a]}/{x}", alias_of[a], x) for e, a, x in rows if a in alias_of}
+    return {e: (span_ref(alias_of[a], x), alias_of[a], x) for e, a, x in rows if a in alias_of}
 
 
 def with_refs(ctx: StoreContext, etype: str, df: pl.DataFrame) -> pl.DataFrame:
