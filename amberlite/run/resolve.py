@@ -5,8 +5,12 @@ catalog transaction, finds the entities of its scope that have no stored value, 
 failure (unless retrying) and no live claim by another writer, and claims them. It computes
 the claimed entities in batches through an executor and commits each batch as it arrives
 (values, failures, and for a segmenter the entities it produces) in one transaction each.
-Entities claimed by another live process are waited for, so that on return every entity of
-the scope has a value or a failure. A claim whose owner died is taken over.
+
+A claim takes at most one chunk of the scope (:func:`claim_size`: a few batches per worker),
+so that several processes, on one host or on several sharing the store, split the work: each
+computes and commits its chunk, then claims the next. Entities claimed by another live
+process are waited for, so that on return every entity of the scope has a value or a
+failure. A claim whose owner died is taken over.
 """
 
 from __future__ import annotations
@@ -42,6 +46,25 @@ log = logging.getLogger(__name__)
 HOST = socket.gethostname()
 CLAIM_TTL = dt.timedelta(hours=6)
 DEFAULT_BATCH = 32
+# A claim holds CLAIM_BATCHES batches per worker, or 1/CLAIM_SHARE of what is left to claim
+# when that is more: few claim transactions on a large scope, fine-grained sharing at its end.
+CLAIM_BATCHES = 4
+CLAIM_SHARE = 8
+COMMIT_EVERY_S = 1.0  # finished batches wait at most this long to be committed together
+WAIT_RECHECK_S = 2.0  # a process waiting for others' claims claims again at least this often
+
+
+def claim_size(spec: FeatureSpec, workers: int, claimable: int = 0) -> int:
+    """How many entities one claim takes: ``CLAIM_BATCHES`` batches for each worker, at
+    least, or ``claimable / CLAIM_SHARE``, so that the number of claims over a scope grows
+    with its logarithm while the last claims stay small (processes finish together).
+
+    Example:
+        >>> claim_size(FeatureSpec("f", len, "frame", 1, pa.int64()), 2)
+        256
+    """
+    batch = spec.batch if isinstance(spec.batch, int) else DEFAULT_BATCH
+    return max(CLAIM_BATCHES * max(1, workers) * batch, claimable // CLAIM_SHARE)
 
 
 @dataclass
@@ -148,8 +171,10 @@ class Resolver:
         spec: FeatureSpec,
         asset_ids: Sequence[str] | None,
         entity_ids: Sequence[str] | None = None,
+        since: dt.datetime | None = None,
     ) -> tuple[str, dict[str, Any]]:
-        """SQL of the scope's entities with is_stored / is_failed / is_held flags."""
+        """SQL of the scope's entities with is_stored / is_failed / is_held flags (and, with
+        ``since``, failed_since: a failure recorded at or after ``since``)."""
         ents_sql, params = self.entity_sql(spec.entity, asset_ids, entity_ids=entity_ids)
         files = self.ctx.memo.files(key, con)
         params.update(feature=key.feature, version=key.version, pkey=key.params_key)
@@ -157,18 +182,25 @@ class Resolver:
         if files:
             stored_sql = "SELECT entity_id FROM read_parquet($files)"
             params["files"] = files
+        failed_since = ""
+        if since is not None:
+            params["since"] = since
+            failed_since = (
+                ", e.entity_id IN (SELECT entity_id FROM fails WHERE failed_at >= $since) "
+                "AS failed_since"
+            )
         return (
             f"""
             WITH ents AS ({ents_sql}),
             stored AS ({stored_sql}),
-            fails AS (SELECT entity_id FROM failures WHERE feature = $feature
+            fails AS (SELECT entity_id, failed_at FROM failures WHERE feature = $feature
                       AND version = $version AND params_key = $pkey),
             held AS (SELECT entity_id, owner FROM claims WHERE feature = $feature
                      AND version = $version AND params_key = $pkey)
             SELECT e.entity_id, e.asset_id,
                    e.entity_id IN (SELECT entity_id FROM stored) AS is_stored,
                    e.entity_id IN (SELECT entity_id FROM fails) AS is_failed,
-                   e.entity_id IN (SELECT entity_id FROM held) AS is_held
+                   e.entity_id IN (SELECT entity_id FROM held) AS is_held{failed_since}
             FROM ents e""",
             params,
         )
@@ -187,20 +219,38 @@ class Resolver:
         key: MemoKey,
         spec: FeatureSpec,
         asset_ids: Sequence[str] | None,
-        retry_failed: bool,
+        retry_since: dt.datetime | None,
+        workers: int,
         entity_ids: Sequence[str] | None = None,
     ) -> tuple[list[tuple[str, str]], dict[str, int]]:
-        """In one write transaction: count the scope, claim what nobody has or holds."""
+        """In one write transaction: count the scope, claim one chunk (:func:`claim_size`)
+        of what nobody stored, holds or failed (with ``retry_since``: failed since then).
+
+        Returns the claimed ``(entity_id, asset_id)`` in (asset, entity) order and the
+        counts, ``claimable`` (before this claim) among them. A feature batched by asset
+        claims whole assets."""
         with self.ctx.catalog.write() as con:
             self._drop_stale_claims(con, key)
-            base, params = self._scope(con, key, spec, asset_ids, entity_ids)
-            counts = self._counts(con, base, params)
-            cond = "NOT is_stored AND NOT is_held" + ("" if retry_failed else " AND NOT is_failed")
+            base, params = self._scope(con, key, spec, asset_ids, entity_ids, retry_since)
+            con.execute(f"CREATE TEMP TABLE scope AS {base}", params)
+            counts = self._counts(con, "SELECT * FROM scope", {})
+            failed = "failed_since" if retry_since is not None else "is_failed"
+            cond = f"NOT is_stored AND NOT is_held AND NOT {failed}"
+            claimable = con.execute(f"SELECT count_if({cond}) FROM scope").fetchone()[0] or 0
+            counts["claimable"] = claimable
+            limit = claim_size(spec, workers, claimable)
             todo = con.execute(
-                f"SELECT entity_id, asset_id FROM ({base}) WHERE {cond} "
-                "ORDER BY asset_id, entity_id",
-                params,
+                f"SELECT entity_id, asset_id FROM scope WHERE {cond} "
+                "ORDER BY asset_id, entity_id LIMIT ?",
+                [limit],
             ).fetchall()
+            if spec.batch == "asset" and len(todo) == limit:  # the rest of the last asset
+                todo += con.execute(
+                    f"SELECT entity_id, asset_id FROM scope WHERE {cond} AND asset_id = ? "
+                    "AND entity_id > ? ORDER BY entity_id",
+                    [todo[-1][1], todo[-1][0]],
+                ).fetchall()
+            con.execute("DROP TABLE scope")
             if todo:
                 con.execute(
                     """INSERT INTO claims SELECT ?, ?, ?, entity_id, ?, ?, ?, ?
@@ -278,6 +328,13 @@ class Resolver:
                 con.execute("DELETE FROM claims WHERE owner = ?", [owner])
         con.execute("DELETE FROM claims WHERE claimed_at < ?", [now() - CLAIM_TTL])
 
+    def _wait_for_change(self, stamp: tuple) -> None:
+        """Sleep until the catalog changes (another writer committed or released), or at most
+        ``WAIT_RECHECK_S`` (a holder may have died): cheaper than claiming again and again."""
+        deadline = time.monotonic() + WAIT_RECHECK_S
+        while time.monotonic() < deadline and self.ctx.catalog.stamp() == stamp:
+            time.sleep(0.05)
+
     def _release(self, key: MemoKey) -> None:
         with self.ctx.catalog.write() as con:
             con.execute(
@@ -348,34 +405,42 @@ class Resolver:
                 )
         done.add((key.label, key.params_key))
 
-        first = True
-        bar = None
+        # Claim a chunk, compute and commit it, claim the next; wait while live others hold
+        # the rest. With retry_failed, each failure recorded before now is tried once more.
+        retry_since = now() if retry_failed else None
+        workers = getattr(exe, "workers", 2)
+        first, claimed, bar, total = True, False, None, 0
         try:
             while True:
-                todo, counts = self._claim(key, spec, asset_ids, retry_failed, entity_ids)
+                todo, counts = self._claim(key, spec, asset_ids, retry_since, workers, entity_ids)
+                stamp = self.ctx.catalog.stamp()
+                left = counts["claimable"] + counts["held"]
                 if first:
                     stats.requested, stats.stored = counts["requested"], counts["stored"]
                     stats.skipped_failed = 0 if retry_failed else counts["failed"]
-                    pending = len(todo) + counts["held"]
-                    if pending:
+                    total = left
+                    if total:
                         bar = tqdm(
-                            total=pending,
+                            total=total,
                             desc=spec.key,
                             unit="entity",
                             disable=(not progress) if progress is not None else None,
                             leave=False,
                         )
                     first = False
+                elif bar is not None and total - left > bar.n:  # others' commits count too
+                    bar.update(total - left - bar.n)
                 if todo:
+                    claimed = True
                     self._compute(spec, key, todo, exe, stats, bar)
-                if not todo and counts["held"] == 0:
+                elif counts["held"] == 0:
                     break
-                if not todo:  # others are computing part of our scope: wait for them
-                    time.sleep(0.2)
+                else:  # live others hold the rest of our scope: wait for their commits
+                    self._wait_for_change(stamp)
         finally:
             if bar is not None:
                 bar.close()
-            if not first and (stats.computed or stats.failed or bar is not None):
+            if claimed:
                 self._release(key)
         stats.seconds = time.perf_counter() - started
         if stats.computed or stats.failed:
@@ -392,19 +457,41 @@ class Resolver:
         stats: RunStats,
         bar,
     ) -> None:
+        """Compute the claimed entities in batches. Finished batches are committed together
+        once ``COMMIT_EVERY_S`` has passed since the last commit (a slower batch commits on
+        its own), and the rest when the executor is done: a commit costs a catalog
+        transaction or two, whatever its size."""
         params = spec.resolve_params(json_params(key))
         views = self._views(spec, todo)
         inputs = self._inputs(spec, views)
         tasks = self._tasks(spec, views, inputs, getattr(exe, "workers", 2))
+        done: list[tuple[Task, BatchResult]] = []
+        last = time.monotonic()
+
+        def flush() -> None:
+            nonlocal last
+            if done:
+                ok, failed = self._commit(spec, key, done)
+                stats.computed += ok
+                stats.failed += failed
+                if bar is not None:
+                    bar.update(sum(len(t) for t, _ in done))
+                done.clear()
+            last = time.monotonic()
 
         def on_done(task: Task, result: BatchResult) -> None:
-            self._commit(spec, key, task, result)
-            stats.computed += len(result.ok_ids)
-            stats.failed += len(result.failures)
-            if bar is not None:
-                bar.update(len(task))
+            if getattr(result, "aside", None) is not None:  # a Ray worker wrote its own file
+                flush()
+            done.append((task, result))
+            if getattr(result, "aside", None) is not None or time.monotonic() >= last + (
+                COMMIT_EVERY_S
+            ):
+                flush()
 
-        exe.map(spec, params, tasks, on_done)
+        try:
+            exe.map(spec, params, tasks, on_done)
+        finally:
+            flush()  # what finished before an error is kept
 
     # -- building batches ---------------------------------------------------------------------
     def _views(self, spec: FeatureSpec, todo: list[tuple[str, str]]) -> list[Any]:
@@ -468,26 +555,41 @@ class Resolver:
         return tasks
 
     # -- committing ---------------------------------------------------------------------------
-    def _commit(self, spec: FeatureSpec, key: MemoKey, task: Task, result: BatchResult) -> None:
-        hook = None
-        failures = list(result.failures)
-        ok_ids, ok_assets, values = result.ok_ids, result.ok_assets, result.values
-        if spec.produces is not None and ok_ids:
-            rows, bad = self._span_rows(spec, key, task, ok_ids, values)
-            if bad:
-                keep = [i for i, eid in enumerate(ok_ids) if eid not in bad]
-                failures += [(eid, eid, msg) for eid, msg in bad.items()]
-                ok_ids = [ok_ids[i] for i in keep]
-                ok_assets = [ok_assets[i] for i in keep]
-                values = values.take(pa.array(keep, type=pa.int64()))
-            hook = _insert_entities(rows)
-        aside = getattr(result, "aside", None)  # a Ray worker already wrote the batch aside
+    def _commit(
+        self, spec: FeatureSpec, key: MemoKey, done: list[tuple[Task, BatchResult]]
+    ) -> tuple[int, int]:
+        """Commit finished batches in one catalog transaction: their values in one Parquet
+        file (or the one file a Ray worker wrote aside), their failures and, for a
+        segmenter, the entities it produced. Returns (values, failures) committed."""
+        failures: list[tuple[str, str, str]] = []
+        ok_ids: list[str] = []
+        ok_assets: list[str] = []
+        values: list[pa.Array] = []
+        rows: list[pa.Table] = []
+        aside = None
+        for task, result in done:
+            failures += result.failures
+            ids, assets, vals = result.ok_ids, result.ok_assets, result.values
+            if spec.produces is not None and ids:
+                spans, bad = self._span_rows(spec, key, task, ids, vals)
+                if bad:
+                    keep = [i for i, eid in enumerate(ids) if eid not in bad]
+                    failures += [(eid, eid, msg) for eid, msg in bad.items()]
+                    ids = [ids[i] for i in keep]
+                    assets = [assets[i] for i in keep]
+                    vals = vals.take(pa.array(keep, type=pa.int64()))
+                if spans.num_rows:
+                    rows.append(spans)
+            aside = aside or getattr(result, "aside", None)  # then ``done`` is this one batch
+            ok_ids += ids
+            ok_assets += assets
+            values.append(vals)
         if ok_ids and aside is None:
             table = pa.table(
                 {
                     ENTITY_ID: pa.array(ok_ids, pa.string()),
                     ASSET_ID: pa.array(ok_assets, pa.string()),
-                    VALUE: values,
+                    VALUE: pa.concat_arrays([v for v in values if len(v)]),
                 }
             )
             aside = self.ctx.memo.write_aside(table)
@@ -498,8 +600,9 @@ class Resolver:
             owner=self.owner,
             committed_ids=ok_ids,
             failures=failures,
-            hook=hook,
+            hook=_insert_entities(pa.concat_tables(rows)) if rows else None,
         )
+        return len(ok_ids), len(failures)
 
     def _span_rows(self, spec, key, task, ok_ids, values) -> tuple[pa.Table, dict[str, str]]:
         views = {v.id: v for v in task.views}

@@ -1,0 +1,109 @@
+"""Several processes share one materialization; forked workers that die fail their batch only."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pyarrow as pa
+
+import amberlite
+from amberlite.define.decorators import FeatureSpec
+from amberlite.run.resolve import CLAIM_BATCHES, claim_size
+
+# 100 frames, batches of 2: a claim takes CLAIM_BATCHES x 2 workers x 2 = 16 frames, so two
+# processes alternate over about seven claims. Sleeping (not burning CPU) makes the test's
+# timing independent of the machine's load: 2.5 s for one process alone.
+SHARED = """
+import time
+import pyarrow as pa
+from amberlite import feature
+
+@feature(entity="frame", output=pa.int64(), batch=2, parallel="serial")
+def shared_index(frames):
+    time.sleep(0.05)
+    return [f.n for f in frames]
+"""
+
+CHILD = """
+import json, sys, time
+import amberlite
+from amberlite.run.executor import LocalExecutor
+root, me = Path(sys.argv[1]), sys.argv[2]
+store = amberlite.open(root / "store")
+store.feature("shared_index")
+(root / f"ready-{me}").touch()
+deadline = time.monotonic() + 60
+while not (root / "go").exists() and time.monotonic() < deadline:
+    time.sleep(0.01)
+s = store.materialize("shared_index", executor=LocalExecutor(2), progress=False)
+print(json.dumps({"requested": s.requested, "stored": s.stored, "computed": s.computed,
+                  "failed": s.failed}))
+"""
+
+
+def test_claim_size_is_a_few_batches_per_worker():
+    spec = FeatureSpec("f", len, "frame", 1, pa.int64(), batch=2)
+    assert claim_size(spec, 2) == CLAIM_BATCHES * 2 * 2
+    assert claim_size(spec, 2, claimable=10**6) == 10**6 // 8  # large scopes: fewer claims
+    assert claim_size(FeatureSpec("g", len, "frame", 1, pa.int64()), 1) == CLAIM_BATCHES * 32
+
+
+def test_two_processes_share_the_work(store, media_dir, defs, tmp_path):
+    store.ingest([media_dir / "clip_a.mp4", media_dir / "clip_b.mp4"])  # 60 + 40 frames
+    store.apply(defs(SHARED))
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(tmp_path), str(i)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    deadline = time.monotonic() + 60
+    while not all((tmp_path / f"ready-{i}").exists() for i in range(2)):
+        assert time.monotonic() < deadline and all(p.poll() is None for p in procs)
+        time.sleep(0.01)
+    (tmp_path / "go").touch()
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    stats = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
+    # Both did a substantial share, nobody computed a value twice, nothing is missing.
+    assert all(s["computed"] >= 25 for s in stats), stats
+    assert sum(s["computed"] for s in stats) == 100, stats
+    assert all(s["requested"] == 100 and s["failed"] == 0 for s in stats), stats
+    values = amberlite.open(store.root).get("shared_index", compute=False)
+    assert values.height == 100 == values["id"].n_unique()
+    runs = store.catalog.query(
+        "SELECT count(*), sum(computed) FROM runs WHERE feature = 'shared_index'"
+    )
+    assert runs == [(2, 100)]
+    assert store.catalog.query("SELECT count(*) FROM claims") == [(0,)]
+
+
+def test_retry_failed_tries_each_failure_once(store, media_dir, defs):
+    store.ingest([media_dir / "clip_a.mp4"])
+    store.apply(
+        defs("""
+import pyarrow as pa
+from amberlite import feature
+
+@feature(entity="frame", output=pa.int64())
+def every_tenth_fails(frame):
+    if frame.n % 10 == 0:
+        raise RuntimeError("still broken")
+    return frame.n
+""")
+    )
+    first = store.materialize("every_tenth_fails", progress=False)
+    assert (first.computed, first.failed) == (54, 6)
+    # A failure that persists is tried once per run, not again and again.
+    again = store.materialize("every_tenth_fails", retry_failed=True, progress=False)
+    assert (again.stored, again.computed, again.failed) == (54, 0, 6)
+    attempts = store.catalog.query("SELECT DISTINCT attempts FROM failures")
+    assert attempts == [(2,)]
