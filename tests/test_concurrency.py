@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pyarrow as pa
+import pytest
 
 import amberlite
 from amberlite.define.decorators import FeatureSpec
@@ -29,6 +32,7 @@ def shared_index(frames):
 
 CHILD = """
 import json, sys, time
+from pathlib import Path
 import amberlite
 from amberlite.run.executor import LocalExecutor
 root, me = Path(sys.argv[1]), sys.argv[2]
@@ -107,3 +111,111 @@ def every_tenth_fails(frame):
     assert (again.stored, again.computed, again.failed) == (54, 0, 6)
     attempts = store.catalog.query("SELECT DISTINCT attempts FROM failures")
     assert attempts == [(2,)]
+
+
+# -- forked workers that die --------------------------------------------------------------------
+
+DIES = """
+import os
+import pyarrow as pa
+from amberlite import feature
+
+@feature(entity="frame", output=pa.int64(), batch=4, parallel="process")
+def dies_on_seven(frames):
+    for f in frames:
+        if f.n == 7:
+            os._exit(3)
+    return [f.n for f in frames]
+"""
+
+
+def test_worker_death_fails_its_batch_and_the_run_goes_on(store, media_dir, defs):
+    store.ingest([media_dir / "clip_a.mp4"])  # 60 frames, 15 batches of 4
+    store.apply(defs(DIES))
+    stats = store.materialize("dies_on_seven", progress=False)
+    assert (stats.computed, stats.failed) == (56, 4)
+    # The batch of frame 7 failed (after a second try in a fresh worker), and only it.
+    failed_ids = store.catalog.query("SELECT entity_id FROM failures")
+    assert len(failed_ids) == 4 and any(e.endswith("/f7") for (e,) in failed_ids)
+    fails = store.failures("dies_on_seven")
+    assert all(
+        "worker process died (exit code 3) while computing this batch" in e for e in fails["error"]
+    )
+    assert store.get("dies_on_seven", compute=False).height == 56
+    runs = store.catalog.query("SELECT computed, failed FROM runs WHERE feature = 'dies_on_seven'")
+    assert runs == [(56, 4)]
+    assert store.catalog.query("SELECT count(*) FROM claims") == [(0,)]
+    # A rerun skips the recorded failures and computes nothing twice.
+    rerun = store.materialize("dies_on_seven", progress=False)
+    assert (rerun.stored, rerun.computed, rerun.failed, rerun.skipped_failed) == (56, 0, 0, 4)
+
+
+def test_a_transient_worker_death_recovers(store, media_dir, defs, tmp_path):
+    marker = tmp_path / "died-once"
+    store.ingest([media_dir / "clip_a.mp4"])
+    store.apply(
+        defs(f"""
+import os
+import pathlib
+import pyarrow as pa
+from amberlite import feature
+
+@feature(entity="frame", output=pa.int64(), batch=4, parallel="process")
+def dies_once(frames):
+    marker = pathlib.Path({str(marker)!r})
+    if any(f.n == 7 for f in frames) and not marker.exists():
+        marker.touch()
+        os._exit(9)
+    return [f.n for f in frames]
+""")
+    )
+    stats = store.materialize("dies_once", progress=False)
+    assert marker.exists()
+    assert (stats.computed, stats.failed) == (60, 0)
+    values = store.get("dies_once", compute=False)
+    assert values.height == 60 == values["id"].n_unique()
+    assert store.failures("dies_once").height == 0
+
+
+def test_a_killed_worker_reports_its_signal(store, media_dir, defs):
+    store.ingest([media_dir / "clip_b.mp4"])
+    store.apply(
+        defs("""
+import os
+import signal
+import pyarrow as pa
+from amberlite import feature
+
+@feature(entity="asset", output=pa.int64(), parallel="process")
+def killed(asset):
+    os.kill(os.getpid(), signal.SIGKILL)
+""")
+    )
+    stats = store.materialize("killed", progress=False)
+    assert (stats.computed, stats.failed) == (0, 1)
+    (error,) = store.failures("killed")["error"].to_list()
+    assert error.startswith("worker process died (exit code -9, SIGKILL)"), error
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_forked_workers_compute_everything_once(store, media_dir, defs, workers):
+    from amberlite.run.executor import LocalExecutor
+
+    store.ingest([media_dir / "clip_a.mp4", media_dir / "clip_b.mp4"])
+    store.apply(
+        defs("""
+import os
+import pyarrow as pa
+from amberlite import feature
+
+@feature(entity="frame", output=pa.int64(), batch=3, parallel="process")
+def pid_of(frames):
+    return [os.getpid()] * len(frames)
+""")
+    )
+    stats = store.materialize("pid_of", executor=LocalExecutor(workers), progress=False)
+    assert (stats.computed, stats.failed) == (100, 0)
+    values = store.get("pid_of", compute=False)
+    assert values.height == 100 == values["id"].n_unique()
+    assert os.getpid() not in set(values["pid_of"])  # computed in forked workers only
+    assert Path(store.root).exists()

@@ -3,26 +3,37 @@
 Every executor honours one contract: ``map(spec, params, tasks, on_done)`` computes each task
 with :func:`compute_batch` and calls ``on_done(task, result)`` in the calling thread, once per
 task, as results arrive. Local is the default; ``amberlite.run.ray_executor`` scales out.
+A batch whose forked worker process dies is run once more in a fresh worker; if that worker
+dies too, the batch's entities come back as failures ("worker process died ..."), so the run
+goes on and records them instead of aborting.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
-import multiprocessing
 import os
-from collections.abc import Mapping
+import signal
 from typing import Any
 
-from amberlite.define.decorators import FeatureSpec
+import pyarrow as pa
+
+from amberlite.core.entities import asset_id_of
 from amberlite.run.compute import BatchResult, Executor, Task, compute_batch
-
-# Specs by key for forked workers: a FeatureSpec wraps a function from a definition module,
-# which pickle cannot name, but a forked child inherits this table.
-_FORK_SPECS: dict[str, FeatureSpec] = {}
+from amberlite.run.fork_pool import run_forked
 
 
-def _run_forked(key: str, params: Mapping[str, Any], task: Task) -> BatchResult:
-    return compute_batch(_FORK_SPECS[key], params, task.views, task.inputs)
+def worker_died(task: Task, exitcode: int) -> BatchResult:
+    """The result of a batch whose worker process died (twice): every entity fails."""
+    how = f"exit code {exitcode}"
+    if exitcode < 0:
+        try:
+            how += f", {signal.Signals(-exitcode).name}"
+        except ValueError:
+            pass
+    msg = f"worker process died ({how}) while computing this batch (tried twice)"
+    ids = [v.id for v in task.views]
+    assets = [asset_id_of(v) for v in task.views]
+    return BatchResult([], [], pa.array([]), [(i, a, msg) for i, a in zip(ids, assets)])
 
 
 class LocalExecutor:
@@ -37,23 +48,23 @@ class LocalExecutor:
     def map(self, spec, params, tasks, on_done) -> None:
         if not tasks:
             return
+        if spec.parallel == "process":  # forked workers; a worker's death fails its batch
+            run_forked(
+                lambda task: compute_batch(spec, params, task.views, task.inputs),
+                tasks,
+                self.workers,
+                lambda i, result: on_done(tasks[i], result),
+                lambda i, exitcode: on_done(tasks[i], worker_died(tasks[i], exitcode)),
+            )
+            return
         if spec.parallel == "serial" or self.workers == 1 or len(tasks) == 1:
             for task in tasks:
                 on_done(task, compute_batch(spec, params, task.views, task.inputs))
             return
-        if spec.parallel == "process":
-            _FORK_SPECS[spec.key] = spec
-            pool: cf.Executor = cf.ProcessPoolExecutor(
-                self.workers, mp_context=multiprocessing.get_context("fork")
-            )
-            submit = lambda t: pool.submit(_run_forked, spec.key, params, t)  # noqa: E731
-        else:
-            pool = cf.ThreadPoolExecutor(self.workers, thread_name_prefix="amberlite")
-            submit = lambda t: pool.submit(  # noqa: E731
-                compute_batch, spec, params, t.views, t.inputs
-            )
-        with pool:
-            futures = {submit(t): t for t in tasks}
+        with cf.ThreadPoolExecutor(self.workers, thread_name_prefix="amberlite") as pool:
+            futures = {
+                pool.submit(compute_batch, spec, params, t.views, t.inputs): t for t in tasks
+            }
             for fut in cf.as_completed(futures):
                 on_done(futures[fut], fut.result())
 
