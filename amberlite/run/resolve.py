@@ -50,21 +50,28 @@ DEFAULT_BATCH = 32
 # when that is more: few claim transactions on a large scope, fine-grained sharing at its end.
 CLAIM_BATCHES = 4
 CLAIM_SHARE = 8
-COMMIT_EVERY_S = 1.0  # finished batches wait at most this long to be committed together
+COMMIT_EVERY_S = 2.0  # finished batches wait at most this long to be committed together
 WAIT_RECHECK_S = 2.0  # a process waiting for others' claims claims again at least this often
 
 
-def claim_size(spec: FeatureSpec, workers: int, claimable: int = 0) -> int:
-    """How many entities one claim takes: ``CLAIM_BATCHES`` batches for each worker, at
-    least, or ``claimable / CLAIM_SHARE``, so that the number of claims over a scope grows
-    with its logarithm while the last claims stay small (processes finish together).
+def claim_size(spec: FeatureSpec, workers: int, claimable: int) -> int:
+    """How many of ``claimable`` entities one claim takes: ``CLAIM_BATCHES`` batches for
+    each worker, or ``claimable / CLAIM_SHARE`` when that is more (the number of claims over
+    a large scope grows with its logarithm); and once less than two such chunks are left,
+    half of what is left (one batch per worker at least), so that processes sharing the
+    scope finish together.
 
     Example:
-        >>> claim_size(FeatureSpec("f", len, "frame", 1, pa.int64()), 2)
-        256
+        >>> spec = FeatureSpec("f", len, "frame", 1, pa.int64())  # batches of 32
+        >>> [claim_size(spec, 2, n) for n in (10_000, 600, 344, 100, 20)]
+        [1250, 256, 172, 64, 64]
     """
     batch = spec.batch if isinstance(spec.batch, int) else DEFAULT_BATCH
-    return max(CLAIM_BATCHES * max(1, workers) * batch, claimable // CLAIM_SHARE)
+    workers = max(1, workers)
+    size = max(CLAIM_BATCHES * workers * batch, claimable // CLAIM_SHARE)
+    if claimable < 2 * size:
+        size = max(workers * batch, -(-claimable // 2))
+    return size
 
 
 @dataclass
@@ -222,13 +229,14 @@ class Resolver:
         retry_since: dt.datetime | None,
         workers: int,
         entity_ids: Sequence[str] | None = None,
-    ) -> tuple[list[tuple[str, str]], dict[str, int]]:
+    ) -> tuple[list[tuple], dict[str, int]]:
         """In one write transaction: count the scope, claim one chunk (:func:`claim_size`)
         of what nobody stored, holds or failed (with ``retry_since``: failed since then).
 
-        Returns the claimed ``(entity_id, asset_id)`` in (asset, entity) order and the
-        counts, ``claimable`` (before this claim) among them. A feature batched by asset
-        claims whole assets."""
+        Returns the claimed ``(entity_id, asset_id)`` in (asset, entity) order (for spans,
+        followed by idx, start_frame, end_frame, start_s, end_s) and the counts,
+        ``claimable`` (before this claim) among them. A feature batched by asset claims whole
+        assets."""
         with self.ctx.catalog.write() as con:
             self._drop_stale_claims(con, key)
             base, params = self._scope(con, key, spec, asset_ids, entity_ids, retry_since)
@@ -239,16 +247,23 @@ class Resolver:
             claimable = con.execute(f"SELECT count_if({cond}) FROM scope").fetchone()[0] or 0
             counts["claimable"] = claimable
             limit = claim_size(spec, workers, claimable)
+            select, qargs = "SELECT s.entity_id, s.asset_id FROM scope s", []
+            if spec.entity not in ("asset", "frame"):  # spans: their frames come along
+                select = (
+                    "SELECT s.entity_id, s.asset_id, e.idx, e.start_frame, e.end_frame, "
+                    "e.start_s, e.end_s FROM scope s JOIN entities e ON e.entity_id = "
+                    "s.entity_id AND e.entity_type = ? AND e.producer = ?"
+                )
+                qargs = [spec.entity, self.producer_label(spec.entity)]
             todo = con.execute(
-                f"SELECT entity_id, asset_id FROM scope WHERE {cond} "
-                "ORDER BY asset_id, entity_id LIMIT ?",
-                [limit],
+                f"{select} WHERE {cond} ORDER BY s.asset_id, s.entity_id LIMIT ?",
+                [*qargs, limit],
             ).fetchall()
             if spec.batch == "asset" and len(todo) == limit:  # the rest of the last asset
                 todo += con.execute(
-                    f"SELECT entity_id, asset_id FROM scope WHERE {cond} AND asset_id = ? "
-                    "AND entity_id > ? ORDER BY entity_id",
-                    [todo[-1][1], todo[-1][0]],
+                    f"{select} WHERE {cond} AND s.asset_id = ? AND s.entity_id > ? "
+                    "ORDER BY s.entity_id",
+                    [*qargs, todo[-1][1], todo[-1][0]],
                 ).fetchall()
             con.execute("DROP TABLE scope")
             if todo:
@@ -410,6 +425,7 @@ class Resolver:
         retry_since = now() if retry_failed else None
         workers = getattr(exe, "workers", 2)
         first, claimed, bar, total = True, False, None, 0
+        assets: dict[str, Any] = {}  # asset views, read once per materialization
         try:
             while True:
                 todo, counts = self._claim(key, spec, asset_ids, retry_since, workers, entity_ids)
@@ -432,7 +448,7 @@ class Resolver:
                     bar.update(total - left - bar.n)
                 if todo:
                     claimed = True
-                    self._compute(spec, key, todo, exe, stats, bar)
+                    self._compute(spec, key, todo, exe, stats, bar, assets)
                 elif counts["held"] == 0:
                     break
                 else:  # live others hold the rest of our scope: wait for their commits
@@ -452,17 +468,18 @@ class Resolver:
         self,
         spec: FeatureSpec,
         key: MemoKey,
-        todo: list[tuple[str, str]],
+        todo: list[tuple],
         exe: Executor,
         stats: RunStats,
         bar,
+        assets: dict[str, Any],
     ) -> None:
         """Compute the claimed entities in batches. Finished batches are committed together
         once ``COMMIT_EVERY_S`` has passed since the last commit (a slower batch commits on
         its own), and the rest when the executor is done: a commit costs a catalog
         transaction or two, whatever its size."""
         params = spec.resolve_params(json_params(key))
-        views = self._views(spec, todo)
+        views = self._views(spec, todo, assets)
         inputs = self._inputs(spec, views)
         tasks = self._tasks(spec, views, inputs, getattr(exe, "workers", 2))
         done: list[tuple[Task, BatchResult]] = []
@@ -494,24 +511,17 @@ class Resolver:
             flush()  # what finished before an error is kept
 
     # -- building batches ---------------------------------------------------------------------
-    def _views(self, spec: FeatureSpec, todo: list[tuple[str, str]]) -> list[Any]:
-        assets = {
-            a.record.asset_id: a
-            for a in self.ctx.asset_views(sorted({t[1] for t in todo}), spec.decode)
-        }
+    def _views(self, spec: FeatureSpec, todo: list[tuple], assets: dict[str, Any]) -> list[Any]:
+        """Views of claimed rows (see ``_claim``); ``assets`` caches asset views by id."""
+        missing = sorted({t[1] for t in todo} - assets.keys())
+        if missing:
+            for view in self.ctx.asset_views(missing, spec.decode):
+                assets[view.record.asset_id] = view
         if spec.entity == "asset":
-            return [assets[eid] for eid, _ in todo]
+            return [assets[t[0]] for t in todo]
         if spec.entity == "frame":
-            return [FrameView(eid, assets[aid], frame_number(eid)) for eid, aid in todo]
-        producer = self.producer_label(spec.entity)
-        rows = self.ctx.catalog.query(
-            """SELECT entity_id, asset_id, idx, start_frame, end_frame, start_s, end_s
-               FROM entities WHERE entity_type = ? AND producer = ?
-               AND entity_id IN (SELECT unnest(?::TEXT[]))""",
-            [spec.entity, producer, [t[0] for t in todo]],
-        )
-        by_id = {r[0]: r for r in rows}
-        return [SpanView(spec.entity, eid, assets[aid], *by_id[eid][2:]) for eid, aid in todo]
+            return [FrameView(t[0], assets[t[1]], frame_number(t[0])) for t in todo]
+        return [SpanView(spec.entity, t[0], assets[t[1]], *t[2:]) for t in todo]
 
     def _inputs(self, spec: FeatureSpec, views: list[Any]) -> dict[str, list[Any]]:
         out: dict[str, list[Any]] = {}
