@@ -48,7 +48,7 @@ CLAIM_TTL = dt.timedelta(hours=6)
 DEFAULT_BATCH = 32
 # A claim holds CLAIM_BATCHES batches per worker, or 1/CLAIM_SHARE of what is left to claim
 # when that is more: few claim transactions on a large scope, fine-grained sharing at its end.
-CLAIM_BATCHES = 4
+CLAIM_BATCHES = 2
 CLAIM_SHARE = 8
 COMMIT_EVERY_S = 2.0  # finished batches wait at most this long to be committed together
 WAIT_RECHECK_S = 2.0  # a process waiting for others' claims claims again at least this often
@@ -63,8 +63,8 @@ def claim_size(spec: FeatureSpec, workers: int, claimable: int) -> int:
 
     Example:
         >>> spec = FeatureSpec("f", len, "frame", 1, pa.int64())  # batches of 32
-        >>> [claim_size(spec, 2, n) for n in (10_000, 600, 344, 100, 20)]
-        [1250, 256, 172, 64, 64]
+        >>> [claim_size(spec, 2, n) for n in (10_000, 600, 216, 100, 20)]
+        [1250, 128, 108, 64, 64]
     """
     batch = spec.batch if isinstance(spec.batch, int) else DEFAULT_BATCH
     workers = max(1, workers)
@@ -422,9 +422,19 @@ class Resolver:
 
         # Claim a chunk, compute and commit it, claim the next; wait while live others hold
         # the rest. With retry_failed, each failure recorded before now is tried once more.
+        if not retry_failed:  # a complete dataset needs no write transaction
+            c = self.counts(spec, params, asset_ids, entity_ids)
+            if c["requested"] == c["stored"] + c["failed"]:
+                stats.requested, stats.stored, stats.skipped_failed = (
+                    c["requested"],
+                    c["stored"],
+                    c["failed"],
+                )
+                stats.seconds = time.perf_counter() - started
+                return stats
         retry_since = now() if retry_failed else None
         workers = getattr(exe, "workers", 2)
-        first, claimed, bar, total = True, False, None, 0
+        first, claimed, finished, bar, total = True, False, False, None, 0
         assets: dict[str, Any] = {}  # asset views, read once per materialization
         try:
             while True:
@@ -449,14 +459,15 @@ class Resolver:
                 if todo:
                     claimed = True
                     self._compute(spec, key, todo, exe, stats, bar, assets)
-                elif counts["held"] == 0:
+                elif counts["held"] == 0:  # nobody holds a claim, we neither
+                    finished = True
                     break
                 else:  # live others hold the rest of our scope: wait for their commits
                     self._wait_for_change(stamp)
         finally:
             if bar is not None:
                 bar.close()
-            if claimed:
+            if claimed and not finished:  # an error: give back what we still hold
                 self._release(key)
         stats.seconds = time.perf_counter() - started
         if stats.computed or stats.failed:
