@@ -3,8 +3,9 @@
 ``materialize`` walks a feature's inputs first (in dependency order), then, in one short
 catalog transaction, finds the entities of its scope that have no stored value, no recorded
 failure (unless retrying) and no live claim by another writer, and claims them. It computes
-the claimed entities in batches through an executor and commits each batch as it arrives
-(values, failures, and for a segmenter the entities it produces) in one transaction each.
+the claimed entities in batches through an executor and commits finished batches as they
+arrive (values, failures, and for a segmenter the entities it produces), grouping those that
+finish within ``COMMIT_EVERY_S`` into one transaction.
 
 A claim takes at most one chunk of the scope (:func:`claim_size`: a few batches per worker),
 so that several processes, on one host or on several sharing the store, split the work: each
