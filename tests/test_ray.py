@@ -131,8 +131,9 @@ def test_same_values_and_failures_as_local(ray_exe, media_dir, tmp_path, defs_pa
     assert fl.equals(fr)
     # The shots segmenter ran through Ray too and made the same entities.
     assert local.entities("shot")["id"].to_list() == (remote.entities("shot")["id"].to_list())
-    # Workers wrote the value batches themselves; only the segmenter's spans came back.
-    assert driver_writes == [1, 1]
+    # Workers wrote the value batches themselves; only the segmenter's spans came back (one
+    # row per asset; batches that finish together are committed in one file).
+    assert sum(driver_writes) == 2
     runs = remote.status()["runs"]
     assert set(runs["executor"]) == {"ray"}
     assert not list((tmp_path / "remote" / "tmp").glob("*.parquet"))  # every aside committed
