@@ -22,18 +22,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pyarrow as pa
-from tqdm import tqdm
-
-from amberlite.core.entities import FrameView, SpanView, asset_id_of
 from amberlite.core.ids import frame_id_sql, frame_number, span_id
-from amberlite.define.decorators import FeatureSpec
 from amberlite.errors import ResolveError
 from amberlite.memo.key import MemoKey, memo_key
 from amberlite.memo.store import ASSET_ID, ENTITY_ID, VALUE, now
-from amberlite.run.compute import BatchResult, Executor, Task
-from amberlite.run.executor import make_executor
+
+if TYPE_CHECKING:  # counting (a query's scope) needs none of these; computing imports them
+    import pyarrow as pa
+
+    from amberlite.define.decorators import FeatureSpec
+    from amberlite.run.compute import BatchResult, Executor, Task
 
 if TYPE_CHECKING:
     from amberlite.context import StoreContext
@@ -304,6 +302,10 @@ class Resolver:
 
         ``entity_ids`` narrows the scope to those entities of ``spec.entity`` (and of inputs
         over the same entity type); inputs over assets keep the asset scope."""
+        from tqdm import tqdm
+
+        from amberlite.run.executor import make_executor
+
         key = memo_key(spec, params)
         done = _done if _done is not None else set()
         stats = RunStats(spec.key)
@@ -408,6 +410,8 @@ class Resolver:
 
     # -- building batches ---------------------------------------------------------------------
     def _views(self, spec: FeatureSpec, todo: list[tuple[str, str]]) -> list[Any]:
+        from amberlite.core.entities import FrameView, SpanView
+
         assets = {
             a.record.asset_id: a
             for a in self.ctx.asset_views(sorted({t[1] for t in todo}), spec.decode)
@@ -427,6 +431,8 @@ class Resolver:
         return [SpanView(spec.entity, eid, assets[aid], *by_id[eid][2:]) for eid, aid in todo]
 
     def _inputs(self, spec: FeatureSpec, views: list[Any]) -> dict[str, list[Any]]:
+        from amberlite.core.entities import asset_id_of
+
         out: dict[str, list[Any]] = {}
         for ref in spec.inputs:
             dep = self.ctx.registry.resolve_input(ref)
@@ -443,6 +449,11 @@ class Resolver:
     def _tasks(
         spec: FeatureSpec, views: list[Any], inputs: dict[str, list[Any]], workers: int
     ) -> list[Task]:
+        import numpy as np
+
+        from amberlite.core.entities import asset_id_of
+        from amberlite.run.compute import Task
+
         if spec.batch == "asset":
             groups: dict[str, list[int]] = defaultdict(list)
             for i, v in enumerate(views):
@@ -469,6 +480,8 @@ class Resolver:
 
     # -- committing ---------------------------------------------------------------------------
     def _commit(self, spec: FeatureSpec, key: MemoKey, task: Task, result: BatchResult) -> None:
+        import pyarrow as pa
+
         hook = None
         failures = list(result.failures)
         ok_ids, ok_assets, values = result.ok_ids, result.ok_assets, result.values
@@ -502,6 +515,8 @@ class Resolver:
         )
 
     def _span_rows(self, spec, key, task, ok_ids, values) -> tuple[pa.Table, dict[str, str]]:
+        import pyarrow as pa
+
         views = {v.id: v for v in task.views}
         producer = f"{key.label}/{key.params_key}"
         cols: dict[str, list[Any]] = defaultdict(list)
@@ -576,6 +591,8 @@ def json_params(key: MemoKey) -> dict[str, Any]:
 
 def column_values(column: pa.ChunkedArray, output: pa.DataType) -> list[Any]:
     """Values as a feature function receives them: fixed-size float lists become numpy rows."""
+    import pyarrow as pa
+
     if pa.types.is_fixed_size_list(output) and (
         pa.types.is_floating(output.value_type) or pa.types.is_integer(output.value_type)
     ):
