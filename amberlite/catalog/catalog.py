@@ -184,7 +184,9 @@ class Catalog:
         """Serve this thread's reads inside the block from one shared-lock connection (a short
         command opens the catalog once instead of once per read). A write inside the block
         closes it first (the exclusive lock needs the shared one released); the next read
-        opens a fresh one, which sees the write."""
+        opens a fresh one, which sees the write. While the connection is open, other threads
+        of the process wait for it (as for any transaction): pin only single-threaded work,
+        such as one command-line statement."""
         if self._pin_depth and self._pin_thread != threading.get_ident():
             yield  # another thread's pin: this thread reads as usual
             return
