@@ -51,6 +51,7 @@ class StoreContext:
         memo: MemoStore,
         load_registry: Callable[[], Registry],
         media_cache: Path,
+        load_replicas: Callable[[], Any] | None = None,
     ) -> None:
         self.root = root
         self.catalog = catalog
@@ -60,9 +61,22 @@ class StoreContext:
         self._registry: Registry | None = None
         self._schema: tuple[tuple, Registry] | None = None
         self._schema_of: tuple[Registry, Registry] | None = None
-        self.replicas: Any = None  # the ReplicaManager (amberlite.connectors), set by the Store
+        self._load_replicas = load_replicas
+        self._replicas: Any = None  # the ReplicaManager (amberlite.connectors), opened lazily
         self.resolver: Any = None  # the Resolver (amberlite.run.resolve), set by the Store
         self._names: tuple[tuple, CatalogNames] | None = None
+
+    @property
+    def replicas(self) -> Any:
+        """The store's ReplicaManager (:mod:`amberlite.connectors.manager`), opened on first
+        use: a search, a commit, ``replicate`` commands."""
+        if self._replicas is None and self._load_replicas is not None:
+            self._replicas = self._load_replicas()
+        return self._replicas
+
+    @replicas.setter
+    def replicas(self, manager: Any) -> None:
+        self._replicas = manager
 
     # -- features -----------------------------------------------------------------------------
     @property

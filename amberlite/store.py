@@ -51,10 +51,11 @@ class Store:
         root = Path(path).absolute()
         catalog = Catalog(root)
         memo = MemoStore(root, catalog)
-        self.ctx = StoreContext(root, catalog, memo, self._load_registry, root / "media")
+        self.ctx = StoreContext(
+            root, catalog, memo, self._load_registry, root / "media", self._open_replicas
+        )
         memo.listeners.append(self._on_commit)  # replica indexes follow commits
         self.ctx.resolver = Resolver(self.ctx)
-        self._replicas: ReplicaManager | None = None
         if builtins_digest() != self._recorded_builtins_digest():
             self.ctx.registry  # noqa: B018 - loading the registry records changed built-ins
 
@@ -82,14 +83,15 @@ class Store:
     @property
     def replicas(self) -> ReplicaManager:
         """The store's replicas (opened on first use: searches and commits reach them)."""
-        if self._replicas is None:
-            from amberlite.connectors.manager import attach
+        return self.ctx.replicas
 
-            self._replicas = attach(self.ctx)
-        return self._replicas
+    def _open_replicas(self) -> ReplicaManager:
+        from amberlite.connectors.manager import ReplicaManager
+
+        return ReplicaManager(self.ctx)
 
     def _on_commit(self, key: Any, file_id: int) -> None:
-        self.replicas.on_commit(key, file_id)
+        self.ctx.replicas.on_commit(key, file_id)
 
     @property
     def registry(self) -> Registry:

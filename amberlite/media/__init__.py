@@ -3,37 +3,20 @@
 Every failure to read a file raises :class:`amberlite.errors.MediaError` naming the file.
 """
 
-import importlib
-from typing import Any
-
-_WHERE = {
-    "MediaError": "amberlite.errors",
-    "Decode": "amberlite.media.decode",
-    "read_batch": "amberlite.media.decode",
-    "read_frames": "amberlite.media.decode",
-    "read_luma": "amberlite.media.decode",
-    "sample_frames": "amberlite.media.decode",
-    "FrameIndex": "amberlite.media.frame_index",
-    "frame_index": "amberlite.media.frame_index",
-    "content_id": "amberlite.media.ids",
-    "MediaInfo": "amberlite.media.probe",
-    "probe": "amberlite.media.probe",
-    "Scene": "amberlite.media.synth",
-    "SynthTruth": "amberlite.media.synth",
-    "corrupt_copy": "amberlite.media.synth",
-    "draw_stamp": "amberlite.media.synth",
-    "read_stamp": "amberlite.media.synth",
-    "render": "amberlite.media.synth",
-    "sample_film": "amberlite.media.synth",
-}
-
-
-def __getattr__(name: str) -> Any:
-    """The public names load their module (PyAV, numpy) on first use."""
-    if name in _WHERE:
-        return getattr(importlib.import_module(_WHERE[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
+from amberlite.errors import MediaError
+from amberlite.media.decode import Decode, read_batch, read_frames, read_luma, sample_frames
+from amberlite.media.frame_index import FrameIndex, frame_index
+from amberlite.media.ids import content_id
+from amberlite.media.probe import MediaInfo, probe
+from amberlite.media.synth import (
+    Scene,
+    SynthTruth,
+    corrupt_copy,
+    draw_stamp,
+    read_stamp,
+    render,
+    sample_film,
+)
 
 __all__ = [
     "Decode",
