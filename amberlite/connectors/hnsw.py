@@ -141,7 +141,7 @@ class HnswConnector(Connector):
             return None, None
         head = read_header(self.path)
         if head is None:
-            return None, "manifest does not parse"
+            return None, "manifest does not parse, or is of an older format without checksum"
         if head.get("dim") != self.dim or head.get("space") != self.space:
             return head, "saved index has another dim/space"
         deleted = head.get("deleted")

@@ -303,7 +303,7 @@ class ReplicaManager:
         were saved. Runs at interpreter exit too."""
         saved = 0
         for (key, target), conn in list(self._open.items()):
-            if conn.applied_file_id <= conn.last_file_id:
+            if conn.damage or conn.applied_file_id <= conn.last_file_id:  # never save damage
                 continue
             with self._lock, self._file_lock(key, target):
                 if conn.saved_file_id() < conn.applied_file_id:  # else another saved newer
