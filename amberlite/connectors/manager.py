@@ -21,6 +21,14 @@ replicas in step:
   512), so saving per commit would make adding a row cost a rewrite; deferring bounds the work
   a crash can lose to replaying those rows from the commit log, which the next open does.
 
+Integrity: a replica is *damaged* when its saved files fail the connector's checks (checked
+before the target's loader reads them), when its commit id is ahead of the newest commit of
+its dataset in the catalog, or when what it holds after loading and catching up differs from
+the stored values (ids and vectors, compared once per load). A damaged replica raises
+:class:`~amberlite.connectors.base.ReplicaDamaged` when opened (searches fall back to the exact
+kernel), is skipped with a warning by the commit listener (the commit itself stands), shows in
+``status`` and ``sync``, and is repaired by ``rebuild``.
+
 A new target is a subclass of :class:`~amberlite.connectors.base.Connector` registered with
 :func:`~amberlite.connectors.base.register` and imported here.
 """
@@ -47,8 +55,8 @@ import pyarrow.parquet as pq
 
 from amberlite import faults
 from amberlite.connectors import hnsw  # noqa: F401 - registers the "hnsw" target
-from amberlite.connectors.base import TARGETS, Connector, replica_dir
-from amberlite.core.vectors import vector_dim
+from amberlite.connectors.base import TARGETS, Connector, ReplicaDamaged, replica_dir
+from amberlite.core.vectors import as_matrix, vector_dim
 from amberlite.errors import AmberliteError, ReplicaError, ResolveError
 from amberlite.memo.key import MemoKey
 from amberlite.memo.store import ENTITY_ID, VALUE, now
@@ -74,8 +82,6 @@ class ReplicaInfo:
     last_file_id: int
 
 
-
-
 class ReplicaManager:
     """``store.replicas``: declares replicas, keeps them in step with commits, serves search.
 
@@ -92,6 +98,9 @@ class ReplicaManager:
     def __init__(self, ctx: StoreContext) -> None:
         self.ctx = ctx
         self._open: dict[tuple[MemoKey, str], Connector] = {}
+        # damaged replicas: (reason, the state of their files when found damaged)
+        self._damaged: dict[tuple[MemoKey, str], tuple[str, tuple]] = {}
+        self._unverified: set[tuple[MemoKey, str]] = set()  # loaded, not yet compared
         self._lock = threading.RLock()
         _MANAGERS.add(self)
 
@@ -174,29 +183,127 @@ class ReplicaManager:
             mine.update(dict.fromkeys(follow, 0))
         for target, last in sorted(mine.items()):
             if last < file_id:
-                self.sync_one(key, target)
+                try:
+                    self.sync_one(key, target)
+                except ReplicaDamaged as e:
+                    log.warning("%s; commit %d is stored, the replica skips it", e, file_id)
 
-    def sync(self) -> dict[str, int]:
+    def sync(self) -> dict[str, int | ReplicaDamaged]:
         """Catch every declared replica up with the commit log and save it; returns rows
-        applied per replica."""
-        return {
-            f"{r.key.label}/{r.key.params_key}:{r.target}": self.sync_one(r.key, r.target, True)
-            for r in self.list()
-        }
+        applied per replica, or the :class:`ReplicaDamaged` error of a damaged one."""
+        out: dict[str, int | ReplicaDamaged] = {}
+        for r in self.list():
+            name = f"{r.key.label}/{r.key.params_key}:{r.target}"
+            try:
+                out[name] = self.sync_one(r.key, r.target, True)
+            except ReplicaDamaged as e:
+                out[name] = e
+        return out
 
     def sync_one(self, key: MemoKey, target: str, save: bool = False) -> int:
         """Apply every commit after the replica's last applied one; returns rows changed.
-        The state is saved when ``save`` or when the save policy says it is due."""
+        The state is saved when ``save`` or when the save policy says it is due. Raises
+        ReplicaDamaged for a damaged replica (a state freshly loaded is compared with the
+        stored values after catching up, before anything is saved)."""
         with self._lock, self._file_lock(key, target):
             conn = self._connector(key, target)
-            return self._catch_up(conn, save)
+            if (key, target) not in self._unverified:
+                return self._catch_up(conn, save)
+            changed = self._catch_up(conn, save=False, may_save=False)
+            reason = self._content_damage(conn)
+            if reason is not None:
+                self._mark_damaged(key, target, reason)
+                raise ReplicaDamaged(key, target, reason)
+            self._unverified.discard((key, target))
+            if (save and conn.applied_file_id > conn.last_file_id) or self._save_due(conn):
+                self._save(conn)
+            return changed
+
+    # -- integrity ----------------------------------------------------------------------------
+    def damage(self, key: MemoKey, target: str) -> str | None:
+        """Why a replica cannot serve searches, or None; loads nothing (for EXPLAIN)."""
+        k = (key, target)
+        conn = self._open.get(k)
+        if conn is not None and conn.damage:
+            return conn.damage
+        if k in self._damaged and self._damaged[k][1] == self._stamp(key):
+            return self._damaged[k][0]
+        if conn is not None and conn.saved_file_id() <= conn.applied_file_id:
+            return None  # this process loaded and checked it
+        probe = self._new_connector(key, target)
+        return probe.check_saved() or self._ahead(probe.saved_file_id(), key)
+
+    def _mark_damaged(self, key: MemoKey, target: str, reason: str) -> None:
+        self._open.pop((key, target), None)
+        self._unverified.discard((key, target))
+        self._damaged[(key, target)] = (reason, self._stamp(key))
+
+    def _stamp(self, key: MemoKey) -> tuple:
+        """The state of a replica's files (name, size, mtime): a damage found stays known
+        until they change (a rebuild, or another process saving a new state)."""
+        d = replica_dir(self.ctx.root, key)
+        if not d.is_dir():
+            return ()
+        stats = ((p.name, p.stat()) for p in d.iterdir() if p.suffix != ".lock")
+        return tuple(sorted((n, st.st_size, st.st_mtime_ns) for n, st in stats))
+
+    def _head(self, key: MemoKey) -> int:
+        """The newest commit id of a dataset in the catalog (0 when none)."""
+        rows = self.ctx.catalog.query(
+            """SELECT coalesce(max(file_id), 0) FROM memo_files WHERE feature = ?
+               AND version = ? AND params_key = ?""",
+            key.sql_args(),
+        )
+        return int(rows[0][0])
+
+    def _ahead(self, file_id: int, key: MemoKey) -> str | None:
+        head = self._head(key)
+        if file_id > head:
+            return f"its commit id {file_id} is ahead of the catalog's newest, {head}"
+        return None
+
+    def _stored(self, key: MemoKey) -> pa.Table:
+        """(entity_id, value) of every stored entity, the latest value of each."""
+        with self.ctx.catalog.read() as con:
+            files = con.execute(
+                """SELECT path FROM memo_files WHERE feature = ? AND version = ?
+                   AND params_key = ? AND file_id NOT IN (SELECT file_id FROM retired_files)
+                   ORDER BY file_id""",
+                key.sql_args(),
+            ).fetchall()
+        spec = self.ctx.registry.get(key.feature, key.version)
+        if not files:
+            return pa.table(
+                {ENTITY_ID: pa.array([], pa.string()), VALUE: pa.array([], spec.output)}
+            )
+        return _latest_per_entity(
+            _read_in_order([self.ctx.root / p for (p,) in files], spec.output)
+        )
+
+    def _content_damage(self, conn: Connector, block: int = 65_536) -> str | None:
+        """How the replica's live ids or vectors differ from the stored values, or None."""
+        table = self._stored(conn.key)
+        ids = table.column(ENTITY_ID).to_pylist()
+        have, want = conn.entity_ids(), set(ids)
+        if have != want:
+            return (
+                f"index holds {len(have)} live rows, {len(want)} stored "
+                f"({len(have - want)} not stored, {len(want - have)} missing)"
+            )
+        values = table.column(VALUE)
+        for s in range(0, len(ids), block):
+            got = conn.vectors(ids[s : s + block])
+            kept = conn.kept(as_matrix(values.slice(s, block), conn.dim))
+            if not np.allclose(got, kept, rtol=1e-5, atol=1e-5):
+                return "index vectors differ from the stored values"
+        return None
 
     def flush(self) -> int:
         """Save every replica this process has changed since its last save; returns how many
         were saved. Runs at interpreter exit too."""
         saved = 0
         for (key, target), conn in list(self._open.items()):
-            if conn.applied_file_id <= conn.last_file_id:
+            if conn.damage or conn.applied_file_id <= conn.last_file_id:  # never save damage
                 continue
             with self._lock, self._file_lock(key, target):
                 if conn.saved_file_id() < conn.applied_file_id:  # else another saved newer
@@ -231,16 +338,33 @@ class ReplicaManager:
         return cls(self.ctx.root, self.ctx.catalog, key, vector_dim(spec.output), info.options)
 
     def _connector(self, key: MemoKey, target: str) -> Connector:
-        conn = self._open.get((key, target))
-        if conn is None:
-            conn = self._new_connector(key, target)
-            conn.load()
-            self._open[(key, target)] = conn
-        elif conn.saved_file_id() > conn.applied_file_id:  # another process saved a newer state
-            conn.load()
+        """The open connector (loaded and checked when not open yet, or when another process
+        saved a newer state); raises ReplicaDamaged."""
+        k = (key, target)
+        conn = self._open.get(k)
+        if conn is not None and conn.damage:  # a search found it disagreeing with the values
+            self._mark_damaged(key, target, conn.damage)
+            conn = None
+        if k in self._damaged:
+            reason, stamp = self._damaged[k]
+            if stamp == self._stamp(key):
+                raise ReplicaDamaged(key, target, reason)
+            del self._damaged[k]  # its files changed since: check them again
+        if conn is None or conn.saved_file_id() > conn.applied_file_id:
+            conn = conn or self._new_connector(key, target)
+            try:
+                if conn.load():
+                    reason = self._ahead(conn.applied_file_id, key)
+                    if reason is not None:
+                        raise ReplicaDamaged(key, target, reason)
+                    self._unverified.add(k)
+            except ReplicaDamaged as e:
+                self._mark_damaged(key, target, e.reason)
+                raise
+            self._open[k] = conn
         return conn
 
-    def _catch_up(self, conn: Connector, save: bool = False) -> int:
+    def _catch_up(self, conn: Connector, save: bool = False, may_save: bool = True) -> int:
         key = conn.key
         start = conn.applied_file_id
         with self.ctx.catalog.read() as con:
@@ -277,7 +401,9 @@ class ReplicaManager:
                 conn.saved_at = time.monotonic()  # pending changes start now
             conn.applied_file_id = head
             _fault("replica_after_apply")
-        if (save and conn.applied_file_id > conn.last_file_id) or self._save_due(conn):
+        if not may_save:
+            pass
+        elif (save and conn.applied_file_id > conn.last_file_id) or self._save_due(conn):
             self._save(conn)
         elif head <= start:
             self._record(conn, conn.saved_file_id())
@@ -321,7 +447,10 @@ class ReplicaManager:
             with self._lock, self._file_lock(key, r.target):
                 # not loaded first: a rebuild is also the way out of a damaged saved state
                 conn = self._open.pop((key, r.target), None) or self._new_connector(key, r.target)
+                self._damaged.pop((key, r.target), None)
+                self._unverified.discard((key, r.target))
                 conn.drop()
+                conn.damage = None
                 with self.ctx.catalog.write() as con:
                     con.execute(
                         """DELETE FROM replica_labels WHERE feature = ? AND version = ?
@@ -339,22 +468,25 @@ class ReplicaManager:
         return total
 
     def status(self) -> list[dict[str, Any]]:
-        """Per replica: rows indexed vs rows stored, and lag (commits not yet applied).
+        """Per replica: rows indexed vs rows stored, lag (commits not yet applied), and health
+        (``"ok"`` or ``"damaged"``, with ``reason``).
 
-        Saves what this process has pending first, then reads the saved state (it does not
-        catch up), so it shows each replica as it is on disk."""
+        Saves what this process has pending first, then loads each saved index afresh (it does
+        not catch up): it checks the files as a load does, the commit id against the catalog
+        and, when nothing is pending, the live ids and vectors against the stored values. A
+        replica found damaged is treated as such by this process until it is rebuilt."""
         self.flush()
         out = []
         for r in self.list():
+            indexed, applied, reason = self._inspect(r)
             with self.ctx.catalog.read() as con:
                 stored, behind = con.execute(
                     """SELECT coalesce(sum(rows) FILTER (WHERE file_id NOT IN
                                  (SELECT file_id FROM retired_files)), 0)::BIGINT,
                               count(*) FILTER (WHERE file_id > ?)
                        FROM memo_files WHERE feature = ? AND version = ? AND params_key = ?""",
-                    [r.last_file_id, *r.key.sql_args()],
+                    [applied, *r.key.sql_args()],
                 ).fetchone()
-            indexed = self._saved_count(r)
             out.append(
                 {
                     "feature": r.key.label,
@@ -363,22 +495,36 @@ class ReplicaManager:
                     "options": r.options,
                     "rows_indexed": indexed,
                     "rows_stored": int(stored),
-                    "last_file_id": r.last_file_id,
+                    "last_file_id": applied,
                     "lag_commits": int(behind),
+                    "health": "damaged" if reason else "ok",
+                    "reason": reason,
                 }
             )
         return out
 
-    def _saved_count(self, r: ReplicaInfo) -> int:
-        conn = self._open.get((r.key, r.target))
-        if conn is not None and conn.saved_file_id() == conn.last_file_id:
-            return conn.count()
+    def _inspect(self, r: ReplicaInfo) -> tuple[int, int, str | None]:
+        """(live rows, commit id, damage or None) of a replica's saved state. The state is
+        caught up in memory (nothing saved) before its ids and vectors are compared with the
+        stored values, so that a replica behind the commit log is checked too."""
         try:
-            spec = self.ctx.registry.get(r.key.feature, r.key.version)
-            cls = target_class(r.target)
-            return cls.saved_count(self.ctx.root, r.key, vector_dim(spec.output))
-        except AmberliteError:
-            return 0
+            probe = self._new_connector(r.key, r.target)
+        except AmberliteError as e:  # its feature is no longer declared
+            return 0, r.last_file_id, str(e)
+        indexed, applied = 0, r.last_file_id
+        try:
+            with self._lock, self._file_lock(r.key, r.target):
+                loaded = probe.load()
+                indexed, applied = probe.count(), probe.applied_file_id
+                reason = self._ahead(applied, r.key) if loaded else None
+                if reason is None and loaded:
+                    self._catch_up(probe, may_save=False)
+                    reason = self._content_damage(probe)
+        except ReplicaDamaged as e:
+            reason = e.reason
+        if reason is not None:
+            self._mark_damaged(r.key, r.target, reason)
+        return indexed, applied, reason
 
 
 def _read_in_order(paths: Sequence[Path], output: pa.DataType) -> pa.Table:
@@ -405,7 +551,6 @@ def _latest_per_entity(table: pa.Table) -> pa.Table:
 
 
 def _fault(point: str) -> None:
-
     faults.point(point)
 
 
