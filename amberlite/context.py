@@ -12,20 +12,23 @@ types), read in one catalog transaction and reused until the catalog file change
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from amberlite.catalog import Catalog
-from amberlite.core.entities import AssetRecord, AssetView
 from amberlite.core.refs import resolve_asset_refs
-from amberlite.define.decorators import FeatureSpec
+from amberlite.define.info import FeatureInfo
 from amberlite.define.registry import Registry
 from amberlite.errors import ResolveError
-from amberlite.media.decode import Decode
 from amberlite.memo.key import memo_key
 from amberlite.memo.store import MemoStore
+
+if TYPE_CHECKING:
+    from amberlite.core.entities import AssetRecord, AssetView
+    from amberlite.define.decorators import FeatureSpec
+    from amberlite.media.decode import Decode
 
 
 @dataclass(frozen=True)
@@ -46,19 +49,71 @@ class StoreContext:
         root: Path,
         catalog: Catalog,
         memo: MemoStore,
-        registry: Registry,
+        load_registry: Callable[[], Registry],
         media_cache: Path,
+        load_replicas: Callable[[], Any] | None = None,
     ) -> None:
         self.root = root
         self.catalog = catalog
         self.memo = memo
-        self.registry = registry  # replaced by Store.apply
         self.media_cache = media_cache
-        self.replicas: Any = None  # the ReplicaManager (amberlite.connectors), set by the Store
+        self._load_registry = load_registry
+        self._registry: Registry | None = None
+        self._schema: tuple[tuple, Registry] | None = None
+        self._schema_of: tuple[Registry, Registry] | None = None
+        self._load_replicas = load_replicas
+        self._replicas: Any = None  # the ReplicaManager (amberlite.connectors), opened lazily
         self.resolver: Any = None  # the Resolver (amberlite.run.resolve), set by the Store
         self._names: tuple[tuple, CatalogNames] | None = None
 
+    @property
+    def replicas(self) -> Any:
+        """The store's ReplicaManager (:mod:`amberlite.connectors.manager`), opened on first
+        use: a search, a commit, ``replicate`` commands."""
+        if self._replicas is None and self._load_replicas is not None:
+            self._replicas = self._load_replicas()
+        return self._replicas
+
+    @replicas.setter
+    def replicas(self, manager: Any) -> None:
+        self._replicas = manager
+
     # -- features -----------------------------------------------------------------------------
+    @property
+    def registry(self) -> Registry:
+        """The declared features with their code (built-ins and applied definition files),
+        loaded on first use: computing needs it, planning and reading do not."""
+        if self._registry is None:
+            self._registry = self._load_registry()
+        return self._registry
+
+    @registry.setter
+    def registry(self, registry: Registry) -> None:
+        self._registry = registry
+
+    def schema(self) -> Registry:
+        """The declared features as the catalog records them (:class:`FeatureInfo` values,
+        no code), read in one transaction and reused until the catalog changes. When the
+        registry is loaded, its code-backed features are the ones that count."""
+        if self._registry is not None:
+            if self._schema_of is None or self._schema_of[0] is not self._registry:
+                infos = Registry()
+                for spec in self._registry.all():
+                    infos.add(FeatureInfo.of(spec))
+                self._schema_of = (self._registry, infos)
+            return self._schema_of[1]
+        stamp = self.catalog.stamp()
+        if self._schema is not None and self._schema[0] == stamp:
+            return self._schema[1]
+        infos = Registry()
+        for row in self.catalog.query(
+            """SELECT name, version, entity, produces, output_type, declaration, description
+               FROM features ORDER BY name, version"""
+        ):
+            infos.add(FeatureInfo.from_row(*row))
+        self._schema = (stamp, infos)
+        return infos
+
     def feature(self, name: str, version: int | None = None) -> FeatureSpec:
         """A declared feature by name (``name@v`` names a version; newest otherwise)."""
         if "@" in name and version is None:
@@ -70,7 +125,7 @@ class StoreContext:
 
     def producer_label(self, entity_type: str, params: Mapping[str, Any] | None = None) -> str:
         """``<segmenter>@<version>/<params_key>`` of the segmenter that makes a span type."""
-        prod = self.registry.producer_of(entity_type)
+        prod = self.schema().producer_of(entity_type)
         if prod is None:
             raise ResolveError(
                 f"no segmenter produces entity type {entity_type!r}",
@@ -101,7 +156,7 @@ class StoreContext:
 
     def entity_types(self) -> list[str]:
         types = set(self.names().entity_types)
-        types |= {s.produces for s in self.registry.all() if s.produces}
+        types |= {s.produces for s in self.schema().all() if s.produces}
         return sorted(types)
 
     def resolve_assets(self, refs: Sequence[str] | str | None) -> list[str] | None:
@@ -117,6 +172,8 @@ class StoreContext:
     # -- media --------------------------------------------------------------------------------
     def asset_records(self, asset_ids: Sequence[str] | None = None) -> list[AssetRecord]:
         """Catalog records of assets (every asset when None), by asset id."""
+        from amberlite.core.entities import AssetRecord
+
         with self.catalog.read() as con:
             if asset_ids is None:
                 cur = con.execute("SELECT * FROM assets ORDER BY asset_id")
@@ -131,6 +188,8 @@ class StoreContext:
         return [AssetRecord.from_row(r) for r in rows]
 
     def asset_views(self, asset_ids: Sequence[str], decode: Decode) -> list[AssetView]:
+        from amberlite.core.entities import AssetView
+
         return [AssetView(r, decode, self.media_cache) for r in self.asset_records(asset_ids)]
 
 

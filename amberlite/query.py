@@ -8,9 +8,7 @@ statement) | explain (counts, nothing computed). See docs/aql.md for the languag
 from __future__ import annotations
 
 import logging
-from typing import Any
-
-import polars as pl
+from typing import TYPE_CHECKING, Any
 
 from amberlite.context import StoreContext, context_of
 from amberlite.errors import AqlError
@@ -22,6 +20,9 @@ from amberlite.plan.build import build
 from amberlite.plan.rules import optimize
 from amberlite.syntax import ast as A
 from amberlite.syntax import parse_one
+
+if TYPE_CHECKING:
+    import polars as pl
 
 log = logging.getLogger(__name__)
 
@@ -43,15 +44,17 @@ def plan(store: Any, text: str) -> tuple[L.Plan, bool]:
     return optimized, explained
 
 
-def run(store: Any, text: str) -> QueryResult:
+def run(store: Any, text: str, rows: bool = False) -> QueryResult:
     """Run one AQL statement: its result table and, for NEAREST / MATCH, which search ran.
-    An EXPLAIN returns one ``plan`` column."""
+    An EXPLAIN returns one ``plan`` column. ``rows``: a SELECT's result as Python rows (no
+    polars; see :class:`~amberlite.exec.select.QueryResult`)."""
     ctx: StoreContext = context_of(store)
     optimized, explained = plan(ctx, text)
     if explained:
-        return QueryResult(pl.DataFrame({"plan": explain_plan(ctx, optimized).splitlines()}))
-    result = execute(ctx, optimized)
-    log.debug("result: %d rows x %d columns", result.table.height, result.table.width)
+        lines = explain_plan(ctx, optimized).splitlines()
+        return QueryResult(None, None, ("plan",), [(ln,) for ln in lines])
+    result = execute(ctx, optimized, rows=rows)
+    log.debug("result: %s", "rows" if result.rows is not None else result.table.shape)
     return result
 
 

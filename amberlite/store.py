@@ -14,27 +14,25 @@ import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
-
-import polars as pl
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from amberlite.catalog import Catalog
 from amberlite.catalog.diff import Change, classify
-from amberlite.catalog.tables import assets_table, failures_table, features_table
-from amberlite.connectors.manager import ReplicaManager
-from amberlite.connectors.manager import attach as attach_replicas
 from amberlite.context import StoreContext
-from amberlite.define.decorators import FeatureSpec
-from amberlite.define.loader import load_definitions
 from amberlite.define.registry import Registry
 from amberlite.errors import ChangeRefused, DefinitionError, ResolveError
-from amberlite.ingest import IngestReport, ingest
-from amberlite.memo import MemoStore
 from amberlite.memo.key import memo_key
-from amberlite.memo.store import now
+from amberlite.memo.store import MemoStore, now
 from amberlite.run.resolve import Resolver, RunStats
-from amberlite.search.targets import with_refs
+from amberlite.version import __version__
+
+if TYPE_CHECKING:  # the façade imports what a method needs when it runs (a fast CLI)
+    import polars as pl
+    import pyarrow as pa
+
+    from amberlite.connectors.manager import ReplicaManager
+    from amberlite.define.decorators import FeatureSpec
+    from amberlite.ingest import IngestReport
 
 log = logging.getLogger(__name__)
 DEFAULT_STORE = "amberlite-store"
@@ -53,10 +51,13 @@ class Store:
         root = Path(path).absolute()
         catalog = Catalog(root)
         memo = MemoStore(root, catalog)
-        self.ctx = StoreContext(root, catalog, memo, Registry(), root / "media")
-        attach_replicas(self.ctx)  # replica indexes follow commits (lazily)
-        self._load_registry()
+        self.ctx = StoreContext(
+            root, catalog, memo, self._load_registry, root / "media", self._open_replicas
+        )
+        memo.listeners.append(self._on_commit)  # replica indexes follow commits
         self.ctx.resolver = Resolver(self.ctx)
+        if builtins_digest() != self._recorded_builtins_digest():
+            self.ctx.registry  # noqa: B018 - loading the registry records changed built-ins
 
     # -- the parts of the store (see amberlite.context) -----------------------------------------
     @property
@@ -81,7 +82,16 @@ class Store:
 
     @property
     def replicas(self) -> ReplicaManager:
+        """The store's replicas (opened on first use: searches and commits reach them)."""
         return self.ctx.replicas
+
+    def _open_replicas(self) -> ReplicaManager:
+        from amberlite.connectors.manager import ReplicaManager
+
+        return ReplicaManager(self.ctx)
+
+    def _on_commit(self, key: Any, file_id: int) -> None:
+        self.ctx.replicas.on_commit(key, file_id)
 
     @property
     def registry(self) -> Registry:
@@ -92,13 +102,18 @@ class Store:
         self.ctx.registry = registry
 
     # -- definitions --------------------------------------------------------------------------
-    def _load_registry(self) -> None:
+    def _load_registry(self) -> Registry:
+        """Built-ins plus every applied definition file's features that still load (called by
+        the context on first use of ``registry``: planning and reading stored values do not
+        need it)."""
+        from amberlite.define.loader import load_definitions
         from amberlite.library import builtin_features
 
+        registry = Registry()
         builtins = builtin_features()
         for spec in builtins:
-            self.registry.add(spec)
-        self._record_builtins(builtins)
+            registry.add(spec)
+        self._record_builtins(registry, builtins)
         rows = self.catalog.query(
             """SELECT f.name, f.version, d.sha, d.path, d.source FROM features f
                JOIN definitions d ON f.definition_sha = d.sha ORDER BY f.applied_at"""
@@ -114,20 +129,33 @@ class Store:
                 continue
             for spec in specs:
                 if (spec.name, spec.version) in wanted:
-                    self.registry.add(spec)
+                    registry.add(spec)
+        return registry
 
-    def _record_builtins(self, specs: Sequence[FeatureSpec]) -> None:
+    def _recorded_builtins_digest(self) -> str | None:
+        rows = self.catalog.query("SELECT value FROM meta WHERE key = 'builtins_digest'")
+        return rows[0][0] if rows else None
+
+    def _record_builtins(self, registry: Registry, specs: Sequence[FeatureSpec]) -> None:
+        """Record the built-in features whose fingerprint changed, and the digest of the code
+        they came from (checked at every open without importing it)."""
         known = {
             (r[0], r[1]): r[2]
             for r in self.catalog.query(
                 "SELECT name, version, fingerprint FROM features WHERE builtin"
             )
         }
-        fresh = [(s, self.registry.fingerprint(s)) for s in specs]
+        fresh = [(s, registry.fingerprint(s)) for s in specs]
         fresh = [(s, fp) for s, fp in fresh if known.get((s.name, s.version)) != fp]
-        if not fresh:
+        digest = builtins_digest()
+        if not fresh and self._recorded_builtins_digest() == digest:
             return
         with self.catalog.write() as con:
+            con.execute(
+                "INSERT INTO meta VALUES ('builtins_digest', ?) ON CONFLICT DO UPDATE "
+                "SET value = excluded.value",
+                [digest],
+            )
             for spec, fp in fresh:
                 self._upsert_feature(con, spec, fp, None, builtin=True)
 
@@ -160,6 +188,8 @@ class Store:
 
     def plan_apply(self, path: str | os.PathLike[str]) -> list[Change]:
         """Classify a definition file's features against the catalog; applies nothing."""
+        from amberlite.define.loader import load_definitions
+
         return self._diff(load_definitions(path))[0]
 
     def _diff(self, specs: list[FeatureSpec]) -> tuple[list[Change], Registry]:
@@ -185,6 +215,8 @@ class Store:
             source = path.read_text()
         except OSError as e:
             raise DefinitionError(f"{path}: cannot read definition file: {e}") from e
+        from amberlite.define.loader import load_definitions
+
         specs = load_definitions(path, source)
         builtin = {s.name for s in self.registry.all() if s.module.startswith("amberlite.")}
         clash = [s.name for s in specs if s.name in builtin]
@@ -212,6 +244,8 @@ class Store:
 
     def features(self) -> pl.DataFrame:
         """name, version, entity, output type, fingerprint, rows stored."""
+        from amberlite.catalog.tables import features_table
+
         return features_table(self.catalog)
 
     # -- assets -------------------------------------------------------------------------------
@@ -228,9 +262,13 @@ class Store:
         and keeps its id, alias and values. Features marked ``on_ingest`` are computed for
         new assets when ``compute`` is true.
         """
+        from amberlite.ingest import ingest
+
         return ingest(self.ctx, paths, aliases, progress, compute)
 
     def assets(self) -> pl.DataFrame:
+        from amberlite.catalog.tables import assets_table
+
         return assets_table(self.catalog)
 
     def resolve_assets(self, refs: Sequence[str] | str | None) -> list[str] | None:
@@ -261,6 +299,8 @@ class Store:
         df = self.resolver.entity_table(entity_type, asset_ids).rename({"entity_id": "id"})
         if "idx" in df.columns:
             df = df.rename({"idx": "index"})
+        from amberlite.search.targets import with_refs
+
         return with_refs(self.ctx, entity_type, df)
 
     # -- values -------------------------------------------------------------------------------
@@ -314,6 +354,10 @@ class Store:
         if compute and not self.resolver.is_complete(spec, params, asset_ids):
             self.resolver.materialize(spec, params, asset_ids, executor=executor, progress=progress)
         table = self.read_values(spec, params, asset_ids)
+        import polars as pl
+
+        from amberlite.search.targets import with_refs
+
         df = pl.from_arrow(table.rename_columns(["id", "asset_id", spec.name]))
         return with_refs(self.ctx, spec.entity, df)
 
@@ -388,6 +432,8 @@ class Store:
         return merged
 
     def failures(self, name: str | None = None) -> pl.DataFrame:
+        from amberlite.catalog.tables import failures_table
+
         return failures_table(self.catalog, name)
 
     def status(self) -> dict[str, Any]:
@@ -418,3 +464,19 @@ class Store:
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
+
+
+def builtins_digest() -> str:
+    """A hash of the code the built-in features come from (and of what fingerprints them),
+    read as bytes: a store records its built-ins again when it changes."""
+    here = Path(__file__).parent
+    files = sorted((here / "library").glob("*.py")) + [
+        here / "define" / "decorators.py",
+        here / "define" / "fingerprint.py",
+        here / "media" / "decode.py",
+    ]
+    h = hashlib.sha256(__version__.encode())
+    for f in files:
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()

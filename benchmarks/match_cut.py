@@ -18,11 +18,34 @@ import tempfile
 import time
 from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
-from amberlite.search.kernel import TopPairs, top_k_pairs, top_k_pairs_numpy
+from amberlite.search.kernel import adjacent_pairs, exact_pairs, exact_pairs_numpy
+
+
+class TopPairs(NamedTuple):
+    i: np.ndarray
+    j: np.ndarray
+    score: np.ndarray
+
+
+def _space(metric: str) -> str:
+    return "ip" if metric == "cosine" else metric  # the vectors are unit rows already
+
+
+def top_k_pairs(x, k, *, metric, groups, order) -> TopPairs:
+    """The kernel match cutting, NEAREST and MATCH share (amberlite.search.kernel)."""
+    ex = adjacent_pairs(groups, order)
+    return TopPairs(*exact_pairs(x, k, groups, space=_space(metric), exclude=ex))
+
+
+def top_k_pairs_numpy(x, k, *, metric, groups, order) -> TopPairs:
+    ex = adjacent_pairs(groups, order)
+    return TopPairs(*exact_pairs_numpy(x, k, groups, space=_space(metric), exclude=ex))
+
 
 TOP = 10
 SHOTS_PER_ASSET = 100
@@ -163,7 +186,7 @@ def precision_table(folder: Path) -> list[tuple]:
         t = time.perf_counter()
         computed = computed_by_feature(prepare(store, aliases, match_type, progress=False))
         seconds = time.perf_counter() - t
-        pairs = scored_pairs(store, aliases, match_type, TOP)
+        pairs = scored_pairs(store, aliases, match_type, TOP).table
 
         def relevant(r, designed=designed) -> bool:
             sa, sb = scene[r["asset_a"], r["shot_a"]], scene[r["asset_b"], r["shot_b"]]
@@ -173,7 +196,7 @@ def precision_table(folder: Path) -> list[tuple]:
         # within each film: the designed pairs among its top |designed|
         hits, total = 0, 0
         for alias in aliases:
-            inner = scored_pairs(store, [alias], match_type, len(designed))
+            inner = scored_pairs(store, [alias], match_type, len(designed)).table
             got = {frozenset((scene[alias, a], scene[alias, b]))
                    for a, b in zip(inner["shot_a"], inner["shot_b"])}  # fmt: skip
             hits += len(got & designed)

@@ -21,7 +21,7 @@ then per ``ef`` recall@10 against exact search and queries/s against exact torch
 to the built index: the insert a commit pays, the full save, and the save's cost amortized per
 1,000 rows under the store's save policy (a save every ``max(SAVE_ROWS, SAVE_FRACTION x
 rows)`` applied rows). Last, the cross-asset match cut (50 assets x 2,000 shots):
-``similarity.exact_pairs`` against the index path of ``similarity.match``, time and overlap of
+``kernel.exact_pairs`` against the index path of ``similarity.match``, time and overlap of
 the top-k pairs. Targets: recall@10 >= 0.95 at >= 50x the exact queries/s at 10^6 rows;
 adding 1,000 rows to a 10^6 index in < 1 s.
 """
@@ -41,7 +41,8 @@ from amberlite.catalog import Catalog
 from amberlite.connectors.hnsw import HnswConnector
 from amberlite.connectors.manager import ReplicaManager
 from amberlite.memo.key import MemoKey
-from amberlite.search.similarity import _index_pairs, exact_knn, exact_pairs
+from amberlite.search.kernel import exact_knn, exact_pairs
+from amberlite.search.similarity import index_pairs
 
 DIM = 512
 EFS = (16, 32, 64, 128, 256)
@@ -161,7 +162,7 @@ def bench_match(root: Path, k: int = 100) -> list[str]:
     c = connector(root, "match", 16, 200)
     _, build_s = timed(c.apply, batch(ids.tolist(), x))
     (ea, eb, es), exact_s = timed(exact_pairs, x, k, groups, True)
-    (ha, hb, hs, why), hnsw_s = timed(_index_pairs, c, ids, groups, x, k, True, 64, None)
+    (ha, hb, hs, why), hnsw_s = timed(index_pairs, c, ids, groups, x, k, True, 64, None)
     exact_set = set(zip(ea.tolist(), eb.tolist()))
     overlap = len(exact_set & set(zip(ha.tolist(), hb.tolist()))) / max(1, len(exact_set))
     rows = [

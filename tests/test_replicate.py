@@ -494,3 +494,211 @@ def test_damaged_index_files_give_a_clear_error(store):
             fresh.replicas.connector(key, "hnsw")
     assert amberlite.open(store.root).replicas.rebuild("emb") == 6
     assert_replica_matches(amberlite.open(store.root), key)
+
+
+# -- integrity ------------------------------------------------------------------------------------
+SEARCH_CHILD = textwrap.dedent(
+    """
+    import json, sys, numpy as np, pyarrow as pa, amberlite
+    from amberlite.errors import AmberliteError
+    from amberlite.memo.key import memo_key
+    from amberlite.search import similarity
+    store = amberlite.open(sys.argv[1])
+    key = memo_key(store.feature("emb", 1), None)
+    # a commit of the replicated feature goes through the replica listener first
+    mat = np.full((1, 4), 0.5, np.float32)
+    table = pa.table({"entity_id": ["e999"], "asset_id": ["a"],
+        "value": pa.FixedSizeListArray.from_arrays(pa.array(mat.reshape(-1)), 4)})
+    store.memo.commit(key, store.memo.write_aside(table), 1)
+    out = {"explain": similarity.explain_path(store, "emb")}
+    try:
+        for t in ("e1", "e7", "e20"):
+            r = similarity.nearest(store, "emb", t, 5, ef=200, compute=False)
+            out[t] = [r.table["id"].to_list(), r.table["score"].to_list(), r.method, r.explain]
+        r = similarity.match(store, "emb", 8, compute=False)
+        out["match"] = [r.table["id_a"].to_list(), r.table["id_b"].to_list(),
+                        r.table["score"].to_list(), r.method, r.explain]
+    except AmberliteError as e:
+        out["error"] = str(e)
+    out["claims"] = store.catalog.query("SELECT count(*) FROM claims")[0][0]
+    print(json.dumps(out))
+    """
+)
+
+
+def _exact_answers(store) -> dict:
+    out = {}
+    for t in ("e1", "e7", "e20"):
+        r = similarity.nearest(store, "emb", t, 5, compute=False, exact=True)
+        out[t] = [r.table["id"].to_list(), r.table["score"].to_list()]
+    r = similarity.match(store, "emb", 8, compute=False, exact=True)
+    out["match"] = [
+        r.table["id_a"].to_list(),
+        r.table["id_b"].to_list(),
+        r.table["score"].to_list(),
+    ]
+    return out
+
+
+def _rewrite_index(store, key, change) -> None:
+    """Load the saved index with hnswlib, let ``change(index, labels)`` alter it, save it back
+    and record a *valid* size and checksum: only a comparison with the values can tell."""
+    import json
+
+    import hnswlib
+
+    from amberlite.connectors.base import file_digest
+
+    d = replica_dir(store.root, key)
+    head = json.loads((d / "hnsw.json").read_text())
+    index = hnswlib.Index(space="cosine", dim=DIM)
+    index.load_index(str(d / head["index"]), max_elements=0)
+    change(index, np.array(sorted(index.get_ids_list()), dtype=np.int64))
+    index.save_index(str(d / head["index"]))
+    head["size"] = (d / head["index"]).stat().st_size
+    head["checksum"] = file_digest(d / head["index"])
+    (d / "hnsw.json").write_text(json.dumps(head))
+
+
+def _damage(store, key, kind: str, seed: int) -> None:
+    import json
+
+    rng = np.random.default_rng(seed)
+    d = replica_dir(store.root, key)
+    manifest = d / "hnsw.json"
+    head = json.loads(manifest.read_text())
+    index_file = d / head["index"]
+    data = bytearray(index_file.read_bytes())
+    if kind == "flip":
+        for off in rng.choice(len(data), size=int(rng.integers(1, 8)), replace=False):
+            data[off] ^= int(rng.integers(1, 256))
+        index_file.write_bytes(bytes(data))
+    elif kind == "truncate":
+        index_file.write_bytes(bytes(data[: int(rng.integers(0, len(data)))]))
+    elif kind == "delete":
+        index_file.unlink()
+    elif kind == "manifest":
+        manifest.write_text(manifest.read_text()[: int(rng.integers(0, 40))])
+    elif kind == "ahead":
+        manifest.write_text(json.dumps({**head, "last_file_id": head["last_file_id"] + 5}))
+    elif kind == "permute":  # stored vectors moved to other labels (a label swap)
+
+        def permute(index, labels):
+            pick = rng.choice(labels, size=int(rng.integers(2, 12)), replace=False)
+            index.add_items(index.get_items(pick)[np.roll(np.arange(len(pick)), 1)], pick)
+
+        _rewrite_index(store, key, permute)
+    elif kind == "noise":  # wrong vectors under the right labels
+
+        def noise(index, labels):
+            pick = rng.choice(labels, size=int(rng.integers(1, 5)), replace=False)
+            index.add_items(rng.standard_normal((len(pick), DIM)).astype(np.float32), pick)
+
+        _rewrite_index(store, key, noise)
+    else:
+        raise AssertionError(kind)
+
+
+KINDS = ["flip", "truncate", "delete", "manifest", "ahead", "permute", "noise"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "seed"), [(k, s) for k in KINDS for s in range(3 if k in ("flip", "permute") else 1)]
+)
+def test_a_damaged_replica_never_crashes_nor_answers_differently(store, kind, seed):
+    """Flipped bytes, a short or missing file, a broken manifest, a commit id ahead of the
+    catalog, vectors moved or replaced inside the index (saved with a valid checksum): a
+    process that commits and searches exits cleanly, leaves no claims, and answers exactly
+    as the exact search does (or with an error that says to rebuild)."""
+    key = key_of(store)
+    commit(store, key, rng_rows(seed, [f"e{i}" for i in range(60)]))
+    store.replicas.add("emb", "hnsw", M=16, ef_construction=200)
+    _damage(store, key, kind, seed)
+    out = subprocess.run(
+        [sys.executable, "-c", SEARCH_CHILD, str(store.root)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert out.returncode == 0, out.stderr  # a segfault is -11
+    import json
+
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["claims"] == 0
+    assert "damaged" in got["explain"] and "replicate rebuild emb@1" in got["explain"]
+    if "error" in got:
+        assert "rebuild" in got["error"]
+        return
+    fresh = amberlite.open(store.root)
+    want = _exact_answers(fresh)
+    for t in ("e1", "e7", "e20"):
+        assert got[t][0] == want[t][0], (t, got[t])
+        np.testing.assert_allclose(got[t][1], want[t][1], atol=1e-5)
+        assert got[t][2] == "exact" and "damaged" in got[t][3]
+    assert got["match"][:2] == want["match"][:2]
+    np.testing.assert_allclose(got["match"][2], want["match"][2], atol=1e-5)
+    (row,) = fresh.replicas.status()
+    assert row["health"] == "damaged" and row["reason"]
+    assert not isinstance(next(iter(fresh.replicas.sync().values())), int)
+    assert fresh.replicas.rebuild("emb") == 61
+    (row,) = amberlite.open(store.root).replicas.status()
+    assert (row["health"], row["rows_indexed"], row["lag_commits"]) == ("ok", 61, 0)
+    assert_replica_matches(amberlite.open(store.root), key)
+
+
+def test_damage_found_while_searching_falls_back_and_is_rescored(store):
+    """An index that loaded cleanly but disagrees with the stored values (changed in memory
+    here) is caught by re-scoring the hits: NEAREST and MATCH answer exactly, say why, and the
+    replica stays damaged until rebuilt; healthy hits are re-scored to the exact scores."""
+    key = key_of(store)
+    commit(store, key, rng_rows(5, [f"e{i}" for i in range(80)]))
+    store.replicas.add("emb", "hnsw", M=16, ef_construction=200)
+    want = _exact_answers(store)
+    healthy = similarity.nearest(store, "emb", "e7", 5, ef=200, compute=False)
+    assert healthy.method == "hnsw" and "rescored" in healthy.explain
+    assert healthy.table["score"].to_list() == pytest.approx(want["e7"][1], abs=1e-6)
+
+    conn = store.replicas.connector(key, "hnsw")
+    near = want["e7"][0][:3]
+    conn.index.add_items(conn.vectors(near)[::-1].copy(), [conn.label_of[e] for e in near])
+    found = similarity.nearest(store, "emb", "e7", 5, ef=200, compute=False)
+    assert found.method == "exact" and "damaged (index vectors differ" in found.explain
+    assert found.table["id"].to_list() == want["e7"][0]
+    assert "damaged" in similarity.explain_path(store, "emb")
+    m = similarity.match(store, "emb", 8, compute=False)
+    assert m.method == "exact" and "damaged" in m.explain
+    assert m.table["id_a"].to_list() == want["match"][0]
+    assert store.replicas.rebuild("emb") == 80
+    assert similarity.nearest(store, "emb", "e7", 5, ef=200, compute=False).method == "hnsw"
+
+
+def test_commits_skip_a_damaged_replica_with_a_warning(store, caplog):
+    """The listener skips a damaged replica (a warning), the commit stands; status and sync
+    show the damage, the CLI too, and rebuild repairs it."""
+    from amberlite.cli import main
+    from amberlite.cli.replicate import replicate
+
+    key = key_of(store)
+    commit(store, key, rng_rows(6, [f"e{i}" for i in range(30)]))
+    store.replicas.add("emb", "hnsw", M=8, ef_construction=40)
+    _damage(store, key, "flip", 0)
+    fresh = amberlite.open(store.root)
+    with caplog.at_level("WARNING", logger="amberlite.connectors.manager"):
+        assert commit(fresh, key, rng_rows(7, ["e30"])) is not None
+    assert "checksum mismatch" in caplog.text and "e30" in stored(fresh, key)
+    (row,) = fresh.replicas.status()
+    assert (row["health"], row["reason"]) == ("damaged", "checksum mismatch")
+    if "replicate" not in main.commands:
+        main.add_command(replicate)
+    args = ["--store", str(store.root), "replicate"]
+    r = CliRunner().invoke(main, [*args, "status"])
+    assert r.exit_code == 0 and "damaged (checksum mismatch)" in r.output
+    r = CliRunner().invoke(main, [*args, "sync"])
+    assert r.exit_code == 1 and "damaged (checksum mismatch)" in r.output
+    assert "rows applied" not in r.output and "replicate rebuild emb@1" in r.output
+    r = CliRunner().invoke(main, [*args, "rebuild", "emb"])
+    assert r.exit_code == 0 and "31 rows indexed" in r.output
+    r = CliRunner().invoke(main, [*args, "sync"])
+    assert r.exit_code == 0 and "0 rows applied" in r.output

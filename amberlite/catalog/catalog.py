@@ -93,9 +93,14 @@ class Catalog:
         self.lock_path = self.root / "catalog.lock"
         self.root.mkdir(parents=True, exist_ok=True)
         self.lock_path.touch(exist_ok=True)
+        self._pin_depth = 0
+        self._pin_thread: int | None = None
+        self._pinned: tuple[Any, duckdb.DuckDBPyConnection] | None = None
         self._init_schema()
 
     def _init_schema(self) -> None:
+        if self.path.exists() and self._current():
+            return  # the common open: one shared-lock read, no write transaction
         with self.write() as con:
             con.execute(schema_statements()["meta"][1])
             row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
@@ -118,6 +123,18 @@ class Catalog:
                     "INSERT INTO entity_types VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                     [name, parent, kind],
                 )
+
+    def _current(self) -> bool:
+        """True when the catalog exists at this code's schema version (nothing to create or
+        migrate)."""
+        try:
+            with self.read() as con:
+                row = con.execute(
+                    "SELECT value FROM meta WHERE key = 'schema_version'"
+                ).fetchone()
+        except duckdb.Error:
+            return False  # no meta table yet: the write path creates it
+        return row is not None and row[0] == str(SCHEMA_VERSION)
 
     def _migrate(self, con: duckdb.DuckDBPyConnection, version: int) -> None:
         """Upgrade a catalog of ``version`` to ``SCHEMA_VERSION`` (inside ``con``'s
@@ -163,8 +180,38 @@ class Catalog:
                 os.close(fd)  # closing the descriptor releases the lock
 
     @contextlib.contextmanager
+    def pinned(self) -> Iterator[None]:
+        """Serve this thread's reads inside the block from one shared-lock connection (a short
+        command opens the catalog once instead of once per read). A write inside the block
+        closes it first (the exclusive lock needs the shared one released); the next read
+        opens a fresh one, which sees the write. While the connection is open, other threads
+        of the process wait for it (as for any transaction): pin only single-threaded work,
+        such as one command-line statement."""
+        if self._pin_depth and self._pin_thread != threading.get_ident():
+            yield  # another thread's pin: this thread reads as usual
+            return
+        self._pin_depth += 1
+        self._pin_thread = threading.get_ident()
+        try:
+            yield
+        finally:
+            self._pin_depth -= 1
+            if self._pin_depth == 0:
+                self._unpin()
+                self._pin_thread = None
+
+    def _unpin(self) -> None:
+        if self._pinned is not None:
+            lock, con = self._pinned
+            self._pinned = None
+            con.close()
+            lock.__exit__(None, None, None)
+
+    @contextlib.contextmanager
     def write(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """One write transaction: committed on normal exit, rolled back on an exception."""
+        if self._pin_thread == threading.get_ident():
+            self._unpin()
         with self._locked(exclusive=True):
             con = duckdb.connect(str(self.path))
             try:
@@ -181,6 +228,18 @@ class Catalog:
     @contextlib.contextmanager
     def read(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A read-only connection that sees committed state only."""
+        if self._pin_depth and self._pin_thread == threading.get_ident():
+            if self._pinned is None:
+                lock = self._locked(exclusive=False)
+                lock.__enter__()
+                try:
+                    con = duckdb.connect(str(self.path), read_only=True)
+                except BaseException:
+                    lock.__exit__(None, None, None)
+                    raise
+                self._pinned = (lock, con)
+            yield self._pinned[1]
+            return
         with self._locked(exclusive=False):
             con = duckdb.connect(str(self.path), read_only=True)
             try:

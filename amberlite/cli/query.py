@@ -20,10 +20,21 @@ from amberlite.cli.util import friendly, store_of
 @friendly
 def query(ctx: click.Context, text: str, fmt: str, output: str | None) -> None:
     """Run one AQL statement and print its result table."""
-    from amberlite.cli.util import emit
-    from amberlite.query import run_query
+    from amberlite.cli.util import emit, rows_table
+    from amberlite.query import run
 
-    emit(run_query(store_of(ctx), text), fmt, output)
+    if fmt == "table" and output is None:  # a warm query prints without loading polars
+        store = store_of(ctx)
+        with store.catalog.pinned():  # one catalog connection for the whole statement
+            result = run(store, text, rows=True)
+        if result.rows is not None:
+            text_table = rows_table(result.columns, result.rows)
+            if text_table is not None:
+                click.echo(text_table)
+                return
+        emit(result.table, fmt, output)
+        return
+    emit(run(store_of(ctx), text).table, fmt, output)
 
 
 @click.command()

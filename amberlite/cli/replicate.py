@@ -65,7 +65,8 @@ def _row(store, key, target: str) -> dict:
 @click.pass_context
 @friendly
 def status(ctx: click.Context) -> None:
-    """Per replica: rows indexed vs rows stored and lag (commits not yet applied)."""
+    """Per replica: rows indexed vs rows stored, lag (commits not yet applied) and health
+    (each saved index is checked: checksum, commit id, ids and vectors against the values)."""
     rows = store_of(ctx).replicas.status()
     if not rows:
         click.echo("no replicas (add one with `amberlite replicate add FEATURE --to hnsw`)")
@@ -81,6 +82,7 @@ def status(ctx: click.Context) -> None:
                 "rows_indexed": r["rows_indexed"],
                 "rows_stored": r["rows_stored"],
                 "lag_commits": r["lag_commits"],
+                "health": r["health"] + (f" ({r['reason']})" if r["reason"] else ""),
                 "options": ", ".join(f"{k}={v}" for k, v in sorted(r["options"].items())),
             }
             for r in rows
@@ -93,9 +95,17 @@ def status(ctx: click.Context) -> None:
 @click.pass_context
 @friendly
 def sync(ctx: click.Context) -> None:
-    """Catch every replica up with the commits it has not applied yet."""
+    """Catch every replica up with the commits it has not applied yet (exit status 1 when a
+    replica is damaged: rebuild it)."""
+    damaged = False
     for name, changed in store_of(ctx).replicas.sync().items():
-        click.echo(f"{name}: {changed} rows applied")
+        if isinstance(changed, int):
+            click.echo(f"{name}: {changed} rows applied")
+        else:
+            damaged = True
+            click.secho(f"{name}: damaged ({changed.reason}); {changed.hint}", fg="red")
+    if damaged:
+        ctx.exit(1)
 
 
 @replicate.command("rebuild")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +39,44 @@ def table(df: pl.DataFrame, rows: int = 50) -> str:
         tbl_hide_column_data_types=True,
     ):
         return str(df)
+
+
+def rows_table(columns: Sequence[str], rows: Sequence[tuple], limit: int = 50) -> str | None:
+    """The same Markdown-style table as :func:`table`, from Python rows of scalars (numbers,
+    text, booleans, NULLs), without polars; None when a cell is nested (a list, a struct):
+    those print through polars."""
+    cells = [[_cell(v) for v in row] for row in rows]
+    if any(c is None for row in cells for c in row):
+        return None
+    if len(cells) > limit:
+        half = limit // 2
+        cells = cells[:half] + [["..."] * len(columns)] + cells[-half:]
+    widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(columns, widths)) + " |"]
+    lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    lines += ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |" for row in cells]
+    return "\n".join(lines)
+
+
+def _cell(v: Any) -> str | None:
+    """A scalar as polars prints it (None for a value that is not a scalar)."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if v != v or v in (float("inf"), float("-inf")):
+            return str(v).replace("inf", "inf")
+        if v == int(v) and abs(v) < 1e15:
+            return f"{v:.1f}"
+        if abs(v) >= 1e15 or abs(v) < 1e-4:
+            return f"{v:.4e}"
+        return f"{v:.6f}".rstrip("0")
+    if isinstance(v, str):
+        return v if len(v) <= 60 else v[:60] + "..."
+    return None
 
 
 def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:

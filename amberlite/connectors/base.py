@@ -7,6 +7,7 @@ imported by :mod:`amberlite.connectors.manager`, which keeps replicas in step wi
 from __future__ import annotations
 
 import abc
+import hashlib
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,7 +16,30 @@ import numpy as np
 import pyarrow as pa
 
 from amberlite.catalog import Catalog
+from amberlite.errors import ReplicaError
 from amberlite.memo.key import MemoKey
+
+DIGEST = "sha256"  # of every saved index file, recorded in its manifest
+
+
+class ReplicaDamaged(ReplicaError):
+    """A replica failed an integrity check (its saved files, its commit id, or what it holds
+    against the stored values). Searches fall back to the exact kernel, commits skip it, and
+    ``amberlite replicate rebuild FEATURE`` repairs it."""
+
+    def __init__(self, key: MemoKey, target: str, reason: str) -> None:
+        self.key, self.target, self.reason = key, target, reason
+        super().__init__(f"{target} index of {key.label} damaged ({reason}); {self.hint}")
+
+    @property
+    def hint(self) -> str:
+        return f"run `amberlite replicate rebuild {self.key.label}`"
+
+
+def file_digest(path: Path) -> str:
+    """``"sha256:<hex>"`` of a file, read in chunks (never the whole file in memory)."""
+    with open(path, "rb") as f:
+        return f"{DIGEST}:{hashlib.file_digest(f, DIGEST).hexdigest()}"
 
 
 # -- the connector interface --------------------------------------------------------------------
@@ -30,6 +54,12 @@ class Connector(abc.ABC):
     atomically; ``load`` returns False when nothing was saved yet. ``last_file_id`` is the id
     of the last saved or loaded state; ``applied_file_id`` that of the state in memory (ahead
     of ``last_file_id`` while a save is deferred).
+
+    Integrity: ``check_saved`` says why the persisted state cannot be trusted (None when it
+    can, or when nothing is saved) by reading only the persisted files, so that a target's
+    loader never sees a file that failed its checks; ``load`` raises :class:`ReplicaDamaged`
+    for the same reasons. A search that finds the target disagreeing with the stored values
+    sets ``damage``; the manager then treats the replica as damaged until it is rebuilt.
     """
 
     name: str = ""
@@ -45,6 +75,7 @@ class Connector(abc.ABC):
         self.recorded_file_id = -1  # what this process last wrote to replicas.last_file_id
         self.unsaved_rows = 0  # rows applied since the last save (the replay a crash costs)
         self.saved_at = time.monotonic()
+        self.damage: str | None = None  # set when the target disagrees with the stored values
 
     @classmethod
     def check_options(cls, options: dict) -> dict:
@@ -77,6 +108,14 @@ class Connector(abc.ABC):
     def vectors(self, entity_ids: Sequence[str]) -> np.ndarray:
         """The replicated vectors of live entities, in the given order (as the target keeps
         them: normalized for cosine)."""
+
+    def kept(self, mat: np.ndarray) -> np.ndarray:
+        """Stored values as :meth:`vectors` returns them (normalized for cosine)."""
+        return mat
+
+    def check_saved(self) -> str | None:
+        """Why the persisted state cannot be trusted, or None (also when nothing is saved)."""
+        return None
 
     @abc.abstractmethod
     def save(self, file_id: int) -> None:

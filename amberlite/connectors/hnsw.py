@@ -2,13 +2,19 @@
 
 Files, in ``<store>/replicas/<feature>@<v>/<params_key>/``: ``hnsw-<file_id>.bin`` is hnswlib's
 own serialization, written once and fsynced; ``hnsw.json`` (the manifest: the commit id the
-index reflects, space, dim, M, deleted labels, and the name of the ``.bin`` file) is written
+index reflects, space, dim, M, deleted labels, the name of the ``.bin`` file, its size and its
+sha256) is written
 aside and renamed over the old one, so the index and its commit id change together; older
 ``.bin`` files are removed after the rename. Entity ids map to integer labels through the
 catalog table ``replica_labels``; a label is written there before the index that uses it is
 saved, so an index never holds a label the catalog cannot name. Inserting a row is one
 ``add_items`` (capacity grows geometrically with ``resize_index``); an update re-adds the same
 label (hnswlib replaces the vector in place); a delete is ``mark_deleted``.
+
+Integrity: hnswlib's loader trusts its input (a damaged file can crash the process), so
+``load`` hands it a file only after the manifest parses and the file's size and sha256 match
+the manifest; any failure (and an index holding labels the catalog lacks, or another count than
+the manifest's) raises :class:`~amberlite.connectors.base.ReplicaDamaged`.
 
 Scores: cosine similarity (``space="cosine"``), inner product (``"ip"``), or the negated
 squared L2 distance (``"l2"``) — higher is always more similar.
@@ -26,7 +32,13 @@ import numpy as np
 import pyarrow as pa
 
 from amberlite.catalog import Catalog
-from amberlite.connectors.base import Connector, register, replica_dir
+from amberlite.connectors.base import (
+    Connector,
+    ReplicaDamaged,
+    file_digest,
+    register,
+    replica_dir,
+)
 from amberlite.core.vectors import as_matrix
 from amberlite.errors import ReplicaError
 from amberlite.memo.key import MemoKey
@@ -34,7 +46,7 @@ from amberlite.memo.store import ENTITY_ID, VALUE, fsync_path
 
 MANIFEST = "hnsw.json"
 _BIN_RE = re.compile(r"hnsw-[0-9]+-[0-9]+\.bin")
-FORMAT = 2
+FORMAT = 3  # 3: the index file's size and sha256 are in the manifest
 SPACES = ("cosine", "l2", "ip")
 DEFAULTS = {"space": "cosine", "M": 16, "ef_construction": 200, "ef": 64}
 INITIAL_CAPACITY = 1024
@@ -114,36 +126,72 @@ class HnswConnector(Connector):
         ids = t.column(0).to_pylist()
         labels = t.column(1).to_numpy()
         if len(labels) and not np.array_equal(labels, np.arange(len(labels))):
-            raise ReplicaError(f"{self.key.label}: replica labels are not dense; rebuild it")
+            raise ReplicaDamaged(self.key, self.name, "replica labels are not dense")
         self.ids_by_label = ids
         self.label_of = {e: i for i, e in enumerate(ids)}
         self._id_array = None
 
+    def check_saved(self) -> str | None:
+        return self._check_head()[1]
+
+    def _check_head(self) -> tuple[dict | None, str | None]:
+        """(manifest, None) when the saved index can be handed to hnswlib; (None, None) when
+        nothing is saved; (manifest or None, reason) when it must not be."""
+        if not self.path.exists():
+            return None, None
+        head = read_header(self.path)
+        if head is None:
+            return None, "manifest does not parse, or is of an older format without checksum"
+        if head.get("dim") != self.dim or head.get("space") != self.space:
+            return head, "saved index has another dim/space"
+        deleted = head.get("deleted")
+        fields = (head.get("last_file_id"), head.get("count"))
+        fields += tuple(deleted) if isinstance(deleted, list) else (None,)
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in fields):
+            return head, "manifest fields are not counts"
+        name = str(head.get("index", ""))
+        if not _BIN_RE.fullmatch(name):
+            return head, f"bad index file name {name!r}"
+        file = self.dir / name
+        size, digest = head.get("size"), head.get("checksum")
+        if not isinstance(size, int) or not isinstance(digest, str):
+            return head, "manifest has no checksum"
+        try:
+            actual = file.stat().st_size
+        except OSError:
+            return head, "index file missing"
+        if actual != size:
+            return head, f"index file is {actual} bytes, the manifest says {size}"
+        if file_digest(file) != digest:
+            return head, "checksum mismatch"
+        return head, None
+
     def load(self) -> bool:
         self._reset()
         self._load_labels()
-        head = read_header(self.path)
+        head, reason = self._check_head()
+        if reason is not None:
+            raise ReplicaDamaged(self.key, self.name, reason)
         if head is None:
             return False
-        if head.get("dim") != self.dim or head.get("space") != self.space:
-            raise ReplicaError(f"{self.path}: saved index has another dim/space; rebuild it")
-        name = str(head.get("index", ""))
-        if not _BIN_RE.fullmatch(name):
-            raise ReplicaError(f"{self.path}: bad index file name {name!r}; rebuild it")
         import hnswlib
 
         index = hnswlib.Index(space=self.space, dim=self.dim)
         try:
-            index.load_index(str(self.dir / name), max_elements=0)
+            index.load_index(str(self.dir / head["index"]), max_elements=0)
         except RuntimeError as e:
-            raise ReplicaError(f"{self.dir / name}: cannot load the index ({e}); rebuild it") from e
+            raise ReplicaDamaged(self.key, self.name, f"hnswlib cannot load it: {e}") from e
         index.set_ef(self.options["ef"])
-        self.index = index
-        self.present = set(index.get_ids_list())
-        self.deleted = set(head.get("deleted", []))
-        unknown = max(self.present, default=-1)
-        if unknown >= len(self.ids_by_label):
-            raise ReplicaError(f"{self.path}: index holds labels the catalog lacks; rebuild it")
+        present = set(index.get_ids_list())
+        deleted = set(head.get("deleted", []))
+        if max(present, default=-1) >= len(self.ids_by_label) or min(present, default=0) < 0:
+            raise ReplicaDamaged(self.key, self.name, "index holds labels the catalog lacks")
+        live = len(present) - len(deleted & present)
+        if live != head.get("count"):
+            raise ReplicaDamaged(
+                self.key, self.name, f"index holds {live} live rows, its manifest {head['count']}"
+            )
+        self.index, self.present, self.deleted = index, present, deleted
         self.last_file_id = self.applied_file_id = int(head["last_file_id"])
         return True
 
@@ -165,6 +213,8 @@ class HnswConnector(Connector):
         try:
             self.index.save_index(str(self.dir / name))
             fsync_path(self.dir / name)
+            head["size"] = (self.dir / name).stat().st_size
+            head["checksum"] = file_digest(self.dir / name)
             with open(aside, "w") as f:
                 json.dump(head, f)
                 f.flush()
@@ -199,6 +249,9 @@ class HnswConnector(Connector):
     # -- changes ------------------------------------------------------------------------------
     def _live(self, label: int) -> bool:
         return label in self.present and label not in self.deleted
+
+    def kept(self, mat: np.ndarray) -> np.ndarray:
+        return self._normalized(np.asarray(mat, np.float32))
 
     def _normalized(self, mat: np.ndarray) -> np.ndarray:
         if self.space != "cosine":

@@ -1,6 +1,3 @@
-"""Declaring features: decorators, definition-file loading and code fingerprints."""
-
-from amberlite.define.decorators import FeatureSpec, feature, segmenter
-from amberlite.define.loader import load_definitions
-
-__all__ = ["FeatureSpec", "feature", "segmenter", "load_definitions"]
+"""Declaring features: decorators (``define.decorators``), definition files (``define.loader``),
+code fingerprints, the registry of specs and the code-free :class:`define.info.FeatureInfo`.
+"""

@@ -15,7 +15,6 @@ The decorator returns a :class:`FeatureSpec`; loading the module collects them.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,21 +22,12 @@ from typing import Any
 import pyarrow as pa
 
 from amberlite.define.fingerprint import code_digest, params_key
+from amberlite.define.info import check_name, resolve_params
 from amberlite.errors import DefinitionError
 from amberlite.media.decode import Decode
 
-NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 SPAN_TYPE = pa.list_(pa.struct([("start_frame", pa.int64()), ("end_frame", pa.int64())]))
 PARALLEL = ("thread", "process", "serial")
-
-
-def check_name(name: str, what: str = "name") -> str:
-    """Names reach file paths and SQL identifiers: letters, digits and underscores only."""
-    if not isinstance(name, str) or not NAME_RE.match(name):
-        raise DefinitionError(
-            f"invalid {what} {name!r}: use letters, digits and '_' (not starting with a digit)"
-        )
-    return name
 
 
 @dataclass(frozen=True)
@@ -126,14 +116,7 @@ class FeatureSpec:
 
     def resolve_params(self, given: Mapping[str, Any] | None) -> dict[str, Any]:
         """Merge given parameters over the declared defaults; unknown names are an error."""
-        merged = dict(self.params)
-        for k, v in (given or {}).items():
-            if k not in merged:
-                from amberlite.errors import ResolveError
-
-                raise ResolveError(f"{self.name} has no parameter {k!r}", name=k, candidates=merged)
-            merged[k] = v
-        return merged
+        return resolve_params(self.name, self.params, given)
 
     def params_key(self, given: Mapping[str, Any] | None = None) -> str:
         return params_key(self.resolve_params(given))

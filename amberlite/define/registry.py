@@ -7,14 +7,19 @@ fingerprints too.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from amberlite.define.decorators import FeatureSpec, InputRef
 from amberlite.define.fingerprint import fingerprint
 from amberlite.errors import DefinitionError, ResolveError
 
+if TYPE_CHECKING:
+    from amberlite.define.decorators import FeatureSpec, InputRef
+
 
 class Registry:
-    """FeatureSpecs by (name, version), with input resolution and fingerprints."""
+    """FeatureSpecs by (name, version), with input resolution and fingerprints. (A registry
+    of code-free :class:`~amberlite.define.info.FeatureInfo` values answers the same look-ups:
+    the planner's schema is one.)"""
 
     def __init__(self) -> None:
         self._specs: dict[tuple[str, int], FeatureSpec] = {}

@@ -22,8 +22,6 @@ from __future__ import annotations
 from amberlite.context import StoreContext
 from amberlite.exec.scope import FeatureStep, Reader, feature_step, prepare
 from amberlite.plan import logical as L
-from amberlite.search.match import search_path
-from amberlite.search.nearest import search_line
 
 
 def explain_plan(ctx: StoreContext, plan: L.Plan) -> str:
@@ -32,16 +30,21 @@ def explain_plan(ctx: StoreContext, plan: L.Plan) -> str:
     steps: list[FeatureStep] = []
     if isinstance(plan, L.SelectPlan):
         if plan.nearest is not None:
+            from amberlite.search.nearest import search_line
+
             lines.append(f"search: {search_line(ctx, plan)}")
         with Reader(ctx) as reader:
             steps = prepare(ctx, plan, compute=False, reader=reader).steps
     elif isinstance(plan, L.MatchPlan):
+        from amberlite.search.match import search_path
+
         assets = list(plan.source.asset_ids) if plan.source.asset_ids is not None else None
         ef = dict(plan.options).get("ef")
         lines.append(f"search: {search_path(ctx, plan.match_type, assets, ef)}")
         src, use = plan.source, plan.feature
-        spec = ctx.registry.get(use.name, use.version)
-        prod = ctx.registry.producer_of(src.entity_type)
+        schema = ctx.schema()
+        spec = schema.get(use.name, use.version)
+        prod = schema.producer_of(src.entity_type)
         with Reader(ctx) as reader:
             seg = feature_step(ctx, prod.key, prod, None, assets, None, reader)
             step = feature_step(ctx, use.label, spec, dict(use.params), assets, None, reader)

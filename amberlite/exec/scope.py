@@ -28,7 +28,6 @@ from amberlite.exec.sql import Sql
 from amberlite.memo.key import memo_key
 from amberlite.plan import logical as L
 from amberlite.plan.schema import PlanSchema
-from amberlite.search.nearest import run_search
 from amberlite.syntax import ast as A
 
 if TYPE_CHECKING:
@@ -123,9 +122,12 @@ def prepare(ctx: StoreContext, plan: L.SelectPlan, compute: bool, reader: Reader
     k entities found. Without ``compute`` (EXPLAIN) they are counted over the whole set and
     nothing is computed."""
     prep = Prepared(plan)
+    schema = ctx.schema()  # what counting needs, without the features' code
     pushed = L.pushed_filters(plan.root)
     near = plan.nearest
     if near is not None and compute:
+        from amberlite.search.nearest import run_search
+
         reader.close()  # the search may compute (write lock)
         prep.nearest = run_search(ctx, plan)
 
@@ -139,7 +141,7 @@ def prepare(ctx: StoreContext, plan: L.SelectPlan, compute: bool, reader: Reader
         assets = list(src.asset_ids) if src.asset_ids is not None else None
         note = ""
         if src.entity_type not in ("asset", "frame"):
-            prod = ctx.registry.producer_of(src.entity_type)
+            prod = schema.producer_of(src.entity_type)
             seg = step(prod.key, prod, None, assets, None)
             prep.steps.append(seg)
             if seg.action == "compute" and not compute:
@@ -150,7 +152,7 @@ def prepare(ctx: StoreContext, plan: L.SelectPlan, compute: bool, reader: Reader
         seg_text = f", {note[2:-1]}" if note else ""  # "+ shots of assets not segmented yet"
         near_note = ""
         if searched and not compute:
-            spec = ctx.registry.get(near.feature.name, near.feature.version)
+            spec = schema.get(near.feature.name, near.feature.version)
             params = dict(near.feature.params)
             label = near.feature.label
             searched_step = feature_step(ctx, label, spec, params, assets, None, reader)
@@ -166,7 +168,7 @@ def prepare(ctx: StoreContext, plan: L.SelectPlan, compute: bool, reader: Reader
         for use in plan.features:
             if use.source != src.index:
                 continue
-            spec = ctx.registry.get(use.name, use.version)
+            spec = schema.get(use.name, use.version)
             params = dict(use.params)
             if use.by_asset:
                 st = step(use.label, spec, params, id_assets, None)
@@ -193,7 +195,8 @@ def compute_step(ctx: StoreContext, step: FeatureStep, reader: Reader | None = N
     log.debug("computing %s over %s entities", step.label, step.counts["requested"])
     if reader is not None:
         reader.close()  # materialize takes the write lock
-    ctx.resolver.materialize(step.spec, step.params, step.asset_ids, entity_ids=step.entity_ids)
+    spec = ctx.registry.get(step.spec.name, step.spec.version)  # the code, to compute
+    ctx.resolver.materialize(spec, step.params, step.asset_ids, entity_ids=step.entity_ids)
 
 
 _COUNTS: OrderedDict[tuple, dict[str, int]] = OrderedDict()
@@ -246,7 +249,7 @@ def feature_files(ctx: StoreContext, plan: L.SelectPlan, con) -> dict[int, list[
     """The committed memo files of every feature use, listed in the reading transaction."""
     out = {}
     for use in plan.features:
-        spec = ctx.registry.get(use.name, use.version)
+        spec = ctx.schema().get(use.name, use.version)
         out[use.slot] = ctx.memo.files(memo_key(spec, dict(use.params)), con)
     return out
 
@@ -254,4 +257,4 @@ def feature_files(ctx: StoreContext, plan: L.SelectPlan, con) -> dict[int, list[
 def plan_schema(ctx: StoreContext) -> PlanSchema:
     """The planner's view of an open store (its names are cached until the catalog changes)."""
     names = ctx.names()
-    return PlanSchema(ctx.registry, names.by_alias, names.ids, names.entity_types)
+    return PlanSchema(ctx.schema(), names.by_alias, names.ids, names.entity_types)

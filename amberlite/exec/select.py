@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-import polars as pl
-
-from amberlite.catalog.tables import assets_table, features_table
 from amberlite.context import StoreContext
 from amberlite.errors import AqlError, ResolveError
 from amberlite.exec.scope import Prepared, Reader, duck_errors, feature_files, plan_schema, prepare
 from amberlite.exec.sql import Sql
 from amberlite.plan import logical as L
 from amberlite.plan.build import columns_of
-from amberlite.search.match import top_pairs
-from amberlite.search.result import SearchResult
+
+if TYPE_CHECKING:  # a plain SELECT needs none of these: reading stays light
+    import polars as pl
+
+    from amberlite.search.result import SearchResult
 
 log = logging.getLogger(__name__)
 
@@ -45,19 +46,47 @@ def run_select(ctx: StoreContext, prep: Prepared, con) -> pl.DataFrame:
     return df
 
 
+def select_rows(ctx: StoreContext, prep: Prepared, con) -> tuple[tuple[str, ...], list[tuple]]:
+    """The result of a prepared SELECT as column names and Python rows: no Arrow, no polars
+    (the command line prints a warm query's table this way, see :func:`execute`)."""
+    sql, text = compile_select(ctx, prep, con)
+    sql.register(con)
+    with duck_errors():
+        rows = con.execute(text, sql.params).fetchall()
+    sql.unregister(con)
+    return tuple(sql.names), rows
+
+
 @dataclass(frozen=True)
 class QueryResult:
-    """A statement's result table, and the search that ran for NEAREST / MATCH (else None)."""
+    """A statement's result, and the search that ran for NEAREST / MATCH (else None).
 
-    table: pl.DataFrame
+    ``table`` is a polars DataFrame; a SELECT run with ``rows=True`` has ``columns`` and
+    ``rows`` (Python values) instead, and makes the table only when asked for it."""
+
+    data: Any  # a polars DataFrame, or None when ``rows`` holds the result
     search: SearchResult | None = None
+    columns: tuple[str, ...] = ()
+    rows: list[tuple] | None = None
+
+    @property
+    def table(self) -> pl.DataFrame:
+        if self.data is not None:
+            return self.data
+        import polars as pl
+
+        return pl.DataFrame(self.rows, schema=list(self.columns), orient="row")
 
 
-def execute(ctx: StoreContext, plan: L.Plan) -> QueryResult:
-    """Run any plan to a result table."""
+def execute(ctx: StoreContext, plan: L.Plan, rows: bool = False) -> QueryResult:
+    """Run any plan to a result (``rows``: a SELECT's result as Python rows, see
+    :class:`QueryResult`)."""
     if isinstance(plan, L.SelectPlan):
         with Reader(ctx) as reader:
             prep = prepare(ctx, plan, compute=True, reader=reader)
+            if rows:
+                names, values = select_rows(ctx, prep, reader.get())
+                return QueryResult(None, prep.nearest, names, values)
             df = run_select(ctx, prep, reader.get())
         return QueryResult(df, prep.nearest)
     if isinstance(plan, L.ShowPlan):
@@ -71,6 +100,10 @@ def execute(ctx: StoreContext, plan: L.Plan) -> QueryResult:
 
 
 def show(ctx: StoreContext, what: str) -> pl.DataFrame:
+    import polars as pl
+
+    from amberlite.catalog.tables import assets_table, features_table
+
     if what == "ASSETS":
         return assets_table(ctx.catalog).select(
             "alias", "asset_id", "width", "height", "frame_count", "duration_s", "path"
@@ -105,6 +138,10 @@ def show(ctx: StoreContext, what: str) -> pl.DataFrame:
 def describe(ctx: StoreContext, name: str) -> pl.DataFrame:
     """A feature's versions (entity, output, params, inputs, rows stored), or an entity set's
     columns."""
+    import polars as pl
+
+    from amberlite.catalog.tables import features_table
+
     if name in ctx.registry.names():
         feats = features_table(ctx.catalog).filter(pl.col("name") == name)
         params = {
@@ -135,6 +172,8 @@ def describe(ctx: StoreContext, name: str) -> pl.DataFrame:
 def match(ctx: StoreContext, plan: L.MatchPlan) -> SearchResult:
     """MATCH through :func:`amberlite.search.match.top_pairs` (computes what is missing first;
     the match feature's replica index is used when one can serve the match type)."""
+    from amberlite.search.match import top_pairs
+
     assets = list(plan.source.asset_ids) if plan.source.asset_ids is not None else None
     return top_pairs(
         ctx,

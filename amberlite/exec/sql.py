@@ -12,19 +12,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import duckdb
-import numpy as np
-import pyarrow as pa
 
-from amberlite.core.entities import cached_frame_index
 from amberlite.core.ids import frame_id_sql, frame_ref_sql, span_ref_sql
 from amberlite.errors import AqlError, AqlTypeError
-from amberlite.memo.store import _duck_array_type
 from amberlite.plan import logical as L
 from amberlite.plan.build import TIME_COLUMNS
-from amberlite.search.nearest import search_table
 from amberlite.syntax import ast as A
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from amberlite.context import StoreContext
 
 SQL_FUNCTIONS = {
@@ -111,11 +108,18 @@ class Sql:
         """The entities of ``body`` that the NEAREST search found, with their ``score``."""
         if self.nearest is None:
             raise AqlError("NEAREST: the search has not run (internal error)")
+        from amberlite.search.nearest import search_table
+
         self.tables["_nearest"] = search_table(self.nearest)
         return f"SELECT b.*, n.score FROM ({body}) AS b JOIN _nearest AS n ON n.entity_id = b.id"
 
     def _frames(self, src: L.Source) -> pa.Table:
         """(asset_id, n, t, t_end) of every frame in scope, times from the exact frame index."""
+        import numpy as np
+        import pyarrow as pa
+
+        from amberlite.core.entities import cached_frame_index
+
         parts: dict[str, list[pa.Array]] = {"asset_id": [], "n": [], "t": [], "t_end": []}
         for rec in self.ctx.asset_records(src.asset_ids):
             sec = np.asarray(cached_frame_index(self.ctx.media_cache, rec).seconds)
@@ -134,8 +138,7 @@ class Sql:
         )
 
     def feature_cte(self, use: L.FeatureUse, files: list[str]) -> str:
-        spec = self.ctx.registry.get(use.name, use.version)
-        cast = _duck_array_type(spec.output)
+        cast = self.ctx.schema().get(use.name, use.version).duck_cast
         value = f"value::{cast}" if cast else "value"
         if not files:
             return "SELECT NULL::TEXT AS k, NULL AS v WHERE false"

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import pyarrow as pa
-
+from amberlite.define.info import FeatureInfo
 from amberlite.define.registry import Registry
 from amberlite.errors import AmberliteError, ResolveError
 
@@ -45,12 +44,10 @@ def resolve_match_type(registry: Registry, match_type: str) -> MatchSpec:
             candidates=list(MATCH_TYPES) + names,
         )
     spec = registry.get(match_type)
-    out = spec.output
-    if spec.entity != "shot" or not (
-        pa.types.is_fixed_size_list(out) and pa.types.is_floating(out.value_type)
-    ):
+    info = spec if isinstance(spec, FeatureInfo) else FeatureInfo.of(spec)
+    if info.entity != "shot" or info.dim is None:
         raise AmberliteError(
             f"{match_type!r} cannot be a match type: it must be a shot feature whose value is "
-            f"a fixed-size float vector (it is over {spec.entity!r}, of type {out})"
+            f"a fixed-size float vector (it is over {info.entity!r}, of type {info.output_type})"
         )
     return MatchSpec(match_type, match_type, "cosine")

@@ -1,6 +1,4 @@
-"""The Parquet value store: write aside, commit in one catalog transaction, read, compact."""
+"""The Parquet value store: write aside, commit in one catalog transaction, read, compact.
 
-from amberlite.memo.key import MemoKey, memo_key
-from amberlite.memo.store import MemoStore
-
-__all__ = ["MemoKey", "memo_key", "MemoStore"]
+``amberlite.memo.key`` (MemoKey, memo_key) and ``amberlite.memo.store`` (MemoStore).
+"""

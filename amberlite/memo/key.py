@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from amberlite.define.decorators import FeatureSpec, check_name
 from amberlite.define.fingerprint import canonical_json
+from amberlite.define.info import check_name
 
 _HEX = re.compile(r"^[0-9a-f]{16}$")
 
@@ -40,7 +40,18 @@ class MemoKey:
         return [self.feature, self.version, self.params_key]
 
 
-def memo_key(spec: FeatureSpec, params: Mapping[str, Any] | None) -> MemoKey:
+class Keyed(Protocol):
+    """What a memo key is made of: a FeatureSpec or a FeatureInfo."""
+
+    name: str
+    version: int
+
+    def resolve_params(self, given: Mapping[str, Any] | None) -> dict[str, Any]: ...
+
+    def params_key(self, given: Mapping[str, Any] | None = None) -> str: ...
+
+
+def memo_key(spec: Keyed, params: Mapping[str, Any] | None) -> MemoKey:
     """The dataset of ``spec`` under ``params`` (declared defaults filled in)."""
     resolved = spec.resolve_params(params)
     return MemoKey(spec.name, spec.version, spec.params_key(resolved), canonical_json(resolved))

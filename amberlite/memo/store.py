@@ -14,14 +14,17 @@ import os
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from amberlite import faults
 from amberlite.catalog import Catalog
+from amberlite.core.types import duck_array_type
 from amberlite.memo.key import MemoKey
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 ENTITY_ID = "entity_id"
 ASSET_ID = "asset_id"
@@ -32,6 +35,8 @@ Listener = Callable[[MemoKey, int], None]
 
 
 def value_schema(output: pa.DataType) -> pa.Schema:
+    import pyarrow as pa
+
     return pa.schema([(ENTITY_ID, pa.string()), (ASSET_ID, pa.string()), (VALUE, output)])
 
 
@@ -51,6 +56,8 @@ def fsync_path(path: str | os.PathLike[str]) -> None:
 def write_aside_to(directory: str | os.PathLike[str], table: pa.Table) -> Path:
     """Write ``table`` to a new uniquely named zstd Parquet file in ``directory``, fsynced:
     the first half of an atomic commit (workers that write their own batches use it too)."""
+    import pyarrow.parquet as pq
+
     path = Path(directory) / f"{uuid.uuid4().hex}.parquet"
     pq.write_table(table, path, compression="zstd")
     fsync_path(path)
@@ -192,6 +199,8 @@ class MemoStore:
         for attempt in range(3):
             files = self.files(key)
             if not files:
+                import pyarrow as pa
+
                 schema = value_schema(output)
                 if columns != "*":
                     schema = pa.schema([schema.field(c.strip()) for c in columns.split(",")])
@@ -212,7 +221,7 @@ class MemoStore:
         if entity_ids is not None:
             where.append(f"{ENTITY_ID} IN (SELECT unnest($ids::TEXT[]))")
             params["ids"] = list(entity_ids)
-        cast = _duck_array_type(output)
+        cast = duck_array_type(str(output))
         if columns == "*" and cast:
             # DuckDB reads fixed-size lists back as lists; casting in SQL is the cheapest way
             # back to the declared type (cheaper than an Arrow cast afterwards).
@@ -231,6 +240,8 @@ class MemoStore:
         return table
 
     def stored_ids(self, key: MemoKey, asset_ids: Sequence[str] | None = None) -> set[str]:
+        import pyarrow as pa
+
         table = self.read(key, pa.null(), columns=ENTITY_ID, asset_ids=asset_ids)
         return set(table.column(ENTITY_ID).to_pylist())
 
@@ -277,22 +288,3 @@ class MemoStore:
                 p.unlink(missing_ok=True)
                 removed += 1
         return removed
-
-
-_DUCK_SCALARS = {
-    pa.float32(): "FLOAT",
-    pa.float64(): "DOUBLE",
-    pa.int8(): "TINYINT",
-    pa.int16(): "SMALLINT",
-    pa.int32(): "INTEGER",
-    pa.int64(): "BIGINT",
-    pa.uint8(): "UTINYINT",
-    pa.bool_(): "BOOLEAN",
-}
-
-
-def _duck_array_type(output: pa.DataType) -> str | None:
-    """The DuckDB ARRAY type for a fixed-size list of scalars (e.g. FLOAT[512]), else None."""
-    if pa.types.is_fixed_size_list(output) and output.value_type in _DUCK_SCALARS:
-        return f"{_DUCK_SCALARS[output.value_type]}[{output.list_size}]"
-    return None

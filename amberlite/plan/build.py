@@ -19,10 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import pyarrow as pa
-
-from amberlite.core.vectors import vector_dim
-from amberlite.errors import AqlError, AqlTypeError, ReplicaError, ResolveError
+from amberlite.errors import AqlError, AqlTypeError, ResolveError
 from amberlite.library.match_types import resolve_match_type
 from amberlite.plan import logical as L
 from amberlite.plan.schema import PlanSchema
@@ -78,19 +75,6 @@ def columns_of(entity_type: str) -> dict[str, str]:
     return {**BASE_COLUMNS, **EXTRA_COLUMNS.get(entity_type, {})}
 
 
-def arrow_kind(t: pa.DataType) -> str:
-    """The AQL type of a feature's Arrow output type."""
-    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
-        return "num"
-    if pa.types.is_boolean(t):
-        return "bool"
-    if pa.types.is_string(t) or pa.types.is_large_string(t):
-        return "str"
-    if pa.types.is_list(t) or pa.types.is_fixed_size_list(t) or pa.types.is_large_list(t):
-        return "vec"
-    return "other"
-
-
 def literal_value(lit: A.Literal) -> Any:
     """The Python value of a scalar literal (times in seconds, frames as numbers)."""
     if isinstance(lit, (A.String, A.Number, A.Bool)):
@@ -116,7 +100,7 @@ def make_source(schema: PlanSchema, es: A.EntitySet, index: int) -> L.Source:
 def feature_use(
     schema: PlanSchema, ref: A.FeatureRef, source: L.Source, slot: int, entity_ok: bool = True
 ) -> L.FeatureUse:
-    spec = schema.registry.get(ref.name, ref.version)
+    spec = schema.feature(ref.name, ref.version)
     given = {k: literal_value(v) for k, v in ref.params}
     resolved = spec.resolve_params(given)
     if entity_ok and spec.entity not in (source.entity_type, "asset"):
@@ -131,8 +115,8 @@ def feature_use(
         version=spec.version,
         params=tuple(sorted((k, v) for k, v in given.items() if k in resolved)),
         entity=spec.entity,
-        output=str(spec.output),
-        type=arrow_kind(spec.output),
+        output=spec.output_type,
+        type=spec.kind,
         by_asset=spec.entity == "asset" and source.entity_type != "asset",
     )
 
@@ -173,7 +157,7 @@ class Builder:
         if len(self.sources) == 1:
             return self.sources[0]
         if feature is not None:
-            spec = self.schema.registry.get(feature.name, feature.version)
+            spec = self.schema.feature(feature.name, feature.version)
             fits = [s for s in self.sources if s.entity_type == spec.entity]
             if len(fits) == 1:
                 return fits[0]
@@ -504,14 +488,12 @@ def vector_feature(schema: PlanSchema, ref: A.FeatureRef, src: L.Source, role: s
             f"{role} {use.label}: the feature is over {use.entity!r} entities, not "
             f"{src.entity_type!r} entities"
         )
-    spec = schema.registry.get(use.name, use.version)
-    try:
-        vector_dim(spec.output)
-    except ReplicaError:
+    spec = schema.feature(use.name, use.version)
+    if spec.dim is None:
         raise AqlTypeError(
             f"{role} {use.label}: NEAREST searches a vector feature (a fixed-size list of "
-            f"floats); {use.label} is {spec.output}"
-        ) from None
+            f"floats); {use.label} is {spec.output_type}"
+        )
     return use
 
 
@@ -533,7 +515,7 @@ def nearest_search(b: Builder, n: A.Nearest) -> L.NearestSearch:
     else:
         target_feature = vector_feature(b.schema, n.target_feature, tsrc, "NEAREST TO")
         dims = [
-            b.schema.registry.get(u.name, u.version).output.list_size for u in (target_feature, by)
+            b.schema.feature(u.name, u.version).dim for u in (target_feature, by)
         ]
         if dims[0] != dims[1]:
             raise AqlTypeError(

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from amberlite.core.refs import resolve_asset_refs
-from amberlite.define.decorators import FeatureSpec
+from amberlite.define.info import FeatureInfo, as_info
 from amberlite.define.registry import Registry
 from amberlite.errors import ResolveError
 
@@ -31,7 +31,7 @@ BUILTIN_TYPES = ("asset", "frame", "shot")
 class PlanSchema:
     """Names, types and versions a plan resolves against (see the module docstring)."""
 
-    registry: Registry
+    registry: Registry  # of FeatureInfo (from the catalog) or FeatureSpec values
     assets: Mapping[str, str] = field(default_factory=dict)  # alias -> asset id
     asset_ids: frozenset[str] | None = None  # None: the values of ``assets``
     catalog_types: tuple[str, ...] = BUILTIN_TYPES
@@ -59,5 +59,10 @@ class PlanSchema:
             f"unknown entity set {name!r}", name=name, candidates=[t + "s" for t in types]
         )
 
-    def producer_of(self, entity_type: str) -> FeatureSpec | None:
-        return self.registry.producer_of(entity_type)
+    def feature(self, name: str, version: int | None = None) -> FeatureInfo:
+        """A declared feature (newest version unless given), as a code-free value."""
+        return as_info(self.registry.get(name, version))
+
+    def producer_of(self, entity_type: str) -> FeatureInfo | None:
+        prod = self.registry.producer_of(entity_type)
+        return None if prod is None else as_info(prod)

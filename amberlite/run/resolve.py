@@ -27,18 +27,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pyarrow as pa
-from tqdm import tqdm
-
-from amberlite.core.entities import FrameView, SpanView, asset_id_of
 from amberlite.core.ids import frame_id_sql, frame_number, span_id
-from amberlite.define.decorators import FeatureSpec
 from amberlite.errors import ResolveError
 from amberlite.memo.key import MemoKey, memo_key
 from amberlite.memo.store import ASSET_ID, ENTITY_ID, VALUE, now
-from amberlite.run.compute import BatchResult, Executor, Task
-from amberlite.run.executor import make_executor
+
+if TYPE_CHECKING:  # counting (a query's scope) needs none of these; computing imports them
+    import pyarrow as pa
+
+    from amberlite.define.decorators import FeatureSpec
+    from amberlite.run.compute import BatchResult, Executor, Task
 
 if TYPE_CHECKING:
     from amberlite.context import StoreContext
@@ -63,6 +61,8 @@ def claim_size(spec: FeatureSpec, workers: int, claimable: int) -> int:
     scope finish together.
 
     Example:
+        >>> import pyarrow as pa
+        >>> from amberlite.define.decorators import FeatureSpec
         >>> spec = FeatureSpec("f", len, "frame", 1, pa.int64())  # batches of 32
         >>> [claim_size(spec, 2, n) for n in (10_000, 600, 216, 100, 20)]
         [1250, 128, 108, 64, 64]
@@ -377,6 +377,10 @@ class Resolver:
 
         ``entity_ids`` narrows the scope to those entities of ``spec.entity`` (and of inputs
         over the same entity type); inputs over assets keep the asset scope."""
+        from tqdm import tqdm
+
+        from amberlite.run.executor import make_executor
+
         key = memo_key(spec, params)
         done = _done if _done is not None else set()
         stats = RunStats(spec.key)
@@ -525,6 +529,8 @@ class Resolver:
     # -- building batches ---------------------------------------------------------------------
     def _views(self, spec: FeatureSpec, todo: list[tuple], assets: dict[str, Any]) -> list[Any]:
         """Views of claimed rows (see ``_claim``); ``assets`` caches asset views by id."""
+        from amberlite.core.entities import FrameView, SpanView
+
         missing = sorted({t[1] for t in todo} - assets.keys())
         if missing:
             for view in self.ctx.asset_views(missing, spec.decode):
@@ -536,6 +542,8 @@ class Resolver:
         return [SpanView(spec.entity, t[0], assets[t[1]], *t[2:]) for t in todo]
 
     def _inputs(self, spec: FeatureSpec, views: list[Any]) -> dict[str, list[Any]]:
+        from amberlite.core.entities import asset_id_of
+
         out: dict[str, list[Any]] = {}
         for ref in spec.inputs:
             dep = self.ctx.registry.resolve_input(ref)
@@ -552,6 +560,11 @@ class Resolver:
     def _tasks(
         spec: FeatureSpec, views: list[Any], inputs: dict[str, list[Any]], workers: int
     ) -> list[Task]:
+        import numpy as np
+
+        from amberlite.core.entities import asset_id_of
+        from amberlite.run.compute import Task
+
         if spec.batch == "asset":
             groups: dict[str, list[int]] = defaultdict(list)
             for i, v in enumerate(views):
@@ -583,6 +596,8 @@ class Resolver:
         """Commit finished batches in one catalog transaction: their values in one Parquet
         file (or the one file a Ray worker wrote aside), their failures and, for a
         segmenter, the entities it produced. Returns (values, failures) committed."""
+        import pyarrow as pa
+
         failures: list[tuple[str, str, str]] = []
         ok_ids: list[str] = []
         ok_assets: list[str] = []
@@ -627,6 +642,8 @@ class Resolver:
         return len(ok_ids), len(failures)
 
     def _span_rows(self, spec, key, task, ok_ids, values) -> tuple[pa.Table, dict[str, str]]:
+        import pyarrow as pa
+
         views = {v.id: v for v in task.views}
         producer = f"{key.label}/{key.params_key}"
         cols: dict[str, list[Any]] = defaultdict(list)
@@ -701,6 +718,8 @@ def json_params(key: MemoKey) -> dict[str, Any]:
 
 def column_values(column: pa.ChunkedArray, output: pa.DataType) -> list[Any]:
     """Values as a feature function receives them: fixed-size float lists become numpy rows."""
+    import pyarrow as pa
+
     if pa.types.is_fixed_size_list(output) and (
         pa.types.is_floating(output.value_type) or pa.types.is_integer(output.value_type)
     ):

@@ -160,7 +160,7 @@ def scored_pairs(
     conn = None if exact else _index_of(ctx, match)
     if conn is not None and (assets is None or len(frame) > EXACT_SCOPE):
         i, j, score, why = _index_pairs(conn, frame, vectors, codes, order, top, across_only, ef)
-        method = conn.name
+        method = "exact" if conn.damage else conn.name  # a damaged index: exact pairs
     else:
         exclude = adjacent_pairs(codes, order)
         metric = "ip" if match.metric == "cosine" else match.metric  # rows are unit already

@@ -9,6 +9,12 @@ query would take without running it. Scores are higher-is-better: cosine similar
 product, or the negated squared L2 distance, per the index's space (cosine when there is no
 index). Index results equal the exact ones up to the index's recall (raise ``ef`` to trade
 speed for recall, per query).
+
+Index hits are never trusted as they come: the hits' stored values are read back, compared
+with the vectors the index holds (a difference marks the replica damaged) and scored again by
+the exact kernel, hits no longer stored are dropped. A damaged replica (see
+:mod:`amberlite.connectors.manager`) is not searched: the exact kernel answers and ``explain``
+says so.
 """
 
 from __future__ import annotations
@@ -19,7 +25,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from amberlite.connectors.base import ReplicaDamaged
 from amberlite.context import StoreContext, context_of
 from amberlite.core.vectors import as_matrix, vector_dim
 from amberlite.errors import ReplicaError, ResolveError
@@ -48,10 +56,28 @@ def _scope(
 
 
 def replica_of(ctx: StoreContext, key) -> tuple[Any, str] | None:
+    """(open connector, target) of a dataset's replica, caught up; None when there is none
+    or it is damaged."""
+    return _open_replica(ctx, key)[0]
+
+
+def _open_replica(ctx: StoreContext, key) -> tuple[tuple[Any, str] | None, str | None, str]:
+    """(replica or None, why it is damaged or None, the space to search in)."""
     info = ctx.replicas.find(key)
     if info is None:
-        return None
-    return ctx.replicas.connector(key, info.target), info.target
+        return None, None, "cosine"
+    space = str(info.options.get("space", "cosine"))
+    try:
+        return (ctx.replicas.connector(key, info.target), info.target), None, space
+    except ReplicaDamaged as e:
+        return None, damaged_text(e.target, e.reason, key), space
+
+
+def damaged_text(target: str, reason: str, key) -> str:
+    return (
+        f"{target} index damaged ({reason}): exact search; "
+        f"run `amberlite replicate rebuild {key.label}`"
+    )
 
 
 def explain_path(
@@ -65,10 +91,14 @@ def explain_path(
     per-query value, shown instead of the index's default)."""
     ctx = context_of(store)
     spec = ctx.feature(feature)
-    info = ctx.replicas.find(memo_key(spec, params))
+    key = memo_key(spec, params)
+    info = ctx.replicas.find(key)
     if info is None:
         ignored = f"; ef={ef} ignored" if ef is not None else ""
         return f"exact torch search over {spec.key} (no replica index{ignored})"
+    damage = ctx.replicas.damage(key, info.target)
+    if damage is not None:
+        return f"{damaged_text(info.target, damage, key)} (over {spec.key})"
     o = info.options
     scoped = f" (exact when the asset scope has at most {EXACT_SCOPE} rows)" if assets else ""
     ef_text = f"ef={ef} per query" if ef is not None else f"ef={o.get('ef')}"
@@ -117,25 +147,31 @@ def nearest(
     ctx = context_of(store)
     spec, key, table = _scope(ctx, feature, assets, params, compute)
     dim = vector_dim(spec.output)
-    rep = None if exact else replica_of(ctx, key)
-    space = rep[0].space if rep else "cosine"
+    rep, damaged, space = (None, None, "cosine") if exact else _open_replica(ctx, key)
     self_id, qvec = _target_vector(ctx, spec, key, params, target, dim, compute)
     kk = k + (self_id is not None)
     ids = table.column(ENTITY_ID).to_numpy(zero_copy_only=False)
+    got = None
     if rep is not None and (assets is None or len(ids) > EXACT_SCOPE):
         conn, name = rep
         allowed = None if assets is None else set(ids.tolist())
-        found, scores = conn.search(qvec[None, :], kk, ef=ef, allowed=allowed)
-        got = [(e, float(s)) for e, s in zip(found[0], scores[0]) if e is not None]
+        found, _ = conn.search(qvec[None, :], kk, ef=ef, allowed=allowed)
+        got, bad = _rescored(conn, table, found[0], qvec, min(kk, len(ids)), dim)
         method = name
-        why = f"{name} index (space={space}, ef={ef or conn.options.get('ef')})"
-    else:
+        why = f"{name} index (space={space}, ef={ef or conn.options.get('ef')}), rescored"
+        if conn.damage:
+            damaged = damaged_text(name, conn.damage, key)
+        elif bad:
+            damaged = f"exact torch search ({name} index: {bad})"
+    if got is None:
         idx, scores = exact_knn(as_matrix(table.column(VALUE), dim), qvec[None, :], kk, space)
         got = [(ids[i], float(s)) for i, s in zip(idx[0], scores[0])]
         method = "exact"
         why = (
             "exact torch search (forced)"
             if exact
+            else damaged
+            if damaged
             else "exact torch search (small asset scope)"
             if rep
             else "exact torch search (no replica index)"
@@ -144,6 +180,47 @@ def nearest(
     cols = _entity_columns(ctx, spec.entity, [e for e, _ in got], _assets_of(table))
     cols["score"] = pl.Series([s for _, s in got], dtype=pl.Float32)
     return SearchResult(pl.DataFrame(cols), method, why)
+
+
+def _rescored(conn, table: pa.Table, hits, qvec: np.ndarray, want: int, dim: int):
+    """(id, score) of index hits scored again from their stored values, best first, and
+    None; or (None, why) when the hits cannot be trusted: a hit's vector in the index differs
+    from its stored value (the connector is marked damaged), or dropping the hits no longer
+    stored leaves fewer than ``want``."""
+    hit_ids = [e for e in hits if e is not None]
+    pos = pc.index_in(pa.array(hit_ids, pa.string()), value_set=table.column(ENTITY_ID))
+    keep = [(e, p) for e, p in zip(hit_ids, pos.to_pylist()) if p is not None]
+    if len(keep) < want:
+        return None, "hits that are not stored"
+    if not keep:
+        return [], None
+    kept_ids = [e for e, _ in keep]
+    values = as_matrix(table.column(VALUE).take(pa.array([p for _, p in keep])), dim)
+    if _differs(conn, kept_ids, values):
+        conn.damage = "index vectors differ from the stored values"
+        return None, conn.damage
+    idx, scores = exact_knn(values, qvec[None, :], len(keep), conn.space)
+    return [(kept_ids[i], float(s)) for i, s in zip(idx[0], scores[0])], None
+
+
+def _differs(conn, entity_ids: list, values: np.ndarray) -> bool:
+    """Whether the index holds other vectors than ``values`` (stored) for these entities.
+    A stand-in index without ``vectors`` (tests' exact one) is not checked."""
+    if not hasattr(conn, "vectors") or not entity_ids:
+        return False
+    got = conn.vectors(entity_ids)
+    return not np.allclose(got, conn.kept(values), rtol=1e-5, atol=1e-5)
+
+
+def _pair_scores(mat: np.ndarray, a: np.ndarray, b: np.ndarray, space: str) -> np.ndarray:
+    """The exact kernel's score of row pairs ``(a[i], b[i])``."""
+    x, y = np.asarray(mat[a], np.float32), np.asarray(mat[b], np.float32)
+    if space == "cosine":
+        x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        y = y / np.maximum(np.linalg.norm(y, axis=1, keepdims=True), 1e-12)
+    if space == "l2":
+        return -((x - y) ** 2).sum(axis=1, dtype=np.float32)
+    return (x * y).sum(axis=1, dtype=np.float32)
 
 
 def _assets_of(table: pa.Table) -> dict[str, str]:
@@ -205,16 +282,15 @@ def match(
     asset_col = table.column(ASSET_ID).to_pylist()
     _, groups = np.unique(np.array(asset_col, dtype=object), return_inverse=True)
     mat = as_matrix(table.column(VALUE), dim)
-    rep = None if exact else replica_of(ctx, key)
-    space = rep[0].space if rep else "cosine"
+    rep, damaged, space = (None, None, "cosine") if exact else _open_replica(ctx, key)
     if rep is not None and (assets is None or len(ids) > EXACT_SCOPE):
         allowed = None if assets is None else set(ids.tolist())
         a, b, s, why = index_pairs(rep[0], ids, groups, mat, k, across_assets, ef, allowed)
-        method = rep[1]
+        method = "exact" if rep[0].damage else rep[1]
     else:
         a, b, s = exact_pairs(mat, k, groups, across_assets, space)
         method = "exact"
-        why = "exact torch search" + (" (forced)" if exact else "")
+        why = damaged or "exact torch search" + (" (forced)" if exact else "")
     cols = {
         **_entity_columns(ctx, spec.entity, ids[a].tolist(), _assets_of(table), "_a"),
         **_entity_columns(ctx, spec.entity, ids[b].tolist(), _assets_of(table), "_b"),
@@ -227,7 +303,10 @@ def index_pairs(conn, ids, groups, mat, k, across, ef, allowed, exclude=None):
     """Top-k pairs from per-row index searches, widening where a better pair may hide.
 
     ``allowed`` (a set of ids, or None: every indexed entity) restricts the candidates;
-    ``exclude`` is a (2, m) array of row pairs that never pair (as in :func:`exact_pairs`)."""
+    ``exclude`` is a (2, m) array of row pairs that never pair (as in :func:`exact_pairs`).
+    Neighbours' vectors in the index are compared with ``mat`` (the stored values) and every
+    candidate pair is scored from ``mat``; a difference marks the connector damaged and the
+    pairs are found by the exact kernel instead (``why`` says so)."""
     n = len(ids)
     pos = {e: i for i, e in enumerate(ids.tolist())}
     ex_keys = None
@@ -246,6 +325,13 @@ def index_pairs(conn, ids, groups, mat, k, across, ef, allowed, exclude=None):
         rounds += 1
         rows = np.repeat(pending, kq)
         cols, sc = nb.reshape(-1), scores.reshape(-1)
+        seen = np.unique(cols[cols >= 0])
+        if _differs(conn, ids[seen].tolist(), mat[seen]):
+            conn.damage = "index vectors differ from the stored values"
+            a, b, s = exact_pairs(mat, k, groups, across, conn.space, exclude=exclude)
+            return a, b, s, damaged_text(conn.name, conn.damage, conn.key)
+        sc = np.where(cols >= 0, sc, np.nan).astype(np.float32)
+        sc[cols >= 0] = _pair_scores(mat, rows[cols >= 0], cols[cols >= 0], conn.space)
         ok = (cols >= 0) & (cols != rows) & np.isfinite(sc)
         if across:
             ok &= groups[rows] != groups[np.maximum(cols, 0)]
