@@ -129,9 +129,7 @@ class Catalog:
         migrate)."""
         try:
             with self.read() as con:
-                row = con.execute(
-                    "SELECT value FROM meta WHERE key = 'schema_version'"
-                ).fetchone()
+                row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         except duckdb.Error:
             return False  # no meta table yet: the write path creates it
         return row is not None and row[0] == str(SCHEMA_VERSION)

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import re
 
-_NUM = frozenset(
-    "int8 int16 int32 int64 uint8 uint16 uint32 uint64 halffloat float double".split()
-)
+_NUM = frozenset("int8 int16 int32 int64 uint8 uint16 uint32 uint64 halffloat float double".split())
 _FLOATS = frozenset({"halffloat", "float", "double"})
 _DUCK = {
     "float": "FLOAT",

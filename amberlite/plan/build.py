@@ -514,9 +514,7 @@ def nearest_search(b: Builder, n: A.Nearest) -> L.NearestSearch:
             )
     else:
         target_feature = vector_feature(b.schema, n.target_feature, tsrc, "NEAREST TO")
-        dims = [
-            b.schema.feature(u.name, u.version).dim for u in (target_feature, by)
-        ]
+        dims = [b.schema.feature(u.name, u.version).dim for u in (target_feature, by)]
         if dims[0] != dims[1]:
             raise AqlTypeError(
                 f"NEAREST TO {target_feature.label} OF ...: its vectors have {dims[0]} values, "
