@@ -354,12 +354,9 @@ class Store:
         if compute and not self.resolver.is_complete(spec, params, asset_ids):
             self.resolver.materialize(spec, params, asset_ids, executor=executor, progress=progress)
         table = self.read_values(spec, params, asset_ids)
-        import polars as pl
-
         from amberlite.search.targets import with_refs
 
-        df = pl.from_arrow(table.rename_columns(["id", "asset_id", spec.name]))
-        return with_refs(self.ctx, spec.entity, df)
+        return with_refs(self.ctx, spec.entity, table.rename_columns(["id", "asset_id", spec.name]))
 
     def read_values(
         self,

@@ -14,13 +14,24 @@ reference's asset.
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-import polars as pl
+from typing import TYPE_CHECKING, Any
 
 from amberlite.context import StoreContext
-from amberlite.core.ids import frame_id, frame_number, frame_ref, parse_ref, span_id, span_ref
+from amberlite.core.ids import (
+    frame_id,
+    frame_number,
+    frame_ref,
+    frame_ref_sql,
+    parse_ref,
+    span_id,
+    span_ref,
+    span_ref_sql,
+)
 from amberlite.core.refs import resolve_asset_refs
 from amberlite.errors import ResolveError
+
+if TYPE_CHECKING:
+    import polars as pl
 
 
 def _asset_of(ctx: StoreContext, ref: str, whole: str, etype: str) -> str:
@@ -108,35 +119,35 @@ def entity_refs(
     return {e: (span_ref(alias_of[a], x), alias_of[a], x) for e, a, x in rows if a in alias_of}
 
 
-def with_refs(ctx: StoreContext, etype: str, df: pl.DataFrame) -> pl.DataFrame:
-    """``df`` (with ``id`` and ``asset_id``) with the shared vocabulary in front: ``id``,
-    ``ref`` (``film1/12``, ``film1/f4``, ``film1``), ``asset`` (alias), ``asset_id``, then its
-    other columns, in time order (asset alias, then position). Vectorized: one catalog read of
-    the span indexes, joins in polars."""
-    alias_of = dict(ctx.names().alias_of)
-    out = df.with_columns(
-        pl.col("asset_id")
-        .replace_strict(alias_of, default=None, return_dtype=pl.String)
-        .alias("asset")
-    )
+def with_refs(ctx: StoreContext, etype: str, data: Any) -> pl.DataFrame:
+    """``data`` (an Arrow table or polars DataFrame with ``id`` and ``asset_id``) with the
+    shared vocabulary in front: ``id``, ``ref`` (``film1/12``, ``film1/f4``, ``film1``),
+    ``asset`` (alias), ``asset_id``, then its other columns, in time order (asset alias, then
+    position). One DuckDB statement on a catalog read: the join with the span indexes and the
+    sort run there, over the data in place."""
+    names = data.column_names if hasattr(data, "column_names") else data.columns  # Arrow | polars
+    rest = [c for c in names if c not in ("id", "asset_id")]
     if etype == "asset":
-        out = out.with_columns(pl.col("asset").alias("ref"), pl.lit(0, pl.Int64).alias("_pos"))
+        pos, ref, span = "", "a.alias", ""
     elif etype == "frame":
-        n = pl.col("id").str.extract(r"/f(\d+)$").cast(pl.Int64)
-        out = out.with_columns(n.alias("_pos")).with_columns(
-            (pl.col("asset") + "/f" + pl.col("_pos").cast(pl.String)).alias("ref")
-        )
+        pos = "CAST(regexp_extract(i.id, '/f([0-9]+)$', 1) AS BIGINT)"
+        ref, span = f"{frame_ref_sql('a.alias', pos)}", ""
     else:
-        with ctx.catalog.read() as con:
-            idx = con.sql(
-                "SELECT entity_id AS id, idx::BIGINT AS _pos FROM entities "
-                "WHERE entity_type = $t AND producer = $p",
-                params={"t": etype, "p": ctx.producer_label(etype)},
-            ).pl()
-        out = out.join(idx, on="id", how="left").with_columns(
-            (pl.col("asset") + "/" + pl.col("_pos").cast(pl.String)).alias("ref")
+        pos, ref = "e.idx", span_ref_sql("a.alias", "e.idx")
+        span = (
+            "LEFT JOIN (SELECT entity_id, idx FROM entities WHERE entity_type = $t "
+            "AND producer = $p) e ON e.entity_id = i.id"
         )
-    rest = [c for c in df.columns if c not in ("id", "asset_id")]
-    return out.sort("asset", "_pos", "id", nulls_last=True).select(
-        "id", "ref", "asset", "asset_id", *rest
+    cols = ", ".join(f'i."{c}"' for c in rest)
+    sql = (
+        f"SELECT i.id, {ref} AS ref, a.alias AS asset, i.asset_id{', ' + cols if cols else ''} "
+        f"FROM _refs_in i LEFT JOIN assets a ON a.asset_id = i.asset_id {span} "
+        f"ORDER BY a.alias NULLS LAST, {pos + ' NULLS LAST, ' if pos else ''}i.id"
     )
+    params = {"t": etype, "p": ctx.producer_label(etype)} if span else {}
+    with ctx.catalog.read() as con:
+        con.register("_refs_in", data)
+        try:
+            return con.sql(sql, params=params).pl()
+        finally:
+            con.unregister("_refs_in")
