@@ -20,7 +20,7 @@ from amberlite.catalog import Catalog
 from amberlite.catalog.diff import Change, classify
 from amberlite.context import StoreContext
 from amberlite.define.registry import Registry
-from amberlite.errors import ChangeRefused, DefinitionError, ResolveError
+from amberlite.errors import ChangeRefused, DefinitionError, ResolveError, StoreError
 from amberlite.memo.key import memo_key
 from amberlite.memo.store import MemoStore, now
 from amberlite.run.resolve import Resolver, RunStats
@@ -38,18 +38,66 @@ log = logging.getLogger(__name__)
 DEFAULT_STORE = "amberlite-store"
 
 
-def open(path: str | os.PathLike[str] | None = None) -> Store:  # noqa: A001 - the front door
-    """Open (creating when missing) the store at ``path`` ($AMBERLITE_STORE or
-    ./amberlite-store by default)."""
-    return Store(path or os.environ.get("AMBERLITE_STORE", DEFAULT_STORE))
+def open(path: str | os.PathLike[str] | None = None, create: bool = True) -> Store:  # noqa: A001
+    """Open the store at ``path`` ($AMBERLITE_STORE or ./amberlite-store by default).
+
+    ``create=True`` (the default) creates it when missing, with any missing parent folders;
+    ``create=False`` opens only an existing store and raises :class:`StoreError` otherwise
+    (what the command's read-only commands use). A path that is a file is always refused."""
+    return Store(path or os.environ.get("AMBERLITE_STORE", DEFAULT_STORE), create=create)
+
+
+def is_store(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` is a folder holding an amberlite catalog."""
+    return (Path(path) / "catalog.duckdb").is_file()
+
+
+def check_store_path(path: str | os.PathLike[str], create: bool, strict: bool = False) -> None:
+    """Raise :class:`StoreError` when ``path`` cannot be opened as a store in this mode.
+
+    ``create=False``: the store must exist. ``create=True`` with ``strict=True`` (the
+    command's writing commands): a new store is made only in an empty or missing folder whose
+    parent exists."""
+    root = Path(path)
+    if is_store(root):
+        return
+    if root.is_file():
+        hint = f" (did you mean `--store {root.parent}`?)" if root.name == "catalog.duckdb" else ""
+        raise StoreError(f"{root} is a file, not a store folder{hint}")
+    if not create:
+        raise StoreError(
+            f"no amberlite store at {root} (create one with `amberlite --store {root} init`, "
+            "or ingest/apply into it)"
+        )
+    if not strict:
+        return
+    if root.is_dir():
+        try:
+            others = next(root.iterdir(), None) is not None
+        except OSError as e:
+            raise StoreError(f"cannot read {root}: {e.strerror or e}") from None
+        if others:
+            raise StoreError(
+                f"{root} is a folder holding other files, not an amberlite store: "
+                "choose a new or empty folder for the store"
+            )
+    elif not root.absolute().parent.is_dir():
+        raise StoreError(
+            f"cannot create a store at {root}: its parent folder "
+            f"{root.absolute().parent} does not exist"
+        )
 
 
 class Store:
     """A feature store on disk: catalog, Parquet values, registry of features."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], create: bool = True) -> None:
         root = Path(path).absolute()
-        catalog = Catalog(root)
+        check_store_path(root, create)
+        try:
+            catalog = Catalog(root)
+        except OSError as e:
+            raise StoreError(f"cannot create a store at {root}: {e.strerror or e}") from None
         memo = MemoStore(root, catalog)
         self.ctx = StoreContext(
             root, catalog, memo, self._load_registry, root / "media", self._open_replicas

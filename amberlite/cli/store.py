@@ -21,7 +21,7 @@ from amberlite.cli.util import table as _table
 @friendly
 def ingest(ctx: click.Context, paths: tuple[str, ...], aliases: tuple[str, ...]) -> None:
     """Add media files (identity is a content hash; a bad file fails alone)."""
-    report = _store(ctx).ingest(paths, aliases=list(aliases) or None)
+    report = _store(ctx, create=True).ingest(paths, aliases=list(aliases) or None)
     for a in report.assets:
         click.echo(
             f"ingested {a['alias']:<20} {a['asset_id']}  {a['width']}x{a['height']} "
@@ -41,10 +41,22 @@ def ingest(ctx: click.Context, paths: tuple[str, ...], aliases: tuple[str, ...])
 @friendly
 def apply(ctx: click.Context, path: str, force: bool, dry_run: bool) -> None:
     """Record the features declared in a definition file."""
-    store = _store(ctx)
+    store = _store(ctx, create=not dry_run)
     changes = store.plan_apply(path) if dry_run else store.apply(path, force=force)
     for c in changes:
         click.echo(c.describe())
+
+
+@click.command()
+@click.pass_context
+@friendly
+def init(ctx: click.Context) -> None:
+    """Create the store --store names (in a missing or empty folder whose parent exists)."""
+    from amberlite.store import is_store
+
+    existed = is_store(ctx.obj["store_path"])
+    store = _store(ctx, create=True)
+    click.echo(f"{'store exists at' if existed else 'created store at'} {store.root}")
 
 
 @click.command()
@@ -193,4 +205,4 @@ def demo(demo_store: str, media: str) -> None:
     run_demo(demo_store, media)
 
 
-COMMANDS = (ingest, apply, materialize, get, status, compact, features, assets, demo)
+COMMANDS = (init, ingest, apply, materialize, get, status, compact, features, assets, demo)
