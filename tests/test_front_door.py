@@ -88,3 +88,33 @@ def test_python_open_creates_unless_asked_not_to(tmp_path):
     assert not (tmp_path / "a").exists()
     amberlite.open(tmp_path / "a" / "b")
     assert amberlite.open(tmp_path / "a" / "b", create=False).status()["assets"] == 0
+
+
+def test_ingest_alias_that_is_or_looks_like_an_asset_id_is_refused(tmp_path, media_dir):
+    store = tmp_path / "s"
+    r = cli(store, "ingest", str(media_dir / "clip_a.mp4"))
+    assert r.exit_code == 0, r.output
+    import amberlite
+
+    first = amberlite.open(store).assets()["asset_id"][0]
+    refused(cli(store, "ingest", str(media_dir / "clip_b.mp4"), "--alias", first), "id")
+    refused(cli(store, "ingest", str(media_dir / "clip_b.mp4"), "--alias", "ab" * 16), "id")
+    assert amberlite.open(store).assets().height == 1
+
+
+def test_ingest_alias_count_is_checked_before_ingesting(tmp_path, media_dir):
+    a, b = str(media_dir / "clip_a.mp4"), str(media_dir / "clip_b.mp4")
+    refused(cli(tmp_path / "s", "ingest", a, b, "--alias", "onlyone"), "1 alias(es) for 2")
+    import amberlite
+
+    assert amberlite.open(tmp_path / "s").assets().height == 0
+
+
+def test_ingest_of_a_directory_or_a_symlink_loop_says_so(tmp_path):
+    (tmp_path / "footage").mkdir()
+    loop = tmp_path / "loop.mp4"
+    loop.symlink_to(loop)
+    r = cli(tmp_path / "s", "ingest", str(tmp_path / "footage"), str(loop))
+    assert r.exit_code == 1
+    assert "footage: is a directory" in r.output and "watch" in r.output
+    assert "loop.mp4: symlink loop" in r.output
