@@ -88,6 +88,19 @@ def check_store_path(path: str | os.PathLike[str], create: bool, strict: bool = 
         )
 
 
+def refusal_of(changes: Sequence[Change]) -> ChangeRefused | None:
+    """The error ``apply`` (without force) raises for these changes; None when it accepts."""
+    refused = [c for c in changes if c.resolution == "changed"]
+    if not refused:
+        return None
+    return ChangeRefused(
+        "refused: "
+        + "; ".join(c.describe() for c in refused)
+        + ". Bump the version to keep both, or apply with --force to accept the new "
+        "code as the same version (stored values are kept)."
+    )
+
+
 class Store:
     """A feature store on disk: catalog, Parquet values, registry of features."""
 
@@ -246,6 +259,8 @@ class Store:
             trial.add(s)
         for s in specs:
             trial.add(s)
+        for s in specs:
+            trial.check_applicable(s)
         stored: dict[str, dict[int, str]] = {}
         for name, version, fp in self.catalog.query(
             "SELECT name, version, fingerprint FROM features"
@@ -271,14 +286,9 @@ class Store:
         if clash:
             raise DefinitionError(f"{path}: {', '.join(clash)} is a built-in feature name")
         changes, trial = self._diff(specs)
-        refused = [c for c in changes if c.resolution == "changed"]
-        if refused and not force:
-            raise ChangeRefused(
-                "refused: "
-                + "; ".join(c.describe() for c in refused)
-                + ". Bump the version to keep both, or apply with --force to accept the new "
-                "code as the same version (stored values are kept)."
-            )
+        refusal = refusal_of(changes)
+        if refusal is not None and not force:
+            raise refusal
         sha = hashlib.sha256(source.encode()).hexdigest()
         with self.catalog.write() as con:
             con.execute(

@@ -118,3 +118,74 @@ def test_ingest_of_a_directory_or_a_symlink_loop_says_so(tmp_path):
     assert r.exit_code == 1
     assert "footage: is a directory" in r.output and "watch" in r.output
     assert "loop.mp4: symlink loop" in r.output
+
+
+HEADER = "import pyarrow as pa\nfrom amberlite import feature, segmenter\n\n"
+
+
+def _apply(tmp_path, body: str, *flags: str):
+    store = tmp_path / "s"
+    if not store.exists():
+        assert cli(store, "init").exit_code == 0
+    path = tmp_path / "defs.py"
+    path.write_text(HEADER + body)
+    return cli(store, "apply", str(path), *flags)
+
+
+def test_apply_refuses_a_version_the_catalog_cannot_hold(tmp_path):
+    body = (
+        "@feature(entity='asset', version=10**30, output=pa.float32())\ndef f(a):\n    return 1.0\n"
+    )
+    refused(_apply(tmp_path, body), "version must be a positive int")
+
+
+def test_apply_refuses_an_unknown_entity_type(tmp_path):
+    body = "@feature(entity='shoot', output=pa.float32())\ndef f(s):\n    return 1.0\n"
+    refused(_apply(tmp_path, body), "unknown entity type 'shoot'", "shot")
+
+
+def test_apply_accepts_an_entity_type_a_segmenter_in_the_file_produces(tmp_path):
+    body = (
+        "@segmenter(produces='scene')\ndef scenes(a):\n    return [(0, 1)]\n\n"
+        "@feature(entity='scene', output=pa.float32())\ndef f(s):\n    return 1.0\n"
+    )
+    r = _apply(tmp_path, body)
+    assert r.exit_code == 0, r.output
+
+
+def test_apply_refuses_a_function_that_cannot_take_its_inputs(tmp_path):
+    body = (
+        "@feature(entity='asset', output=pa.float32())\ndef g(a):\n    return 1.0\n\n"
+        "@feature(entity='asset', output=pa.float32(), inputs=['g'])\n"
+        "def f(a):\n    return 1.0\n"
+    )
+    refused(_apply(tmp_path, body), "f@1", "cannot be called as f(entity, g=...)")
+
+
+def test_apply_refuses_the_same_function_name_twice(tmp_path):
+    one = "@feature(entity='asset', output=pa.float32())\ndef f(a):\n    return 1.0\n\n"
+    refused(_apply(tmp_path, one + one.replace("1.0", "2.0")), "'f' is defined twice")
+
+
+@pytest.mark.parametrize("name", ["score", "start_s", "width", "ref"])
+def test_apply_refuses_a_feature_named_like_an_entity_column(tmp_path, name):
+    body = f"@feature(entity='asset', output=pa.float32())\ndef {name}(a):\n    return 1.0\n"
+    refused(_apply(tmp_path, body), f"{name!r} is the name of an entity column")
+
+
+def test_entity_columns_list_covers_the_planner_columns():
+    from amberlite.define.registry import ENTITY_COLUMNS
+    from amberlite.plan.build import BASE_COLUMNS, EXTRA_COLUMNS
+
+    names = set(BASE_COLUMNS).union(*EXTRA_COLUMNS.values(), {"score"})
+    assert names <= ENTITY_COLUMNS
+
+
+def test_apply_dry_run_exits_2_on_a_change_apply_would_refuse(tmp_path):
+    body = "@feature(entity='asset', output=pa.float32())\ndef f(a):\n    return 1.0\n"
+    assert _apply(tmp_path, body).exit_code == 0
+    r = _apply(tmp_path, body.replace("1.0", "2.0"), "--dry-run")
+    refused(r, "refused: f@1")
+    assert "f@1" in r.stdout
+    r = _apply(tmp_path, body.replace("1.0", "2.0"), "--dry-run", "--force")
+    assert r.exit_code == 0

@@ -45,6 +45,13 @@ def apply(ctx: click.Context, path: str, force: bool, dry_run: bool) -> None:
     changes = store.plan_apply(path) if dry_run else store.apply(path, force=force)
     for c in changes:
         click.echo(c.describe())
+    if dry_run and not force:
+        from amberlite.store import refusal_of
+
+        refusal = refusal_of(changes)
+        if refusal is not None:  # what apply would say, and its exit status
+            click.secho(f"error: {refusal}", fg="red", err=True)
+            sys.exit(2)
 
 
 @click.command()

@@ -28,6 +28,7 @@ from amberlite.media.decode import Decode
 
 SPAN_TYPE = pa.list_(pa.struct([("start_frame", pa.int64()), ("end_frame", pa.int64())]))
 PARALLEL = ("thread", "process", "serial")
+MAX_VERSION = 2**31 - 1  # the catalog stores versions as INTEGER
 
 
 @dataclass(frozen=True)
@@ -77,8 +78,15 @@ class FeatureSpec:
         check_name(self.entity, "entity type")
         if self.produces is not None:
             check_name(self.produces, "entity type")
-        if not isinstance(self.version, int) or self.version < 1:
-            raise DefinitionError(f"{self.name}: version must be a positive int")
+        if (
+            not isinstance(self.version, int)
+            or isinstance(self.version, bool)
+            or not 1 <= self.version <= MAX_VERSION
+        ):
+            raise DefinitionError(
+                f"{self.name}: version must be a positive int up to {MAX_VERSION}, "
+                f"got {self.version!r}"
+            )
         if not isinstance(self.output, pa.DataType):
             raise DefinitionError(f"{self.name}: output must be a pyarrow DataType")
         if self.parallel not in PARALLEL:
