@@ -494,6 +494,13 @@ class Store:
 
         return failures_table(self.catalog, name)
 
+    def failure_groups(self, name: str | None = None) -> pl.DataFrame:
+        """Failures grouped by feature@version and message: ``entities`` (the count), the
+        full ``error`` and an ``example`` entity."""
+        from amberlite.catalog.tables import failure_groups_table
+
+        return failure_groups_table(self.catalog, name)
+
     def status(self) -> dict[str, Any]:
         """Assets, features (name@version) with rows stored, failures, recent runs and
         triggers (what ran on new media or as a backfill, when and why)."""
@@ -515,6 +522,7 @@ class Store:
             "assets": n_assets,
             "features": self.features(),
             "failures": self.failures(),
+            "failure_groups": self.failure_groups(),
             "ingest_failures": ingest_failures,
             "runs": runs,
             "triggers": recent_triggers(self),

@@ -189,3 +189,25 @@ def test_apply_dry_run_exits_2_on_a_change_apply_would_refuse(tmp_path):
     assert "f@1" in r.stdout
     r = _apply(tmp_path, body.replace("1.0", "2.0"), "--dry-run", "--force")
     assert r.exit_code == 0
+
+
+def test_materialize_where_every_value_failed_shows_why_and_exits_1(tmp_path, media_dir):
+    store = tmp_path / "s"
+    a, b = str(media_dir / "clip_a.mp4"), str(media_dir / "clip_b.mp4")
+    assert cli(store, "ingest", a, b).exit_code == 0
+    body = (
+        "@feature(entity='asset', output=pa.float32())\n"
+        "def boom(a):\n    raise ValueError('the lens cap is on, ' + 'x' * 200)\n"
+    )
+    assert _apply(tmp_path, body).exit_code == 0
+    r = cli(store, "materialize", "boom")
+    assert r.exit_code == 1, r.output
+    assert "2 failed" in r.output
+    assert "boom@1: 2 entities failed (e.g. clip_a)" in r.output
+    assert "ValueError: the lens cap is on, " + "x" * 200 in r.output  # the full message
+    r = cli(store, "materialize", "boom")  # nothing new tried: still nothing stored
+    assert r.exit_code == 1 and "2 skipped" in r.output and "lens cap" in r.output
+    r = cli(store, "status")
+    assert r.exit_code == 0
+    assert "failures (2)" in r.output
+    assert r.output.count("lens cap") == 1 and "x" * 200 in r.output

@@ -92,8 +92,26 @@ def materialize(
         retry_failed=retry_failed,
         executor=executor_of(executor, address),
     )
-    for s in _flatten(stats):
+    all_stats = list(_flatten(stats))
+    for s in all_stats:
         click.echo(s.summary())
+    failed = {s.feature for s in all_stats if s.failed or s.skipped_failed}
+    if failed:
+        groups = _store(ctx).failure_groups()
+        keys = [f"{f}@{v}" for f, v in zip(groups["feature"], groups["version"])]
+        _echo_failure_groups(groups.filter([k in failed for k in keys]))
+    if (stats.failed or stats.skipped_failed) and not stats.computed and not stats.stored:
+        sys.exit(1)  # nothing of FEATURE is stored and something failed
+
+
+def _echo_failure_groups(groups) -> None:
+    """One paragraph per feature@version and message: count, an example entity, the message."""
+    for row in groups.iter_rows(named=True):
+        n = row["entities"]
+        click.echo(
+            f"  {row['feature']}@{row['version']}: {n} {'entity' if n == 1 else 'entities'} "
+            f"failed (e.g. {row['example']}):\n    {row['error']}"
+        )
 
 
 def _flatten(stats):
@@ -143,12 +161,9 @@ def status(ctx: click.Context) -> None:
         "name", "version", "entity", "rows_stored", "fingerprint", "builtin"
     )
     click.echo("\nfeatures\n" + _table(feats))
-    fails = st["failures"]
-    click.echo(f"\nfailures ({fails.height})")
-    if fails.height:
-        click.echo(
-            _table(fails.select("feature", "version", "asset", "entity_id", "error", "attempts"))
-        )
+    groups = st["failure_groups"]
+    click.echo(f"\nfailures ({st['failures'].height})")
+    _echo_failure_groups(groups)
     if st["ingest_failures"]:
         click.echo(f"\ningest failures ({len(st['ingest_failures'])})")
         for path, err in st["ingest_failures"]:
