@@ -211,3 +211,58 @@ def test_materialize_where_every_value_failed_shows_why_and_exits_1(tmp_path, me
     assert r.exit_code == 0
     assert "failures (2)" in r.output
     assert r.output.count("lens cap") == 1 and "x" * 200 in r.output
+
+
+NONE_BODY = (
+    "@feature(entity='asset', output=pa.float32(){flag})\n"
+    "def maybe(a):\n    return None if a.alias == 'clip_a' else 1.0\n"
+)
+
+
+def test_a_feature_returning_none_fails_unless_nullable(tmp_path, media_dir):
+    import amberlite
+
+    store = amberlite.open(tmp_path / "s")
+    store.ingest([media_dir / "clip_a.mp4", media_dir / "clip_b.mp4"])
+    path = tmp_path / "defs.py"
+    path.write_text(HEADER + NONE_BODY.format(flag=""))
+    store.apply(path)
+    stats = store.materialize("maybe")
+    assert (stats.computed, stats.failed) == (1, 1)
+    [error] = store.failures("maybe")["error"].to_list()
+    assert error.startswith("returned None; declare nullable=True")
+
+
+def test_nullable_stores_a_null_and_is_part_of_the_declaration(tmp_path, media_dir):
+    import amberlite
+
+    store = amberlite.open(tmp_path / "s")
+    store.ingest([media_dir / "clip_a.mp4", media_dir / "clip_b.mp4"])
+    path = tmp_path / "defs.py"
+    path.write_text(HEADER + NONE_BODY.format(flag=""))
+    store.apply(path)
+    path.write_text(HEADER + NONE_BODY.format(flag=", nullable=True"))
+    [change] = store.plan_apply(path)
+    assert change.resolution == "changed"  # the flag changes what the feature stores
+    store2 = amberlite.open(tmp_path / "t")
+    store2.ingest([media_dir / "clip_a.mp4", media_dir / "clip_b.mp4"])
+    store2.apply(path)
+    stats = store2.materialize("maybe")
+    assert (stats.computed, stats.failed) == (2, 0)
+    got = dict(store2.get("maybe", compute=False).select("asset", "maybe").rows())
+    assert got == {"clip_a": None, "clip_b": 1.0}
+
+
+def test_a_batch_feature_returning_none_fails_those_entities_alone(tmp_path, media_dir):
+    import amberlite
+
+    store = amberlite.open(tmp_path / "s")
+    store.ingest([media_dir / "clip_a.mp4", media_dir / "clip_b.mp4"])
+    path = tmp_path / "defs.py"
+    path.write_text(
+        HEADER + "@feature(entity='asset', output=pa.float32(), batch=8)\n"
+        "def maybe(assets):\n    return [None if a.alias == 'clip_a' else 1.0 for a in assets]\n"
+    )
+    store.apply(path)
+    stats = store.materialize("maybe")
+    assert (stats.computed, stats.failed) == (1, 1)

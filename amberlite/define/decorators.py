@@ -70,6 +70,7 @@ class FeatureSpec:
     parallel: str = "thread"
     produces: str | None = None
     on_ingest: bool = False
+    nullable: bool = False
     description: str = ""
     module: str = ""
 
@@ -120,6 +121,8 @@ class FeatureSpec:
             "decode": self.decode.key(),
             "produces": self.produces,
             "batch": self.batch,
+            # only when set, so that fingerprints recorded before the flag existed still match
+            **({"nullable": True} if self.nullable else {}),
         }
 
     def resolve_params(self, given: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -142,9 +145,13 @@ def feature(
     batch: int | str | None = None,
     parallel: str = "thread",
     on_ingest: bool = False,
+    nullable: bool = False,
     name: str | None = None,
 ) -> Callable[[Callable[..., Any]], FeatureSpec]:
-    """Declare a feature. See the module docstring for an example."""
+    """Declare a feature. See the module docstring for an example.
+
+    A function that returns None fails for that entity ("returned None") unless the feature is
+    declared ``nullable=True``, which stores a NULL (read as null, not as a failure)."""
 
     def wrap(fn: Callable[..., Any]) -> FeatureSpec:
         return FeatureSpec(
@@ -160,6 +167,7 @@ def feature(
             batch=batch,
             parallel=parallel,
             on_ingest=on_ingest,
+            nullable=nullable,
             description=(fn.__doc__ or "").strip().split("\n")[0],
             module=fn.__module__,
         )
