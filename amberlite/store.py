@@ -300,6 +300,75 @@ class Store:
         self.registry = trial
         return changes
 
+    def drop(self, name: str, version: int | None = None) -> list[str]:
+        """Remove a feature (every version, or ``version``) from the store; returns the
+        name@version keys removed.
+
+        Refused for a built-in, while another feature takes it as an input or is over the
+        entity type it produces, and while a replica follows it. Its catalog record, its
+        failures and its claims are deleted; its runs stay as history; its value files are
+        retired (readers stop seeing them at once) and removed by the next ``compact``."""
+        if "@" in name and version is None:
+            name, _, v = name.partition("@")
+            if not v.isdigit():
+                raise ResolveError(f"bad feature version {v!r} in {name}@{v}: use name@N")
+            version = int(v)
+        registry = self.registry
+        gone = [registry.get(name, version)] if version is not None else []
+        if version is None:
+            gone = [registry.get(name, v) for v in registry.versions(name)] or [registry.get(name)]
+        if any(s.module.startswith("amberlite.") for s in gone):
+            raise DefinitionError(f"{name} is a built-in feature: it cannot be dropped")
+        keys = {s.key for s in gone}
+        produced = {s.produces for s in gone if s.produces}
+        users = []
+        for s in registry.all():
+            if s.key in keys:
+                continue
+            uses = any(self._input_key(ref) in keys for ref in s.inputs)
+            if uses or (s.entity in produced and self._producer_after(s.entity, keys) is None):
+                users.append(s.key)
+        if users:
+            raise DefinitionError(
+                f"cannot drop {', '.join(sorted(keys))}: {', '.join(users)} depend(s) on it "
+                "(drop those first)"
+            )
+        with self.catalog.write() as con:
+            for s in gone:
+                args = [s.name, s.version]
+                replicas = con.execute(
+                    "SELECT target FROM replicas WHERE feature = ? AND version = ?", args
+                ).fetchall()
+                if replicas:
+                    raise DefinitionError(
+                        f"cannot drop {s.key}: a {replicas[0][0]} replica follows it"
+                    )
+                con.execute(
+                    """INSERT INTO retired_files
+                       SELECT file_id, NULL, now() FROM memo_files WHERE feature = ?
+                       AND version = ? AND file_id NOT IN (SELECT file_id FROM retired_files)""",
+                    args,
+                )
+                for table in ("features", "failures", "claims"):
+                    key_col = "name" if table == "features" else "feature"
+                    con.execute(f"DELETE FROM {table} WHERE {key_col} = ? AND version = ?", args)
+        trial = Registry()
+        for s in registry.all():
+            if s.key not in keys:
+                trial.add(s)
+        self.registry = trial
+        return sorted(keys)
+
+    def _input_key(self, ref: Any) -> str | None:
+        try:
+            return self.registry.resolve_input(ref).key
+        except ResolveError:
+            return None
+
+    def _producer_after(self, entity_type: str, gone: set[str]) -> FeatureSpec | None:
+        found = [s for s in self.registry.all() if s.produces == entity_type and s.key not in gone]
+        return found[0] if found else None
+
     def features(self) -> pl.DataFrame:
         """name, version, entity, output type, fingerprint, rows stored."""
         from amberlite.catalog.tables import features_table

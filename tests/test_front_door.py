@@ -266,3 +266,57 @@ def test_a_batch_feature_returning_none_fails_those_entities_alone(tmp_path, med
     store.apply(path)
     stats = store.materialize("maybe")
     assert (stats.computed, stats.failed) == (1, 1)
+
+
+DROP_BODY = (
+    "@feature(entity='asset', output=pa.float32())\ndef base(a):\n    return 1.0\n\n"
+    "@feature(entity='asset', output=pa.float32(), inputs=['base'])\n"
+    "def top(a, base):\n    return base + 1\n"
+)
+
+
+def test_drop_refuses_while_others_depend_then_removes_values(tmp_path, media_dir):
+    import amberlite
+
+    store = tmp_path / "s"
+    assert cli(store, "ingest", str(media_dir / "clip_a.mp4")).exit_code == 0
+    assert _apply(tmp_path, DROP_BODY).exit_code == 0
+    assert cli(store, "materialize", "top").exit_code == 0
+    refused(cli(store, "drop", "base"), "top@1")
+    r = cli(store, "drop", "top@1")
+    assert r.exit_code == 0 and "dropped top@1" in r.output
+    r = cli(store, "drop", "base")
+    assert r.exit_code == 0 and "dropped base@1" in r.output
+    st = amberlite.open(store)
+    assert "base" not in st.features()["name"].to_list()
+    refused(cli(store, "get", "base"), "unknown feature 'base'")
+    assert list((st.root / "values").rglob("base@1/*/*.parquet"))
+    assert cli(store, "compact").exit_code == 0
+    assert not list((st.root / "values").rglob("base@1/*/*.parquet"))
+    r = _apply(tmp_path, DROP_BODY)  # applies again as new
+    assert r.exit_code == 0 and "base@1: new feature" in r.output, r.output
+
+
+def test_drop_refuses_while_a_replica_follows_it(tmp_path, media_dir):
+    store = tmp_path / "s"
+    assert cli(store, "ingest", str(media_dir / "clip_a.mp4")).exit_code == 0
+    body = (
+        "import numpy as np\n\n"
+        "@feature(entity='asset', output=pa.list_(pa.float32(), 4))\n"
+        "def emb(a):\n    return np.ones(4, dtype=np.float32)\n"
+    )
+    assert _apply(tmp_path, body).exit_code == 0
+    assert cli(store, "materialize", "emb").exit_code == 0
+    r = cli(store, "replicate", "add", "emb", "--to", "hnsw", "--M", "8", "--ef", "20")
+    assert r.exit_code == 0, r.output
+    refused(cli(store, "drop", "emb"), "replica")
+    import amberlite
+
+    feats = amberlite.open(store).features()
+    assert feats.filter(feats["name"] == "emb")["rows_stored"].to_list() == [1]  # rolled back
+
+
+def test_drop_refuses_a_builtin(tmp_path):
+    assert cli(tmp_path / "s", "init").exit_code == 0
+    refused(cli(tmp_path / "s", "drop", "shots"), "built-in")
+    refused(cli(tmp_path / "s", "drop", "nosuch"), "unknown feature 'nosuch'")

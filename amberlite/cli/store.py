@@ -188,6 +188,17 @@ def compact(ctx: click.Context, feature: str | None) -> None:
 
 
 @click.command()
+@click.argument("feature")
+@click.pass_context
+@friendly
+def drop(ctx: click.Context, feature: str) -> None:
+    """Remove FEATURE (every version, or name@version) and retire its values (removed by the
+    next compact); refused while other features or a replica depend on it."""
+    for key in _store(ctx).drop(feature):
+        click.echo(f"dropped {key}")
+
+
+@click.command()
 @click.pass_context
 @friendly
 def features(ctx: click.Context) -> None:
@@ -227,4 +238,4 @@ def demo(demo_store: str, media: str) -> None:
     run_demo(demo_store, media)
 
 
-COMMANDS = (init, ingest, apply, materialize, get, status, compact, features, assets, demo)
+COMMANDS = (init, ingest, apply, drop, materialize, get, status, compact, features, assets, demo)
