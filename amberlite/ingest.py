@@ -7,7 +7,10 @@ used by the folder watcher).
 
 from __future__ import annotations
 
+import errno
 import os
+import re
+import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +20,7 @@ from tqdm import tqdm
 
 from amberlite.context import StoreContext
 from amberlite.core.entities import AssetRecord, cached_frame_index
-from amberlite.errors import MediaError
+from amberlite.errors import AmberliteError, MediaError
 from amberlite.media.ids import content_id
 from amberlite.media.probe import probe
 from amberlite.memo.store import now
@@ -44,6 +47,7 @@ def ingest(
     new assets when ``compute`` is true.
     """
     paths = [Path(p) for p in paths]
+    _check_aliases(ctx, paths, aliases)
     report = IngestReport()
     new_ids = []
     for i, path in enumerate(
@@ -99,9 +103,54 @@ def compute_on_ingest(
     return runs
 
 
+_ID = re.compile(r"[0-9a-fA-F]{32}")
+
+
+def _check_aliases(ctx: StoreContext, paths: list[Path], aliases: Sequence[str] | None) -> None:
+    """Refuse, before ingesting anything, aliases that do not pair with the files one to one
+    or that could be read as an asset id (aliases and ids name assets in the same places:
+    ``OF``, ``NEAREST``, ``--asset``)."""
+    if not aliases:
+        return
+    if len(aliases) != len(paths):
+        raise AmberliteError(
+            f"{len(aliases)} alias(es) for {len(paths)} file(s): give one alias per file, "
+            "in order, or none"
+        )
+    for alias in aliases:
+        if _ID.fullmatch(alias):
+            raise AmberliteError(
+                f"alias {alias!r} looks like an asset id (32 hex digits): aliases and ids "
+                "name assets in the same places, choose another alias"
+            )
+    with ctx.catalog.read() as con:
+        taken = con.execute(
+            "SELECT asset_id FROM assets WHERE asset_id IN (SELECT unnest(?))", [list(aliases)]
+        ).fetchall()
+    if taken:
+        raise AmberliteError(f"alias {taken[0][0]!r} is the id of another asset")
+
+
+def _not_a_file(path: Path) -> str:
+    """Why ``path`` cannot be ingested as a file."""
+    try:
+        st = path.stat()
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "symlink loop"
+        if e.errno == errno.ENOENT:
+            return "no such file"
+        return e.strerror or str(e)
+    if stat.S_ISDIR(st.st_mode):
+        return (
+            "is a directory (to ingest the media in a folder, use `amberlite watch FOLDER --once`)"
+        )
+    return "not a regular file"
+
+
 def _ingest_one(ctx: StoreContext, path: Path, alias: str | None) -> tuple[dict[str, Any], bool]:
     if not path.is_file():
-        raise MediaError(path, "no such file")
+        raise MediaError(path, _not_a_file(path))
     asset_id = content_id(path)
     info = probe(path)
     record = AssetRecord(

@@ -20,7 +20,7 @@ from amberlite.catalog import Catalog
 from amberlite.catalog.diff import Change, classify
 from amberlite.context import StoreContext
 from amberlite.define.registry import Registry
-from amberlite.errors import ChangeRefused, DefinitionError, ResolveError
+from amberlite.errors import ChangeRefused, DefinitionError, ResolveError, StoreError
 from amberlite.memo.key import memo_key
 from amberlite.memo.store import MemoStore, now
 from amberlite.run.resolve import Resolver, RunStats
@@ -38,18 +38,79 @@ log = logging.getLogger(__name__)
 DEFAULT_STORE = "amberlite-store"
 
 
-def open(path: str | os.PathLike[str] | None = None) -> Store:  # noqa: A001 - the front door
-    """Open (creating when missing) the store at ``path`` ($AMBERLITE_STORE or
-    ./amberlite-store by default)."""
-    return Store(path or os.environ.get("AMBERLITE_STORE", DEFAULT_STORE))
+def open(path: str | os.PathLike[str] | None = None, create: bool = True) -> Store:  # noqa: A001
+    """Open the store at ``path`` ($AMBERLITE_STORE or ./amberlite-store by default).
+
+    ``create=True`` (the default) creates it when missing, with any missing parent folders;
+    ``create=False`` opens only an existing store and raises :class:`StoreError` otherwise
+    (what the command's read-only commands use). A path that is a file is always refused."""
+    return Store(path or os.environ.get("AMBERLITE_STORE", DEFAULT_STORE), create=create)
+
+
+def is_store(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` is a folder holding an amberlite catalog."""
+    return (Path(path) / "catalog.duckdb").is_file()
+
+
+def check_store_path(path: str | os.PathLike[str], create: bool, strict: bool = False) -> None:
+    """Raise :class:`StoreError` when ``path`` cannot be opened as a store in this mode.
+
+    ``create=False``: the store must exist. ``create=True`` with ``strict=True`` (the
+    command's writing commands): a new store is made only in an empty or missing folder whose
+    parent exists."""
+    root = Path(path)
+    if is_store(root):
+        return
+    if root.is_file():
+        hint = f" (did you mean `--store {root.parent}`?)" if root.name == "catalog.duckdb" else ""
+        raise StoreError(f"{root} is a file, not a store folder{hint}")
+    if not create:
+        raise StoreError(
+            f"no amberlite store at {root} (create one with `amberlite --store {root} init`, "
+            "or ingest/apply into it)"
+        )
+    if not strict:
+        return
+    if root.is_dir():
+        try:
+            others = next(root.iterdir(), None) is not None
+        except OSError as e:
+            raise StoreError(f"cannot read {root}: {e.strerror or e}") from None
+        if others:
+            raise StoreError(
+                f"{root} is a folder holding other files, not an amberlite store: "
+                "choose a new or empty folder for the store"
+            )
+    elif not root.absolute().parent.is_dir():
+        raise StoreError(
+            f"cannot create a store at {root}: its parent folder "
+            f"{root.absolute().parent} does not exist"
+        )
+
+
+def refusal_of(changes: Sequence[Change]) -> ChangeRefused | None:
+    """The error ``apply`` (without force) raises for these changes; None when it accepts."""
+    refused = [c for c in changes if c.resolution == "changed"]
+    if not refused:
+        return None
+    return ChangeRefused(
+        "refused: "
+        + "; ".join(c.describe() for c in refused)
+        + ". Bump the version to keep both, or apply with --force to accept the new "
+        "code as the same version (stored values are kept)."
+    )
 
 
 class Store:
     """A feature store on disk: catalog, Parquet values, registry of features."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], create: bool = True) -> None:
         root = Path(path).absolute()
-        catalog = Catalog(root)
+        check_store_path(root, create)
+        try:
+            catalog = Catalog(root)
+        except OSError as e:
+            raise StoreError(f"cannot create a store at {root}: {e.strerror or e}") from None
         memo = MemoStore(root, catalog)
         self.ctx = StoreContext(
             root, catalog, memo, self._load_registry, root / "media", self._open_replicas
@@ -198,6 +259,8 @@ class Store:
             trial.add(s)
         for s in specs:
             trial.add(s)
+        for s in specs:
+            trial.check_applicable(s)
         stored: dict[str, dict[int, str]] = {}
         for name, version, fp in self.catalog.query(
             "SELECT name, version, fingerprint FROM features"
@@ -223,14 +286,9 @@ class Store:
         if clash:
             raise DefinitionError(f"{path}: {', '.join(clash)} is a built-in feature name")
         changes, trial = self._diff(specs)
-        refused = [c for c in changes if c.resolution == "changed"]
-        if refused and not force:
-            raise ChangeRefused(
-                "refused: "
-                + "; ".join(c.describe() for c in refused)
-                + ". Bump the version to keep both, or apply with --force to accept the new "
-                "code as the same version (stored values are kept)."
-            )
+        refusal = refusal_of(changes)
+        if refusal is not None and not force:
+            raise refusal
         sha = hashlib.sha256(source.encode()).hexdigest()
         with self.catalog.write() as con:
             con.execute(
@@ -241,6 +299,75 @@ class Store:
                 self._upsert_feature(con, spec, change.fingerprint, sha, builtin=False)
         self.registry = trial
         return changes
+
+    def drop(self, name: str, version: int | None = None) -> list[str]:
+        """Remove a feature (every version, or ``version``) from the store; returns the
+        name@version keys removed.
+
+        Refused for a built-in, while another feature takes it as an input or is over the
+        entity type it produces, and while a replica follows it. Its catalog record, its
+        failures and its claims are deleted; its runs stay as history; its value files are
+        retired (readers stop seeing them at once) and removed by the next ``compact``."""
+        if "@" in name and version is None:
+            name, _, v = name.partition("@")
+            if not v.isdigit():
+                raise ResolveError(f"bad feature version {v!r} in {name}@{v}: use name@N")
+            version = int(v)
+        registry = self.registry
+        gone = [registry.get(name, version)] if version is not None else []
+        if version is None:
+            gone = [registry.get(name, v) for v in registry.versions(name)] or [registry.get(name)]
+        if any(s.module.startswith("amberlite.") for s in gone):
+            raise DefinitionError(f"{name} is a built-in feature: it cannot be dropped")
+        keys = {s.key for s in gone}
+        produced = {s.produces for s in gone if s.produces}
+        users = []
+        for s in registry.all():
+            if s.key in keys:
+                continue
+            uses = any(self._input_key(ref) in keys for ref in s.inputs)
+            if uses or (s.entity in produced and self._producer_after(s.entity, keys) is None):
+                users.append(s.key)
+        if users:
+            raise DefinitionError(
+                f"cannot drop {', '.join(sorted(keys))}: {', '.join(users)} depend(s) on it "
+                "(drop those first)"
+            )
+        with self.catalog.write() as con:
+            for s in gone:
+                args = [s.name, s.version]
+                replicas = con.execute(
+                    "SELECT target FROM replicas WHERE feature = ? AND version = ?", args
+                ).fetchall()
+                if replicas:
+                    raise DefinitionError(
+                        f"cannot drop {s.key}: a {replicas[0][0]} replica follows it"
+                    )
+                con.execute(
+                    """INSERT INTO retired_files
+                       SELECT file_id, NULL, now() FROM memo_files WHERE feature = ?
+                       AND version = ? AND file_id NOT IN (SELECT file_id FROM retired_files)""",
+                    args,
+                )
+                for table in ("features", "failures", "claims"):
+                    key_col = "name" if table == "features" else "feature"
+                    con.execute(f"DELETE FROM {table} WHERE {key_col} = ? AND version = ?", args)
+        trial = Registry()
+        for s in registry.all():
+            if s.key not in keys:
+                trial.add(s)
+        self.registry = trial
+        return sorted(keys)
+
+    def _input_key(self, ref: Any) -> str | None:
+        try:
+            return self.registry.resolve_input(ref).key
+        except ResolveError:
+            return None
+
+    def _producer_after(self, entity_type: str, gone: set[str]) -> FeatureSpec | None:
+        found = [s for s in self.registry.all() if s.produces == entity_type and s.key not in gone]
+        return found[0] if found else None
 
     def features(self) -> pl.DataFrame:
         """name, version, entity, output type, fingerprint, rows stored."""
@@ -433,6 +560,13 @@ class Store:
 
         return failures_table(self.catalog, name)
 
+    def failure_groups(self, name: str | None = None) -> pl.DataFrame:
+        """Failures grouped by feature@version and message: ``entities`` (the count), the
+        full ``error`` and an ``example`` entity."""
+        from amberlite.catalog.tables import failure_groups_table
+
+        return failure_groups_table(self.catalog, name)
+
     def status(self) -> dict[str, Any]:
         """Assets, features (name@version) with rows stored, failures, recent runs and
         triggers (what ran on new media or as a backfill, when and why)."""
@@ -454,6 +588,7 @@ class Store:
             "assets": n_assets,
             "features": self.features(),
             "failures": self.failures(),
+            "failure_groups": self.failure_groups(),
             "ingest_failures": ingest_failures,
             "runs": runs,
             "triggers": recent_triggers(self),

@@ -38,6 +38,7 @@ def test_cli_end_to_end(tmp_path, media_dir):
 
 
 def test_cli_errors_are_messages(tmp_path):
+    assert run(tmp_path / "s", "init").returncode == 0
     r = run(tmp_path / "s", "materialize", "mean_colr")
     assert r.returncode == 2
     assert r.stderr.startswith("error: unknown feature 'mean_colr'")

@@ -255,6 +255,7 @@ def test_dataset_to_ray_reads_the_same_files(ray_cluster, media_dir, tmp_path, d
 
 
 def test_unreachable_address_is_a_clear_error(tmp_path):
+    amberlite.open(tmp_path / "s")  # read-only commands need an existing store
     port = _free_port()  # nothing listens there
     out = subprocess.run(
         [str(VENV_BIN / "amberlite"), "--store", str(tmp_path / "s"), "materialize", "shots",

@@ -52,3 +52,20 @@ def failures_table(catalog: Catalog, feature: str | None = None) -> pl.DataFrame
         if feature:
             return con.sql(sql + " WHERE f.feature = $n ORDER BY ALL", params={"n": feature}).pl()
         return con.sql(sql + " ORDER BY ALL").pl()
+
+
+def failure_groups_table(catalog: Catalog, feature: str | None = None) -> pl.DataFrame:
+    """Failures grouped by feature@version and message: feature, version, entities (how many
+    failed so), error (the full message), example (one entity: the asset's alias, then the
+    rest of the entity id), newest first within a feature."""
+    sql = """SELECT f.feature, f.version, count(*)::BIGINT AS entities, f.error,
+                    min(coalesce(a.alias || substr(f.entity_id, length(f.asset_id) + 1),
+                                 f.entity_id)) AS example,
+                    max(f.failed_at) AS last_failed_at
+             FROM failures f LEFT JOIN assets a USING (asset_id)
+             {where} GROUP BY f.feature, f.version, f.error
+             ORDER BY f.feature, f.version, entities DESC, f.error"""
+    with catalog.read() as con:
+        if feature:
+            return con.sql(sql.format(where="WHERE f.feature = $n"), params={"n": feature}).pl()
+        return con.sql(sql.format(where="")).pl()

@@ -20,7 +20,10 @@ from amberlite.version import __version__
     envvar="AMBERLITE_STORE",
     default="amberlite-store",
     show_default=True,
-    help="Store folder (created when missing).",
+    help=(
+        "Store folder. Read-only commands need an existing store; init, ingest and apply "
+        "create one in a new or empty folder."
+    ),
 )
 @click.option("-v", "--verbose", count=True, help="Log plan steps (-v) and debug (-vv).")
 @click.version_option(__version__, prog_name="amberlite")

@@ -68,7 +68,7 @@ def matchcut(
     asset of the store) by colour, framing or motion."""
     from amberlite.matchcut import computed_by_feature, display_table, match_cut, prepare
 
-    store = store_of(ctx)
+    store = store_of(ctx, create=bool(videos))
     assets = _assets(store, videos)
     stats = prepare(store, assets, match_type)
     pairs = match_cut(store, assets, match_type, top, across_only, report_dir)

@@ -32,7 +32,7 @@ def watch(
     address: str | None,
 ) -> None:
     """Poll FOLDER: ingest new or changed media, compute on_ingest features (Ctrl-C stops)."""
-    store = store_of(ctx)
+    store = store_of(ctx, create=True)
     if not once:
         click.echo(f"watching {folder} every {interval:g} s (Ctrl-C stops)")
     cycles = store.watch(

@@ -21,7 +21,7 @@ from amberlite.cli.util import table as _table
 @friendly
 def ingest(ctx: click.Context, paths: tuple[str, ...], aliases: tuple[str, ...]) -> None:
     """Add media files (identity is a content hash; a bad file fails alone)."""
-    report = _store(ctx).ingest(paths, aliases=list(aliases) or None)
+    report = _store(ctx, create=True).ingest(paths, aliases=list(aliases) or None)
     for a in report.assets:
         click.echo(
             f"ingested {a['alias']:<20} {a['asset_id']}  {a['width']}x{a['height']} "
@@ -41,10 +41,29 @@ def ingest(ctx: click.Context, paths: tuple[str, ...], aliases: tuple[str, ...])
 @friendly
 def apply(ctx: click.Context, path: str, force: bool, dry_run: bool) -> None:
     """Record the features declared in a definition file."""
-    store = _store(ctx)
+    store = _store(ctx, create=not dry_run)
     changes = store.plan_apply(path) if dry_run else store.apply(path, force=force)
     for c in changes:
         click.echo(c.describe())
+    if dry_run and not force:
+        from amberlite.store import refusal_of
+
+        refusal = refusal_of(changes)
+        if refusal is not None:  # what apply would say, and its exit status
+            click.secho(f"error: {refusal}", fg="red", err=True)
+            sys.exit(2)
+
+
+@click.command()
+@click.pass_context
+@friendly
+def init(ctx: click.Context) -> None:
+    """Create the store --store names (in a missing or empty folder whose parent exists)."""
+    from amberlite.store import is_store
+
+    existed = is_store(ctx.obj["store_path"])
+    store = _store(ctx, create=True)
+    click.echo(f"{'store exists at' if existed else 'created store at'} {store.root}")
 
 
 @click.command()
@@ -73,8 +92,26 @@ def materialize(
         retry_failed=retry_failed,
         executor=executor_of(executor, address),
     )
-    for s in _flatten(stats):
+    all_stats = list(_flatten(stats))
+    for s in all_stats:
         click.echo(s.summary())
+    failed = {s.feature for s in all_stats if s.failed or s.skipped_failed}
+    if failed:
+        groups = _store(ctx).failure_groups()
+        keys = [f"{f}@{v}" for f, v in zip(groups["feature"], groups["version"])]
+        _echo_failure_groups(groups.filter([k in failed for k in keys]))
+    if (stats.failed or stats.skipped_failed) and not stats.computed and not stats.stored:
+        sys.exit(1)  # nothing of FEATURE is stored and something failed
+
+
+def _echo_failure_groups(groups) -> None:
+    """One paragraph per feature@version and message: count, an example entity, the message."""
+    for row in groups.iter_rows(named=True):
+        n = row["entities"]
+        click.echo(
+            f"  {row['feature']}@{row['version']}: {n} {'entity' if n == 1 else 'entities'} "
+            f"failed (e.g. {row['example']}):\n    {row['error']}"
+        )
 
 
 def _flatten(stats):
@@ -124,12 +161,9 @@ def status(ctx: click.Context) -> None:
         "name", "version", "entity", "rows_stored", "fingerprint", "builtin"
     )
     click.echo("\nfeatures\n" + _table(feats))
-    fails = st["failures"]
-    click.echo(f"\nfailures ({fails.height})")
-    if fails.height:
-        click.echo(
-            _table(fails.select("feature", "version", "asset", "entity_id", "error", "attempts"))
-        )
+    groups = st["failure_groups"]
+    click.echo(f"\nfailures ({st['failures'].height})")
+    _echo_failure_groups(groups)
     if st["ingest_failures"]:
         click.echo(f"\ningest failures ({len(st['ingest_failures'])})")
         for path, err in st["ingest_failures"]:
@@ -151,6 +185,17 @@ def compact(ctx: click.Context, feature: str | None) -> None:
         click.echo("nothing to compact")
     for k, n in merged.items():
         click.echo(f"{k}: {n} files -> 1")
+
+
+@click.command()
+@click.argument("feature")
+@click.pass_context
+@friendly
+def drop(ctx: click.Context, feature: str) -> None:
+    """Remove FEATURE (every version, or name@version) and retire its values (removed by the
+    next compact); refused while other features or a replica depend on it."""
+    for key in _store(ctx).drop(feature):
+        click.echo(f"dropped {key}")
 
 
 @click.command()
@@ -193,4 +238,4 @@ def demo(demo_store: str, media: str) -> None:
     run_demo(demo_store, media)
 
 
-COMMANDS = (ingest, apply, materialize, get, status, compact, features, assets, demo)
+COMMANDS = (init, ingest, apply, drop, materialize, get, status, compact, features, assets, demo)

@@ -95,11 +95,16 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def store_of(ctx: click.Context):
+def store_of(ctx: click.Context, create: bool = False):
+    """The store ``--store`` names. Commands that only read (``create=False``) never create
+    one; writing commands (``create=True``: ``init``, ``ingest``, ``apply``, ``watch``,
+    ``matchcut``) create it only in a missing or empty folder whose parent exists."""
+    from amberlite.store import check_store_path
     from amberlite.store import open as open_store
 
     if "store" not in ctx.obj:
-        ctx.obj["store"] = open_store(ctx.obj["store_path"])
+        check_store_path(ctx.obj["store_path"], create, strict=True)
+        ctx.obj["store"] = open_store(ctx.obj["store_path"], create=create)
     return ctx.obj["store"]
 
 

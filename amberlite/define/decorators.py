@@ -28,6 +28,7 @@ from amberlite.media.decode import Decode
 
 SPAN_TYPE = pa.list_(pa.struct([("start_frame", pa.int64()), ("end_frame", pa.int64())]))
 PARALLEL = ("thread", "process", "serial")
+MAX_VERSION = 2**31 - 1  # the catalog stores versions as INTEGER
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ class FeatureSpec:
     parallel: str = "thread"
     produces: str | None = None
     on_ingest: bool = False
+    nullable: bool = False
     description: str = ""
     module: str = ""
 
@@ -77,8 +79,15 @@ class FeatureSpec:
         check_name(self.entity, "entity type")
         if self.produces is not None:
             check_name(self.produces, "entity type")
-        if not isinstance(self.version, int) or self.version < 1:
-            raise DefinitionError(f"{self.name}: version must be a positive int")
+        if (
+            not isinstance(self.version, int)
+            or isinstance(self.version, bool)
+            or not 1 <= self.version <= MAX_VERSION
+        ):
+            raise DefinitionError(
+                f"{self.name}: version must be a positive int up to {MAX_VERSION}, "
+                f"got {self.version!r}"
+            )
         if not isinstance(self.output, pa.DataType):
             raise DefinitionError(f"{self.name}: output must be a pyarrow DataType")
         if self.parallel not in PARALLEL:
@@ -112,6 +121,8 @@ class FeatureSpec:
             "decode": self.decode.key(),
             "produces": self.produces,
             "batch": self.batch,
+            # only when set, so that fingerprints recorded before the flag existed still match
+            **({"nullable": True} if self.nullable else {}),
         }
 
     def resolve_params(self, given: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -134,9 +145,13 @@ def feature(
     batch: int | str | None = None,
     parallel: str = "thread",
     on_ingest: bool = False,
+    nullable: bool = False,
     name: str | None = None,
 ) -> Callable[[Callable[..., Any]], FeatureSpec]:
-    """Declare a feature. See the module docstring for an example."""
+    """Declare a feature. See the module docstring for an example.
+
+    A function that returns None fails for that entity ("returned None") unless the feature is
+    declared ``nullable=True``, which stores a NULL (read as null, not as a failure)."""
 
     def wrap(fn: Callable[..., Any]) -> FeatureSpec:
         return FeatureSpec(
@@ -152,6 +167,7 @@ def feature(
             batch=batch,
             parallel=parallel,
             on_ingest=on_ingest,
+            nullable=nullable,
             description=(fn.__doc__ or "").strip().split("\n")[0],
             module=fn.__module__,
         )

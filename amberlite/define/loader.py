@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib.util
 import linecache
@@ -52,6 +53,7 @@ def load_definitions(path: str | Path, source: str | None = None) -> list[Featur
         except Exception as e:
             del sys.modules[name]
             raise DefinitionError(f"{path}: error while loading: {type(e).__name__}: {e}") from e
+    _check_redefinitions(path, source)
     specs = [v for v in module.__dict__.values() if isinstance(v, FeatureSpec)]
     if not specs:
         raise DefinitionError(f"{path}: declares no @feature or @segmenter functions")
@@ -61,3 +63,18 @@ def load_definitions(path: str | Path, source: str | None = None) -> list[Featur
             raise DefinitionError(f"{path}: feature {s.name!r} declared twice")
         seen[s.name] = s
     return specs
+
+
+def _check_redefinitions(path: Path, source: str) -> None:
+    """Refuse two decorated top-level functions of one name: the module keeps only the last,
+    so the first would silently disappear."""
+    lines: dict[str, int] = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.decorator_list:
+            if node.name in lines:
+                raise DefinitionError(
+                    f"{path}: function {node.name!r} is defined twice (lines {lines[node.name]} "
+                    f"and {node.lineno}); the second would silently replace the first: rename "
+                    "one (the feature name can be set with name=...)"
+                )
+            lines[node.name] = node.lineno

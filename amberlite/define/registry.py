@@ -6,6 +6,7 @@ fingerprints too.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,15 @@ from amberlite.errors import DefinitionError, ResolveError
 
 if TYPE_CHECKING:
     from amberlite.define.decorators import FeatureSpec, InputRef
+
+
+# The columns every AQL entity set has (amberlite/plan/build.py: BASE_COLUMNS, EXTRA_COLUMNS)
+# and NEAREST's score: a feature of one of these names would be hidden by the column.
+ENTITY_COLUMNS = frozenset(
+    "id ref asset asset_id index start_frame end_frame start_s end_s n t alias path width "
+    "height frame_count duration_s fps score".split()
+)
+BASE_ENTITY_TYPES = ("asset", "frame")
 
 
 class Registry:
@@ -54,6 +64,37 @@ class Registry:
         """The newest segmenter that produces ``entity_type``."""
         found = [s for s in self._specs.values() if s.produces == entity_type]
         return max(found, key=lambda s: (s.version, s.name)) if found else None
+
+    def check_applicable(self, spec: FeatureSpec) -> None:
+        """Refuse at apply what would only fail at materialize or be hidden in AQL: an entity
+        type nothing produces, a name an entity column takes, a function that cannot take
+        one entity and its inputs and parameters as keyword arguments."""
+        if spec.name in ENTITY_COLUMNS:
+            raise DefinitionError(
+                f"{spec.key}: {spec.name!r} is the name of an entity column in AQL, which would "
+                "hide the feature: choose another name"
+            )
+        if spec.entity not in BASE_ENTITY_TYPES and self.producer_of(spec.entity) is None:
+            known = sorted(
+                {*BASE_ENTITY_TYPES, *(s.produces for s in self._specs.values())} - {None}
+            )
+            raise DefinitionError(
+                f"{spec.key}: unknown entity type {spec.entity!r} (known: {', '.join(known)}; "
+                "a new span type needs an @segmenter that produces it)"
+            )
+        try:
+            sig = inspect.signature(spec.fn)
+        except (TypeError, ValueError):
+            return  # a callable without a signature: nothing to check
+        names = [ref.name for ref in spec.inputs] + list(spec.params)
+        try:
+            sig.bind(object(), **dict.fromkeys(names))
+        except TypeError as e:
+            wanted = ", ".join(["entity", *(f"{n}=..." for n in names)])
+            raise DefinitionError(
+                f"{spec.key}: the function {getattr(spec.fn, '__name__', spec.name)}{sig} "
+                f"cannot be called as f({wanted}): {e}"
+            ) from None
 
     def resolve_input(self, ref: InputRef) -> FeatureSpec:
         return self.get(ref.name, ref.version)

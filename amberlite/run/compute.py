@@ -18,6 +18,8 @@ import pyarrow as pa
 from amberlite.core.entities import asset_id_of
 from amberlite.define.decorators import FeatureSpec
 
+NONE_MESSAGE = "returned None; declare nullable=True to store a NULL"
+
 
 @dataclass
 class BatchResult:
@@ -86,6 +88,17 @@ def compute_batch(
             out = spec.fn(list(views), **inputs, **params)
             if len(out) != len(views):
                 raise ValueError(f"returned {len(out)} values for {len(views)} entities")
+            if not spec.nullable and not isinstance(out, np.ndarray):
+                out = list(out)
+                nones = [i for i, v in enumerate(out) if v is None]
+                if nones:
+                    keep = [i for i in range(len(out)) if out[i] is not None]
+                    return BatchResult(
+                        [ids[i] for i in keep],
+                        [assets[i] for i in keep],
+                        to_arrow([out[i] for i in keep], spec.output),
+                        [(ids[i], assets[i], NONE_MESSAGE) for i in nones],
+                    )
             return BatchResult(ids, assets, to_arrow(out, spec.output), [])
         except Exception as e:  # noqa: BLE001 - any user error fails the batch, recorded
             msg = _describe(e)
@@ -97,6 +110,9 @@ def compute_batch(
         try:
             kwargs = {name: vals[i] for name, vals in inputs.items()}
             value = spec.fn(view, **kwargs, **params)
+            if value is None and not spec.nullable:
+                failures.append((ids[i], assets[i], NONE_MESSAGE))
+                continue
             to_arrow([value], spec.output)  # validate against the declared type
         except Exception as e:  # noqa: BLE001
             failures.append((ids[i], assets[i], _describe(e)))
