@@ -2,7 +2,8 @@
 
 A statement runs when a line ends with ``;``. Dot commands (one line, no ``;``): ``.explain
 on|off`` (print the plan before each result), ``.timer on|off``, ``.format table|csv``,
-``.help``; Ctrl-D (or ``.quit``) exits, Ctrl-C drops the statement being typed.
+``.help``; Ctrl-D (or ``.quit``) exits, Ctrl-C drops the statement being typed, or cancels
+the one running (values already committed are kept, claims are given back).
 """
 
 from __future__ import annotations
@@ -96,6 +97,10 @@ class Repl:
             df = run_query(self.store, text)
         except AmberliteError as e:
             click.secho(f"error: {e}", fg="red")
+            return
+        except KeyboardInterrupt as e:  # Ctrl-C: cancel the statement, keep the session
+            computed = sum(s.computed for s in getattr(e, "runs", []))
+            click.echo(f"cancelled ({computed} values computed and kept)")
             return
         emit(df, self.fmt, None)
         if self.timer:

@@ -87,6 +87,7 @@ class RunStats:
     skipped_failed: int = 0
     seconds: float = 0.0
     inputs: list[RunStats] = field(default_factory=list)
+    interrupted: bool = False
 
     def summary(self) -> str:
         return (
@@ -94,6 +95,7 @@ class RunStats:
             f"{self.computed} computed, {self.failed} failed"
             + (f", {self.skipped_failed} skipped (failed before)" if self.skipped_failed else "")
             + f" in {self.seconds:.2f} s"
+            + (" (interrupted)" if self.interrupted else "")
         )
 
 
@@ -469,6 +471,17 @@ class Resolver:
                     break
                 else:  # live others hold the rest of our scope: wait for their commits
                     self._wait_for_change(stamp)
+        except KeyboardInterrupt as e:
+            # Ctrl-C: what was committed stays (``_compute`` flushes finished batches), the
+            # claims are given back below, and the run is recorded with trigger
+            # '<trigger> (interrupted)'. The stats ride on the exception for the front end.
+            stats.interrupted = True
+            stats.seconds = time.perf_counter() - started
+            runs = e.__dict__.setdefault("runs", [])
+            runs.append(stats)
+            if stats.computed or stats.failed:
+                self._record_run(key, exe.name, f"{trigger} (interrupted)", started_at, stats)
+            raise
         finally:
             if bar is not None:
                 bar.close()
