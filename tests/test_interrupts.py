@@ -130,3 +130,18 @@ def test_ctrl_c_in_the_repl_cancels_the_statement(tmp_path, media_dir):
     assert store.catalog.query("SELECT count(*) FROM claims") == [(0,)]
     runs = store.catalog.query("SELECT trigger, computed FROM runs WHERE feature = 'slow'")
     assert runs and all(r[0] == "request (interrupted)" for r in runs)
+
+
+def test_ctrl_c_during_a_commit_waits_for_the_commit():
+    import pytest
+
+    from amberlite.run.resolve import _interrupt_deferred
+
+    finished = []
+    with pytest.raises(KeyboardInterrupt):
+        with _interrupt_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            finished.append(True)
+    assert finished == [True]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
