@@ -12,9 +12,6 @@ import time
 from typing import TYPE_CHECKING
 
 import click
-from prompt_toolkit import PromptSession
-from prompt_toolkit.completion import WordCompleter
-from prompt_toolkit.history import FileHistory
 
 from amberlite.errors import AmberliteError
 
@@ -37,11 +34,17 @@ HELP = """statements end with `;` and may span lines. Commands:
 class Repl:
     """One interactive session over a store."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, interactive: bool = True) -> None:
         self.store = store
         self.explain = False
         self.timer = False
         self.fmt = "table"
+        if not interactive:  # a script: no terminal, no prompt_toolkit
+            return
+        from prompt_toolkit import PromptSession
+        from prompt_toolkit.completion import WordCompleter
+        from prompt_toolkit.history import FileHistory
+
         words = list(KEYWORDS) + store.registry.names()
         words += [t + "s" for t in store.entity_types()] + ["id", "asset", "start_s", "end_s"]
         self.session: PromptSession[str] = PromptSession(
@@ -60,7 +63,13 @@ class Repl:
             except EOFError:
                 click.echo("bye")
                 return
-            if not buffer and line.strip().startswith("."):
+            if line.strip().startswith("."):
+                if buffer:  # inside an open statement a dot-command would become part of it
+                    click.echo(
+                        "dot-commands run at the start of a statement; finish this one "
+                        "with `;` (or drop it with Ctrl-C) first"
+                    )
+                    continue
                 if self.command(line.strip()) == "quit":
                     return
                 continue
@@ -86,7 +95,33 @@ class Repl:
             click.echo(f"unknown command {line!r}; .help lists them")
         return None
 
-    def run(self, text: str) -> None:
+    def script(self, lines: list[str]) -> int:
+        """Run statements (and dot-commands at the start of a statement) without a prompt;
+        stop at the first error with ``error: line N: ...`` on stderr. Returns the exit
+        status: 0, or 2 after an error."""
+        buffer: list[str] = []
+        start = 0
+        for n, line in enumerate(lines, 1):
+            if not buffer and not line.strip():
+                continue
+            if not buffer and line.strip().startswith("."):
+                if self.command(line.strip()) == "quit":
+                    return 0
+                continue
+            if not buffer:
+                start = n
+            buffer.append(line)
+            if line.rstrip().endswith(";"):
+                if not self.run("\n".join(buffer), line=start):
+                    return 2
+                buffer = []
+        if any(b.strip() for b in buffer):
+            click.secho(f"error: line {start}: statement not terminated with `;`", err=True)
+            return 2
+        return 0
+
+    def run(self, text: str, line: int | None = None) -> bool:
+        """Run one statement and print its result; False after an error (printed)."""
         from amberlite.cli.util import emit
         from amberlite.query import explain, run_query
 
@@ -96,12 +131,21 @@ class Repl:
                 click.echo(explain(self.store, text))
             df = run_query(self.store, text)
         except AmberliteError as e:
-            click.secho(f"error: {e}", fg="red")
-            return
+            if line is None:
+                click.secho(f"error: {e}", fg="red")
+            else:
+                click.echo(f"error: line {line}: {e}", err=True)
+            return False
         except KeyboardInterrupt as e:  # Ctrl-C: cancel the statement, keep the session
             computed = sum(s.computed for s in getattr(e, "runs", []))
             click.echo(f"cancelled ({computed} values computed and kept)")
-            return
-        emit(df, self.fmt, None)
+            if line is not None:
+                raise
+            return False
+        if df.columns == ["plan"] and text.lstrip().upper().startswith("EXPLAIN"):
+            click.echo("\n".join(df["plan"].to_list()))  # plain text, not a cut table
+        else:
+            emit(df, self.fmt, None)
         if self.timer:
             click.echo(f"time: {time.perf_counter() - started:.3f} s ({df.height} rows)")
+        return True
