@@ -31,6 +31,49 @@ HELP = """statements end with `;` and may span lines. Commands:
   Ctrl-D            exit"""
 
 
+DOT_COMMANDS = (".explain", ".timer", ".format", ".help", ".quit", ".exit")
+
+
+def completer(store: Store):
+    """Context-aware completion: after FROM/JOIN the entity sets (``shots``, ``frames``,
+    ``assets`` and declared types), after OF the asset aliases (quoted), a ``.`` at the start
+    of a line the dot-commands, elsewhere keywords, features and columns."""
+    import re
+
+    from prompt_toolkit.completion import Completer, Completion
+
+    features = sorted(set(store.registry.names()))
+    sets = sorted({t + "s" for t in ["asset", "frame", "shot", *store.entity_types()]})
+    columns = ["id", "asset", "start_s", "end_s"]
+    general = sorted(set(KEYWORDS) | set(features) | set(columns), key=str.lower)
+
+    def aliases() -> list[str]:
+        return sorted(r[0] for r in store.catalog.query("SELECT alias FROM assets"))
+
+    class AqlCompleter(Completer):
+        def get_completions(self, document, complete_event):
+            text = document.text_before_cursor
+            line = document.current_line_before_cursor
+            if line.lstrip().startswith(".") and " " not in line.strip():
+                word, options = line.strip(), list(DOT_COMMANDS)
+            else:
+                m = re.search(r"('?)(\w*)$", text)
+                quote, word = m.group(1), m.group(2)
+                before = [t.upper() for t in re.findall(r"\w+|[(,]", text[: m.start()])]
+                prev = before[-1] if before else ""
+                if prev in ("FROM", "JOIN"):
+                    options = sets
+                elif prev == "OF" or (prev in ("(", ",") and "OF" in before[-6:]):
+                    options, word = [f"'{a}'" for a in aliases()], quote + word
+                else:
+                    options = general
+            for o in options:
+                if o.lower().startswith(word.lower()):
+                    yield Completion(o, start_position=-len(word))
+
+    return AqlCompleter()
+
+
 class Repl:
     """One interactive session over a store."""
 
@@ -42,14 +85,11 @@ class Repl:
         if not interactive:  # a script: no terminal, no prompt_toolkit
             return
         from prompt_toolkit import PromptSession
-        from prompt_toolkit.completion import WordCompleter
         from prompt_toolkit.history import FileHistory
 
-        words = list(KEYWORDS) + store.registry.names()
-        words += [t + "s" for t in store.entity_types()] + ["id", "asset", "start_s", "end_s"]
         self.session: PromptSession[str] = PromptSession(
             history=FileHistory(str(store.root / ".aql_history")),
-            completer=WordCompleter(sorted(set(words)), ignore_case=True),
+            completer=completer(store),
         )
 
     def loop(self) -> None:
