@@ -10,7 +10,11 @@ background thread, ``prefetch`` batches ahead, and yields dicts of exactly ``bat
 
 Fixed-size lists of numbers (nested too) become ``(B, d1, d2, ...)`` tensors, numbers and
 booleans ``(B,)`` tensors; other types stay Python lists. Use it with
-``DataLoader(ds, batch_size=None, num_workers=N)``: the unit of work is one row group of one
+``DataLoader(ds, batch_size=None, num_workers=N)`` (the batch size is the dataset's; a
+DataLoader with a ``batch_size`` would stack batches into a transposed tensor, so collating a
+:class:`Batch` raises a TypeError saying so; ``len(ds)`` raises a TypeError too, as the rows an
+asset scope keeps are known only by reading: ``ds.num_rows`` counts the rows of the row groups
+read). The unit of work is one row group of one
 file, and units are split across ``shard(rank, world_size)`` (data-parallel processes) and
 then across DataLoader workers by worker id, so every row is read exactly once per epoch.
 An asset scope skips row groups by their asset_id statistics and filters the rest.
@@ -43,6 +47,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
+from torch.utils.data._utils.collate import default_collate_fn_map
 
 from amberlite.context import context_of
 from amberlite.errors import ResolveError
@@ -51,6 +56,21 @@ from amberlite.memo.store import ASSET_ID, ENTITY_ID, VALUE
 
 _END = object()
 QUERY_ROW_GROUP = 8192  # rows per row group of a query dataset (its unit of sharding)
+
+
+class Batch(dict):
+    """One batch the dataset yields: a dict of columns that DataLoader's collation refuses."""
+
+
+def _refuse_collate(batch, *, collate_fn_map=None):
+    raise TypeError(
+        "store.dataset(...) already yields batches (set their size with "
+        "store.dataset(..., batch_size=N)); use DataLoader(ds, batch_size=None)"
+    )
+
+
+# torch's documented extension point: default_collate looks a batch's type up here first.
+default_collate_fn_map[Batch] = _refuse_collate
 
 
 @dataclass(frozen=True)
@@ -137,6 +157,15 @@ class FeatureDataset(IterableDataset):
     def num_rows(self) -> int:
         """Rows in the row groups this dataset reads (before an asset filter)."""
         return sum(u.rows for u in self._units)
+
+    def __bool__(self) -> bool:  # ``if ds:`` must not call __len__
+        return True
+
+    def __len__(self) -> int:
+        raise TypeError(
+            "a FeatureDataset streams batches and has no len(): the rows an asset scope keeps "
+            "are known only by reading; ds.num_rows counts the rows of the row groups it reads"
+        )
 
     def shard(self, index: int, count: int) -> FeatureDataset:
         """The part of this dataset one of ``count`` data-parallel processes reads."""
@@ -234,20 +263,24 @@ class FeatureDataset(IterableDataset):
         schema = pq.read_schema(self.files[0]) if self.files else pa.schema([])
         return [f.name for f in schema if not _is_text(f.type)]
 
-    def _convert(self, rb: pa.RecordBatch) -> dict[str, Any]:
+    def _convert(self, rb: pa.RecordBatch) -> Batch:
         if self.columns is not None:
-            return {
-                name: to_torch(rb.column(name))
-                for name in rb.schema.names
-                if self.ids or not _is_text(rb.schema.field(name).type)
-            }
+            return Batch(
+                {
+                    name: to_torch(rb.column(name))
+                    for name in rb.schema.names
+                    if self.ids or not _is_text(rb.schema.field(name).type)
+                }
+            )
         if not self.ids:
-            return {self.name: to_torch(rb.column(VALUE))}
-        return {
-            ENTITY_ID: rb.column(ENTITY_ID).to_pylist(),
-            ASSET_ID: rb.column(ASSET_ID).to_pylist(),
-            self.name: to_torch(rb.column(VALUE)),
-        }
+            return Batch({self.name: to_torch(rb.column(VALUE))})
+        return Batch(
+            {
+                ENTITY_ID: rb.column(ENTITY_ID).to_pylist(),
+                ASSET_ID: rb.column(ASSET_ID).to_pylist(),
+                self.name: to_torch(rb.column(VALUE)),
+            }
+        )
 
     # -- Ray ----------------------------------------------------------------------------------
     def to_ray(self):

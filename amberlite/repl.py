@@ -2,7 +2,8 @@
 
 A statement runs when a line ends with ``;``. Dot commands (one line, no ``;``): ``.explain
 on|off`` (print the plan before each result), ``.timer on|off``, ``.format table|csv``,
-``.help``; Ctrl-D (or ``.quit``) exits, Ctrl-C drops the statement being typed.
+``.help``; Ctrl-D (or ``.quit``) exits, Ctrl-C drops the statement being typed, or cancels
+the one running (values already committed are kept, claims are given back).
 """
 
 from __future__ import annotations
@@ -11,9 +12,6 @@ import time
 from typing import TYPE_CHECKING
 
 import click
-from prompt_toolkit import PromptSession
-from prompt_toolkit.completion import WordCompleter
-from prompt_toolkit.history import FileHistory
 
 from amberlite.errors import AmberliteError
 
@@ -33,19 +31,65 @@ HELP = """statements end with `;` and may span lines. Commands:
   Ctrl-D            exit"""
 
 
+DOT_COMMANDS = (".explain", ".timer", ".format", ".help", ".quit", ".exit")
+
+
+def completer(store: Store):
+    """Context-aware completion: after FROM/JOIN the entity sets (``shots``, ``frames``,
+    ``assets`` and declared types), after OF the asset aliases (quoted), a ``.`` at the start
+    of a line the dot-commands, elsewhere keywords, features and columns."""
+    import re
+
+    from prompt_toolkit.completion import Completer, Completion
+
+    features = sorted(set(store.registry.names()))
+    sets = sorted({t + "s" for t in ["asset", "frame", "shot", *store.entity_types()]})
+    columns = ["id", "asset", "start_s", "end_s"]
+    general = sorted(set(KEYWORDS) | set(features) | set(columns), key=str.lower)
+
+    def aliases() -> list[str]:
+        return sorted(r[0] for r in store.catalog.query("SELECT alias FROM assets"))
+
+    class AqlCompleter(Completer):
+        def get_completions(self, document, complete_event):
+            text = document.text_before_cursor
+            line = document.current_line_before_cursor
+            if line.lstrip().startswith(".") and " " not in line.strip():
+                word, options = line.strip(), list(DOT_COMMANDS)
+            else:
+                m = re.search(r"('?)(\w*)$", text)
+                quote, word = m.group(1), m.group(2)
+                before = [t.upper() for t in re.findall(r"\w+|[(,]", text[: m.start()])]
+                prev = before[-1] if before else ""
+                if prev in ("FROM", "JOIN"):
+                    options = sets
+                elif prev == "OF" or (prev in ("(", ",") and "OF" in before[-6:]):
+                    options, word = [f"'{a}'" for a in aliases()], quote + word
+                else:
+                    options = general
+            for o in options:
+                if o.lower().startswith(word.lower()):
+                    yield Completion(o, start_position=-len(word))
+
+    return AqlCompleter()
+
+
 class Repl:
     """One interactive session over a store."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, interactive: bool = True) -> None:
         self.store = store
         self.explain = False
         self.timer = False
         self.fmt = "table"
-        words = list(KEYWORDS) + store.registry.names()
-        words += [t + "s" for t in store.entity_types()] + ["id", "asset", "start_s", "end_s"]
+        if not interactive:  # a script: no terminal, no prompt_toolkit
+            return
+        from prompt_toolkit import PromptSession
+        from prompt_toolkit.history import FileHistory
+
         self.session: PromptSession[str] = PromptSession(
             history=FileHistory(str(store.root / ".aql_history")),
-            completer=WordCompleter(sorted(set(words)), ignore_case=True),
+            completer=completer(store),
         )
 
     def loop(self) -> None:
@@ -59,7 +103,13 @@ class Repl:
             except EOFError:
                 click.echo("bye")
                 return
-            if not buffer and line.strip().startswith("."):
+            if line.strip().startswith("."):
+                if buffer:  # inside an open statement a dot-command would become part of it
+                    click.echo(
+                        "dot-commands run at the start of a statement; finish this one "
+                        "with `;` (or drop it with Ctrl-C) first"
+                    )
+                    continue
                 if self.command(line.strip()) == "quit":
                     return
                 continue
@@ -85,7 +135,33 @@ class Repl:
             click.echo(f"unknown command {line!r}; .help lists them")
         return None
 
-    def run(self, text: str) -> None:
+    def script(self, lines: list[str]) -> int:
+        """Run statements (and dot-commands at the start of a statement) without a prompt;
+        stop at the first error with ``error: line N: ...`` on stderr. Returns the exit
+        status: 0, or 2 after an error."""
+        buffer: list[str] = []
+        start = 0
+        for n, line in enumerate(lines, 1):
+            if not buffer and not line.strip():
+                continue
+            if not buffer and line.strip().startswith("."):
+                if self.command(line.strip()) == "quit":
+                    return 0
+                continue
+            if not buffer:
+                start = n
+            buffer.append(line)
+            if line.rstrip().endswith(";"):
+                if not self.run("\n".join(buffer), line=start):
+                    return 2
+                buffer = []
+        if any(b.strip() for b in buffer):
+            click.secho(f"error: line {start}: statement not terminated with `;`", err=True)
+            return 2
+        return 0
+
+    def run(self, text: str, line: int | None = None) -> bool:
+        """Run one statement and print its result; False after an error (printed)."""
         from amberlite.cli.util import emit
         from amberlite.query import explain, run_query
 
@@ -95,8 +171,21 @@ class Repl:
                 click.echo(explain(self.store, text))
             df = run_query(self.store, text)
         except AmberliteError as e:
-            click.secho(f"error: {e}", fg="red")
-            return
-        emit(df, self.fmt, None)
+            if line is None:
+                click.secho(f"error: {e}", fg="red")
+            else:
+                click.echo(f"error: line {line}: {e}", err=True)
+            return False
+        except KeyboardInterrupt as e:  # Ctrl-C: cancel the statement, keep the session
+            computed = sum(s.computed for s in getattr(e, "runs", []))
+            click.echo(f"cancelled ({computed} values computed and kept)")
+            if line is not None:
+                raise
+            return False
+        if df.columns == ["plan"] and text.lstrip().upper().startswith("EXPLAIN"):
+            click.echo("\n".join(df["plan"].to_list()))  # plain text, not a cut table
+        else:
+            emit(df, self.fmt, None)
         if self.timer:
             click.echo(f"time: {time.perf_counter() - started:.3f} s ({df.height} rows)")
+        return True

@@ -5,6 +5,8 @@ Helpers come from :mod:`amberlite.cli.util`, so that ``cli`` can import this mod
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from amberlite.cli.util import friendly, store_of
@@ -49,12 +51,28 @@ def explain(ctx: click.Context, text: str) -> None:
 
 
 @click.command()
+@click.option(
+    "-f",
+    "--file",
+    "script",
+    type=click.File("r"),
+    default=None,
+    help="Run the statements of FILE (`-` for stdin) and exit; stop at the first error.",
+)
 @click.pass_context
 @friendly
-def repl(ctx: click.Context) -> None:
-    """Interactive AQL shell (statements end with `;`, `.help` for commands, Ctrl-D exits)."""
+def repl(ctx: click.Context, script) -> None:
+    """Interactive AQL shell (statements end with `;`, `.help` for commands, Ctrl-D exits).
+
+    With -f FILE, or when stdin is not a terminal, runs the statements without a prompt and
+    exits with status 2 at the first error (`error: line N: ...`)."""
     from amberlite.repl import Repl
 
+    if script is None and not sys.stdin.isatty():
+        script = sys.stdin
+    if script is not None:
+        status = Repl(store_of(ctx), interactive=False).script(script.read().splitlines())
+        sys.exit(status)
     Repl(store_of(ctx)).loop()
 
 

@@ -84,14 +84,28 @@ def materialize(
     executor: str,
     address: str | None,
 ) -> None:
-    """Compute every missing value of FEATURE (name or name@version), inputs first."""
-    stats = _store(ctx).materialize(
-        feature,
-        list(assets) or None,
-        params=_params(params),
-        retry_failed=retry_failed,
-        executor=executor_of(executor, address),
-    )
+    """Compute every missing value of FEATURE (name or name@version), inputs first.
+
+    Ctrl-C stops it: committed values are kept, claims are given back, the run is recorded
+    with trigger 'request (interrupted)', and the command exits with status 130."""
+    try:
+        stats = _store(ctx).materialize(
+            feature,
+            list(assets) or None,
+            params=_params(params),
+            retry_failed=retry_failed,
+            executor=executor_of(executor, address),
+        )
+    except KeyboardInterrupt as e:
+        runs = getattr(e, "runs", [])
+        computed = sum(s.computed for s in runs)
+        failed = sum(s.failed for s in runs)
+        click.echo(
+            f"interrupted: {computed} computed, {failed} failed; committed values are kept; "
+            "run again to finish",
+            err=True,
+        )
+        sys.exit(130)
     all_stats = list(_flatten(stats))
     for s in all_stats:
         click.echo(s.summary())

@@ -65,8 +65,12 @@ class LocalExecutor:
             futures = {
                 pool.submit(compute_batch, spec, params, t.views, t.inputs): t for t in tasks
             }
-            for fut in cf.as_completed(futures):
-                on_done(futures[fut], fut.result())
+            try:
+                for fut in cf.as_completed(futures):
+                    on_done(futures[fut], fut.result())
+            except BaseException:  # Ctrl-C or an error: drop the batches not yet started
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
 
 
 def make_executor(name: str | Executor | None, **options: Any) -> Executor:

@@ -20,10 +20,12 @@ import datetime as dt
 import logging
 import os
 import socket
+import sys
 import time
 import uuid
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +53,7 @@ CLAIM_BATCHES = 2
 CLAIM_SHARE = 8
 COMMIT_EVERY_S = 2.0  # finished batches wait at most this long to be committed together
 WAIT_RECHECK_S = 2.0  # a process waiting for others' claims claims again at least this often
+PLAIN_EVERY_S = 2.0  # progress on a stderr that is not a terminal: at most a line this often
 
 
 def claim_size(spec: FeatureSpec, workers: int, claimable: int) -> int:
@@ -87,6 +90,7 @@ class RunStats:
     skipped_failed: int = 0
     seconds: float = 0.0
     inputs: list[RunStats] = field(default_factory=list)
+    interrupted: bool = False
 
     def summary(self) -> str:
         return (
@@ -94,6 +98,7 @@ class RunStats:
             f"{self.computed} computed, {self.failed} failed"
             + (f", {self.skipped_failed} skipped (failed before)" if self.skipped_failed else "")
             + f" in {self.seconds:.2f} s"
+            + (" (interrupted)" if self.interrupted else "")
         )
 
 
@@ -105,6 +110,52 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+class Progress:
+    """Progress of one materialization: a tqdm bar when stderr is a terminal; otherwise plain
+    lines on stderr (``shots@2: 120/400 entities, 30 s``), at most one every
+    ``PLAIN_EVERY_S`` and a last one at the end when any was printed, never tqdm's control
+    characters. ``progress=False`` shows nothing."""
+
+    def __init__(self, label: str, total: int, unit: str, progress: bool | None) -> None:
+        self.label, self.total, self.unit, self.n = label, total, unit, 0
+        self.bar = None
+        self.plain = False
+        self.printed = False
+        self.started = self.last = time.monotonic()
+        if progress is False:
+            return
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=label, unit=unit.rstrip("s"), leave=False)
+        else:
+            self.plain = True
+
+    def update(self, k: int) -> None:
+        if k <= 0:
+            return
+        self.n += k
+        if self.bar is not None:
+            self.bar.update(k)
+        elif self.plain and time.monotonic() - self.last >= PLAIN_EVERY_S:
+            self._line()
+
+    def _line(self) -> None:
+        self.last = time.monotonic()
+        self.printed = True
+        print(
+            f"{self.label}: {self.n}/{self.total} {self.unit}, {self.last - self.started:.0f} s",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        elif self.plain and self.printed:
+            self._line()
 
 
 class Resolver:
@@ -247,6 +298,12 @@ class Resolver:
             cond = f"NOT is_stored AND NOT is_held AND NOT {failed}"
             claimable = con.execute(f"SELECT count_if({cond}) FROM scope").fetchone()[0] or 0
             counts["claimable"] = claimable
+            if spec.entity == "asset":  # progress in frames: those of the assets left
+                counts["left_frames"] = con.execute(
+                    f"""SELECT coalesce(sum(a.frame_count), 0) FROM scope s JOIN assets a
+                        ON a.asset_id = s.entity_id
+                        WHERE NOT s.is_stored AND NOT s.{failed}"""
+                ).fetchone()[0]
             limit = claim_size(spec, workers, claimable)
             select, qargs = "SELECT s.entity_id, s.asset_id FROM scope s", []
             if spec.entity not in ("asset", "frame"):  # spans: their frames come along
@@ -377,8 +434,6 @@ class Resolver:
 
         ``entity_ids`` narrows the scope to those entities of ``spec.entity`` (and of inputs
         over the same entity type); inputs over assets keep the asset scope."""
-        from tqdm import tqdm
-
         from amberlite.run.executor import make_executor
 
         key = memo_key(spec, params)
@@ -445,19 +500,15 @@ class Resolver:
             while True:
                 todo, counts = self._claim(key, spec, asset_ids, retry_since, workers, entity_ids)
                 stamp = self.ctx.catalog.stamp()
-                left = counts["claimable"] + counts["held"]
+                # An asset-level feature (a segmenter) counts frames, not whole videos.
+                left = counts.get("left_frames", counts["claimable"] + counts["held"])
                 if first:
                     stats.requested, stats.stored = counts["requested"], counts["stored"]
                     stats.skipped_failed = 0 if retry_failed else counts["failed"]
                     total = left
                     if total:
-                        bar = tqdm(
-                            total=total,
-                            desc=spec.key,
-                            unit="entity",
-                            disable=(not progress) if progress is not None else None,
-                            leave=False,
-                        )
+                        unit = "frames" if "left_frames" in counts else "entities"
+                        bar = Progress(spec.key, total, unit, progress)
                     first = False
                 elif bar is not None and total - left > bar.n:  # others' commits count too
                     bar.update(total - left - bar.n)
@@ -469,6 +520,17 @@ class Resolver:
                     break
                 else:  # live others hold the rest of our scope: wait for their commits
                     self._wait_for_change(stamp)
+        except KeyboardInterrupt as e:
+            # Ctrl-C: what was committed stays (``_compute`` flushes finished batches), the
+            # claims are given back below, and the run is recorded with trigger
+            # '<trigger> (interrupted)'. The stats ride on the exception for the front end.
+            stats.interrupted = True
+            stats.seconds = time.perf_counter() - started
+            runs = e.__dict__.setdefault("runs", [])
+            runs.append(stats)
+            if stats.computed or stats.failed:
+                self._record_run(key, exe.name, f"{trigger} (interrupted)", started_at, stats)
+            raise
         finally:
             if bar is not None:
                 bar.close()
@@ -504,12 +566,13 @@ class Resolver:
         def flush() -> None:
             nonlocal last
             if done:
-                ok, failed = self._commit(spec, key, done)
-                stats.computed += ok
-                stats.failed += failed
-                if bar is not None:
-                    bar.update(sum(len(t) for t, _ in done))
-                done.clear()
+                with _interrupt_deferred():  # a commit and its count go together
+                    ok, failed = self._commit(spec, key, done)
+                    stats.computed += ok
+                    stats.failed += failed
+                    if bar is not None:
+                        bar.update(sum(_weight(spec, t) for t, _ in done))
+                    done.clear()
             last = time.monotonic()
 
         def on_done(task: Task, result: BatchResult) -> None:
@@ -694,6 +757,38 @@ class Resolver:
                     stats.seconds,
                 ],
             )
+
+
+@contextmanager
+def _interrupt_deferred():
+    """Hold Ctrl-C (SIGINT) until the block ends, then raise KeyboardInterrupt: a commit
+    interrupted half-way would be committed but not counted, or committed twice by the
+    flush that follows. Only in the main thread, and only over Python's default handler."""
+    import signal
+    import threading
+
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield
+        return
+    got: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: got.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if got:
+        raise KeyboardInterrupt
+
+
+def _weight(spec: FeatureSpec, task: Task) -> int:
+    """What a finished batch adds to the progress: its frames for an asset-level feature,
+    its entities otherwise."""
+    if spec.entity == "asset":
+        return sum(int(v.record.frame_count or 0) for v in task.views)
+    return len(task)
 
 
 def _insert_entities(rows: pa.Table):

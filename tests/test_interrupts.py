@@ -1,0 +1,147 @@
+"""Ctrl-C during a computation: `amberlite materialize` keeps committed values, records the
+run as interrupted and exits 130; the REPL cancels the statement and prompts again."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pexpect
+from test_query_support import DEFS, make_store
+
+import amberlite
+
+SLOW = (
+    DEFS
+    + '''
+
+@feature(entity="frame", output=pa.int64(), batch=2, parallel="serial")
+def slow(frames):
+    """n, slowly (0.1 s a frame)."""
+    import time
+
+    time.sleep(0.1 * len(frames))
+    return [f.n for f in frames]
+'''
+)
+
+
+def slow_store(tmp_path, media_dir):
+    store = make_store(tmp_path, media_dir)
+    defs = tmp_path / "slow_defs.py"
+    defs.write_text(SLOW)
+    store.apply(defs)
+    return store
+
+
+def env(tmp_path):
+    return {
+        **os.environ,
+        "HOME": str(tmp_path),
+        "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
+    }
+
+
+def test_ctrl_c_in_materialize_records_an_interrupted_run(tmp_path, media_dir):
+    store = slow_store(tmp_path, media_dir)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "amberlite.cli", "--store", str(store.root), "materialize", "slow"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env(tmp_path),
+    )
+    time.sleep(8)  # start-up, then a commit or two (every 2 s)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "Aborted!" not in err
+    assert "interrupted: " in err and "committed values are kept; run again to finish" in err
+    store = amberlite.open(store.root)
+    runs = store.catalog.query("SELECT trigger, computed FROM runs WHERE feature = 'slow'")
+    assert len(runs) == 1
+    assert runs[0][0] == "request (interrupted)"
+    computed = runs[0][1]
+    assert computed > 0
+    assert f"interrupted: {computed} computed, 0 failed" in err
+    assert store.catalog.query("SELECT count(*) FROM claims") == [(0,)]
+    assert store.resolver.counts(store.registry.get("slow"), None, None)["stored"] == computed
+
+
+def test_ctrl_c_drops_the_thread_pools_queued_batches(monkeypatch):
+    """A KeyboardInterrupt while threads compute returns after the running batches, without
+    running the queued ones (a plain ``with ThreadPoolExecutor`` would run them all)."""
+    import pytest
+
+    from amberlite.run import executor as ex
+
+    ran = []
+
+    def fake(spec, params, views, inputs):
+        time.sleep(0.3)
+        ran.append(views)
+        return None
+
+    monkeypatch.setattr(ex, "compute_batch", fake)
+    spec = type("S", (), {"parallel": "thread"})()
+    tasks = [ex.Task([i], {}) for i in range(40)]
+
+    def on_done(task, result):
+        raise KeyboardInterrupt
+
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        ex.LocalExecutor(workers=2).map(spec, {}, tasks, on_done)
+    assert time.monotonic() - started < 2
+    assert len(ran) <= 4
+
+
+def test_ctrl_c_in_the_repl_cancels_the_statement(tmp_path, media_dir):
+    store = slow_store(tmp_path, media_dir)
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "amberlite.cli", "--store", str(store.root), "repl"],
+        encoding="utf-8",
+        timeout=60,
+        dimensions=(40, 160),
+        env={**env(tmp_path), "TERM": "dumb"},
+    )
+    try:
+        child.expect("aql> ")
+        child.sendline("SELECT count(slow) AS n FROM frames;")
+        time.sleep(5)
+        child.sendintr()
+        child.expect("cancelled")
+        child.expect("aql> ")
+        child.sendline("SELECT alias FROM assets WHERE alias = 'film2';")
+        child.expect(r"\| film2\s+\|")
+        child.expect("aql> ")
+        time.sleep(0.5)
+        child.sendcontrol("d")
+        child.expect(pexpect.EOF)
+        assert "Traceback" not in (child.before or "")
+    finally:
+        child.close()
+    assert child.exitstatus == 0
+    store = amberlite.open(store.root)
+    assert store.catalog.query("SELECT count(*) FROM claims") == [(0,)]
+    runs = store.catalog.query("SELECT trigger, computed FROM runs WHERE feature = 'slow'")
+    assert runs and all(r[0] == "request (interrupted)" for r in runs)
+
+
+def test_ctrl_c_during_a_commit_waits_for_the_commit():
+    import pytest
+
+    from amberlite.run.resolve import _interrupt_deferred
+
+    finished = []
+    with pytest.raises(KeyboardInterrupt):
+        with _interrupt_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            finished.append(True)
+    assert finished == [True]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
