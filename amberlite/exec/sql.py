@@ -9,6 +9,7 @@ text is ever spliced into SQL. Result columns are renamed afterwards.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import duckdb
@@ -273,14 +274,19 @@ class Sql:
         frames = any(
             isinstance(x, A.SpanLit) and isinstance(x.start, A.FrameLit) for x in (e.left, e.right)
         )
+        # Only the ends that the predicate uses are bound: DuckDB refuses unused parameters
+        # (BEFORE and AFTER read one end of each span).
         (ls, le), (rs, re) = self._ends(e.left, frames), self._ends(e.right, frames)
-        cond = {
-            "DURING": f"{ls} >= {rs} AND {le} <= {re}",
-            "CONTAINS": f"{ls} <= {rs} AND {le} >= {re}",
-            "OVERLAPS": f"{ls} < {re} AND {rs} < {le}",
-            "BEFORE": f"{le} <= {rs}",
-            "AFTER": f"{ls} >= {re}",
+        template = {
+            "DURING": "{ls} >= {rs} AND {le} <= {re}",
+            "CONTAINS": "{ls} <= {rs} AND {le} >= {re}",
+            "OVERLAPS": "{ls} < {re} AND {rs} < {le}",
+            "BEFORE": "{le} <= {rs}",
+            "AFTER": "{ls} >= {re}",
         }[e.op]
+        ends = {"ls": ls, "le": le, "rs": rs, "re": re}
+        used = {k: ends[k]() for k in ("ls", "le", "rs", "re") if "{" + k + "}" in template}
+        cond = template.format(**used)
         if isinstance(e.left, A.SpanRef) and isinstance(e.right, A.SpanRef):
             a, b = self._alias(e.left.name), self._alias(e.right.name)
             cond = f"t{a}.asset_id = t{b}.asset_id AND {cond}"
@@ -289,17 +295,20 @@ class Sql:
     def _alias(self, name: str) -> int:
         return next(s.index for s in self.plan.sources if s.alias == name)
 
-    def _ends(self, x: A.SpanRef | A.SpanLit, frames: bool) -> tuple[str, str]:
+    def _ends(
+        self, x: A.SpanRef | A.SpanLit, frames: bool
+    ) -> tuple[Callable[[], str], Callable[[], str]]:
+        """The SQL of a span's start and end, each made (and its literal bound) on demand."""
         if isinstance(x, A.SpanRef):
             i = self._alias(x.name)
             if frames:
-                return f"t{i}.start_frame", f"t{i}.end_frame"
-            return f"t{i}.start_s", f"t{i}.end_s"
+                return (lambda: f"t{i}.start_frame"), (lambda: f"t{i}.end_frame")
+            return (lambda: f"t{i}.start_s"), (lambda: f"t{i}.end_s")
         kinds = {type(x.start), type(x.end)}
         if A.FrameLit in kinds and kinds != {A.FrameLit}:
             raise AqlTypeError("a span literal mixes frames and times: use one kind")
         vals = []
         for end in (x.start, x.end):
             v = end.n if isinstance(end, A.FrameLit) else getattr(end, "seconds", None)
-            vals.append(self.bind(end.value if isinstance(end, A.Number) else v))
-        return vals[0], vals[1]
+            vals.append(end.value if isinstance(end, A.Number) else v)
+        return (lambda: self.bind(vals[0])), (lambda: self.bind(vals[1]))
