@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from test_query_support import make_store
 
+from amberlite.errors import AqlSyntaxError
 from amberlite.query import run_query
 
 SPAN_OPS = {
@@ -38,3 +39,16 @@ def test_span_literal_predicates_match_direct_computation(store, op, lit, cols, 
     want = sorted(i for i, x, y in every if SPAN_OPS[op](x, y, *bounds))
     got = run_query(store, f"SELECT id FROM shots WHERE shots {op} {lit}")["id"].to_list()
     assert sorted(got) == want
+
+
+@pytest.mark.parametrize("op", ["OR", "AND"])
+def test_long_flat_and_or_chains_are_accepted(store, op):
+    terms = [f"index <> {i + 1000}" if op == "AND" else f"index = {i}" for i in range(250)]
+    got = run_query(store, f"SELECT id FROM shots WHERE {f' {op} '.join(terms)}")
+    assert sorted(got["id"].to_list()) == sorted(run_query(store, "SELECT id FROM shots")["id"])
+
+
+def test_overlong_chain_is_refused_as_a_syntax_error(store):
+    text = "SELECT id FROM shots WHERE " + " OR ".join(f"index = {i}" for i in range(2000))
+    with pytest.raises(AqlSyntaxError, match="AND/OR chain"):
+        run_query(store, text)

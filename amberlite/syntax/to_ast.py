@@ -367,25 +367,37 @@ def ast_parser() -> Lark:
 # Nodes nested deeper than this are refused so that printers, planners and dataclass equality,
 # which recurse, stay far from Python's recursion limit.  Text shorter than the check length
 # cannot nest that deep.
+# A flat chain `a OR b OR c ...` (or AND) is not nesting: its links cost half a level, so
+# that chains of up to 2 * MAX_DEPTH terms pass while the recursion they cause stays bounded.
 MAX_DEPTH = 200
 _DEPTH_CHECK_LENGTH = MAX_DEPTH
+_CHAIN_LINK = 0.5
 
 
 def _check_depth(script: A.Script, text: str) -> None:
-    stack: list[tuple[Any, int]] = [(script, 0)]
+    stack: list[tuple[Any, float]] = [(script, 0)]
     while stack:
         node, depth = stack.pop()
         if depth > MAX_DEPTH:
             raise AqlSyntaxError(
-                f"query is nested too deeply (more than {MAX_DEPTH} levels)", 1, 1, text, ()
+                f"query is nested too deeply (more than {MAX_DEPTH} levels, or an AND/OR chain "
+                f"of about {int(MAX_DEPTH / _CHAIN_LINK)} terms)",
+                1,
+                1,
+                text,
+                (),
             )
         if isinstance(node, tuple):
             stack.extend((item, depth) for item in node)
         elif isinstance(node, A.Node):
+            chain = isinstance(node, A.BinaryOp) and node.op in ("AND", "OR")
             for slot in type(node).__slots__:
                 value = getattr(node, slot)
                 if isinstance(value, (A.Node, tuple)):
-                    stack.append((value, depth + 1))
+                    link = (
+                        chain and isinstance(value, A.BinaryOp) and value.op == node.op  # type: ignore[attr-defined]
+                    )
+                    stack.append((value, depth + (_CHAIN_LINK if link else 1)))
 
 
 def parse_text(text: str) -> A.Script:
