@@ -52,3 +52,24 @@ def test_overlong_chain_is_refused_as_a_syntax_error(store):
     text = "SELECT id FROM shots WHERE " + " OR ".join(f"index = {i}" for i in range(2000))
     with pytest.raises(AqlSyntaxError, match="AND/OR chain"):
         run_query(store, text)
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("SELECT id FROM shots LIMIT 9223372036854775808", "LIMIT 9223372036854775808 is too"),
+        ("SELECT id FROM shots LIMIT 1 OFFSET 99999999999999999999", "OFFSET 9999"),
+        (
+            "SELECT id FROM shots NEAREST 99999999999999999999 TO shot 'film1/0' BY brightness",
+            "NEAREST 9999",
+        ),
+        ("MATCH shots BY color TOP 99999999999999999999", "TOP 9999"),
+    ],
+)
+def test_huge_counts_are_refused_naming_the_clause(store, text, fragment):
+    with pytest.raises(AqlSyntaxError, match=fragment):
+        run_query(store, text)
+
+
+def test_largest_limit_runs(store):
+    assert run_query(store, "SELECT id FROM shots LIMIT 9223372036854775807").height > 0

@@ -61,6 +61,21 @@ def _int(token: Token) -> int:
     return int(str(token))
 
 
+# The largest LIMIT / OFFSET (DuckDB's BIGINT) and the largest NEAREST k / MATCH TOP n.
+MAX_LIMIT = 2**63 - 1
+MAX_SEARCH_COUNT = 2**31 - 1
+
+
+def _count(token: Token, what: str, low: int, high: int) -> int:
+    """The integer of ``token``, refused (naming ``what``) outside ``[low, high]``."""
+    n = _int(token)
+    if n < low:
+        raise SemanticError(f"{what} needs a count of at least {low}", token)
+    if n > high:
+        raise SemanticError(f"{what} {n} is too large (at most {high})", token)
+    return n
+
+
 def _unquote_string(token: Token) -> str:
     return str(token)[1:-1].replace("''", "'")
 
@@ -166,9 +181,7 @@ class AstBuilder(Transformer):
 
     def nearest(self, children: list[Any]) -> A.Nearest:
         k_token = next(c for c in children if isinstance(c, Token) and c.type == "INT")
-        k = _int(k_token)
-        if k < 1:
-            raise SemanticError("NEAREST needs a count of at least 1", k_token)
+        k = _count(k_token, "NEAREST", 1, MAX_SEARCH_COUNT)
         value = next((c for c in children if isinstance(c, _TargetValue)), None)
         if value is not None:
             target, feature = value.entity, value.feature
@@ -223,17 +236,17 @@ class AstBuilder(Transformer):
         return A.OrderItem(children[0], _has(children, "DESC"))
 
     def limit(self, children: list[Any]) -> _Clause:
-        ints = [_int(c) for c in children if isinstance(c, Token) and c.type == "INT"]
+        tokens = [c for c in children if isinstance(c, Token) and c.type == "INT"]
+        ints = [_count(t, w, 0, MAX_LIMIT) for t, w in zip(tokens, ("LIMIT", "OFFSET"))]
         return _Clause("limit", (ints[0], ints[1] if len(ints) > 1 else None))
 
     def match(self, children: list[Any]) -> A.Match:
         entity_set = next(c for c in children if isinstance(c, A.EntitySet))
         by = self._by_feature(children)
         top_token = next(c for c in children if isinstance(c, Token) and c.type == "INT")
-        if _int(top_token) < 1:
-            raise SemanticError("TOP needs a count of at least 1", top_token)
+        top = _count(top_token, "TOP", 1, MAX_SEARCH_COUNT)
         options = next((c for c in children if isinstance(c, tuple)), ())
-        return A.Match(entity_set, by, _int(top_token), _has(children, "ACROSS"), options)
+        return A.Match(entity_set, by, top, _has(children, "ACROSS"), options)
 
     def show(self, children: list[Any]) -> A.Show:
         return A.Show(children[-1].type)
