@@ -3,10 +3,12 @@ user's operand, never a raw DuckDB message or another exception type."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from test_query_support import make_store
 
-from amberlite.errors import AqlSyntaxError
+from amberlite.errors import AqlError, AqlSyntaxError, AqlTypeError
 from amberlite.query import run_query
 
 SPAN_OPS = {
@@ -73,3 +75,65 @@ def test_huge_counts_are_refused_naming_the_clause(store, text, fragment):
 
 def test_largest_limit_runs(store):
     assert run_query(store, "SELECT id FROM shots LIMIT 9223372036854775807").height > 0
+
+
+@pytest.mark.parametrize(
+    ("text", "error", "fragment"),
+    [
+        ("SELECT id FROM shots ORDER BY 1", AqlError, "ORDER BY 1 is a constant"),
+        ("SELECT asset FROM shots GROUP BY 1", AqlError, "GROUP BY 1 is a constant"),
+        ("SELECT asset FROM shots GROUP BY asset HAVING 1", AqlTypeError, "HAVING must be bool"),
+        ("SELECT asset, index FROM shots GROUP BY asset", AqlError, "index in the select list"),
+        ("SELECT asset, brightness FROM shots GROUP BY asset", AqlError, "brightness in the"),
+        ("SELECT asset, index + 1 AS i FROM shots GROUP BY asset", AqlError, "index in the"),
+        ("SELECT count(*) AS n FROM shots ORDER BY index", AqlError, "index in ORDER BY"),
+        ("SELECT asset FROM shots GROUP BY asset HAVING index > 1", AqlError, "index in HAVING"),
+    ],
+)
+def test_grouping_and_constant_keys_are_checked_when_planning(store, text, error, fragment):
+    with pytest.raises(error, match=re.escape(fragment)):
+        run_query(store, text)
+
+
+def test_grouped_expressions_of_keys_and_aggregates_run(store):
+    got = run_query(
+        store,
+        "SELECT s.asset, max(start_s) - min(start_s) AS spread, count(*) AS n FROM shots s "
+        "GROUP BY asset HAVING count(*) > 1 ORDER BY n, s.asset",
+    )
+    assert got.columns == ["asset", "spread", "n"] and got.height == 2
+
+
+GENERATED = re.compile(r"\$p\d+|\b[pvcstf]\d+\b|\bt\d+\.|Error:")
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("SELECT 1 % 0 AS x FROM shots", "division by zero in (1 % 0)"),
+        ("SELECT brightness / -0 AS x FROM shots", "division by zero in (brightness / 0)"),
+        ("SELECT round(start_s, 99999999999) AS x FROM shots", "decimals 99999999999"),
+        ("SELECT round(start_s, 0.5) AS x FROM shots", "decimals 0.5"),
+    ],
+)
+def test_constant_operands_are_checked_when_planning(store, text, fragment):
+    with pytest.raises(AqlError, match=re.escape(fragment)):
+        run_query(store, text)
+
+
+def test_run_time_zero_divisors_and_odd_decimals_are_null(store):
+    got = run_query(
+        store,
+        "SELECT index % (index - index) AS m, start_s / (index - index) AS d, "
+        "round(end_s, index * 99999999999) AS r FROM shots",
+    )
+    assert got.height > 0
+    assert got["m"].null_count() == got["d"].null_count() == got.height
+
+
+def test_run_time_errors_name_the_users_operands(store):
+    text = "SELECT index * 9223372036854775807 * 9223372036854775807 AS x FROM shots"
+    with pytest.raises(AqlError, match="could not be evaluated") as info:
+        run_query(store, text)
+    assert not GENERATED.search(str(info.value)), str(info.value)
+    assert "9223372036854775807" in str(info.value)

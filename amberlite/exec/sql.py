@@ -9,6 +9,7 @@ text is ever spliced into SQL. Result columns are renamed afterwards.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +46,12 @@ SQL_FUNCTIONS = {
 }
 
 
+# The error kind DuckDB puts first, and the names the compiled SQL uses (see the docstring).
+_DUCK_KIND = re.compile(r"^\s*(?:[A-Za-z]+ )+Error:\s*")
+_GENERATED_QUALIFIED = re.compile(r'\b(t\d+)\."?([A-Za-z_][A-Za-z0-9_]*)"?')
+_GENERATED = re.compile(r"\$p\d+|\b[pvcstf]\d+\b")
+
+
 class Sql:
     """Compiles a SELECT plan to one DuckDB statement with named parameters."""
 
@@ -55,11 +62,36 @@ class Sql:
         self.params: dict[str, Any] = {}
         self.tables: dict[str, pa.Table] = {}
         self.names: tuple[str, ...] = ()
+        self.labels: dict[str, str] = {}  # generated name -> the user's text (error messages)
 
     def bind(self, value: Any) -> str:
         name = f"p{len(self.params)}"
         self.params[name] = value
         return f"${name}"
+
+    def user_message(self, message: str) -> str:
+        """A DuckDB error message in the user's terms: its first line, without the error kind,
+        the generated names (``t0.v1``, ``c2``, ``$p3``) replaced by what the query said."""
+        text = message.strip().splitlines()[0] if message.strip() else "error"
+        text = _DUCK_KIND.sub("", text)
+        names = {f"c{k}": n for k, n in enumerate(self.names)}
+        names.update(self.labels)
+        for s in self.plan.sources:
+            names.setdefault(f"t{s.index}", s.alias)
+            names.setdefault(f"s{s.index}", s.alias)
+        for use in self.plan.features:
+            names.setdefault(f"v{use.slot}", use.name)
+            names.setdefault(f"f{use.slot}", use.name)
+
+        def sub(m: re.Match[str]) -> str:
+            token = m.group(0)
+            if token.startswith("$") or token in self.params:
+                value = self.params.get(token.lstrip("$"))
+                return repr(value) if not isinstance(value, list) else "(a list)"
+            return names.get(token, "(an expression)")
+
+        text = _GENERATED_QUALIFIED.sub(lambda m: names.get(m.group(2), m.group(2)), text)
+        return _GENERATED.sub(sub, text).replace('"', "")
 
     def register(self, con: duckdb.DuckDBPyConnection) -> None:
         for name, table in self.tables.items():
@@ -220,6 +252,7 @@ class Sql:
         if isinstance(e, L.ColumnValue):
             return f't{e.source}."{e.name}"'
         if isinstance(e, L.FeatureValue):
+            self.labels[f"v{e.slot}"] = e.label
             return f"t{self.plan.features[e.slot].source}.v{e.slot}"
         if isinstance(e, L.AliasValue):
             return f"c{e.index}"
@@ -236,7 +269,10 @@ class Sql:
         if isinstance(e, A.Star):
             return "*"
         if isinstance(e, A.BinaryOp):
-            return f"({self.expr(e.left)} {e.op} {self.expr(e.right)})"
+            right = self.expr(e.right)
+            if e.op in ("/", "%"):  # dividing by zero is NULL, never a run-time error
+                right = f"NULLIF({right}, 0)"
+            return f"({self.expr(e.left)} {e.op} {right})"
         if isinstance(e, A.UnaryOp):
             op = "NOT " if e.op == "NOT" else "-"
             return f"({op}{self.expr(e.operand)})"
@@ -254,7 +290,10 @@ class Sql:
         if isinstance(e, A.IsNull):
             return f"({self.expr(e.expr)} IS {'NOT ' if e.negated else ''}NULL)"
         if isinstance(e, A.Call):
-            args = ", ".join(self.expr(a) for a in e.args)
+            parts = [self.expr(a) for a in e.args]
+            if e.name == "round" and len(parts) == 2:  # DuckDB wants INTEGER decimals
+                parts[1] = f"TRY_CAST(trunc({parts[1]}) AS INTEGER)"
+            args = ", ".join(parts)
             return f"{SQL_FUNCTIONS[e.name]}({args})"
         if isinstance(e, A.SpanPredicate):
             return self._span(e)
