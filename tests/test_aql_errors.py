@@ -137,3 +137,41 @@ def test_run_time_errors_name_the_users_operands(store):
         run_query(store, text)
     assert not GENERATED.search(str(info.value)), str(info.value)
     assert "9223372036854775807" in str(info.value)
+
+
+def test_frame_like_aliases_qualify_names_and_spans(store):
+    got = run_query(
+        store,
+        "SELECT f0.n, s.index FROM shots s JOIN frames f0 ON f0 DURING s "
+        "WHERE f0.n < f3 AND s.asset = 'film1'",
+    )
+    want = run_query(
+        store,
+        "SELECT fr.n, s.index FROM shots s JOIN frames fr ON fr DURING s "
+        "WHERE fr.n < f3 AND s.asset = 'film1'",
+    )
+    assert got.rows() == want.rows() and got.height > 0
+    assert run_query(store, "SELECT f1.* FROM frames f1 WHERE f1.n < 2").height == 4
+
+
+def test_frame_like_alias_round_trips_through_the_printer():
+    from amberlite.syntax import parse
+    from amberlite.syntax.printer import to_aql
+
+    script = parse("SELECT f0.n, f0.* FROM frames f0 JOIN shots s ON f0 DURING s WHERE f0.n < f3")
+    assert parse(to_aql(script)) == script
+
+
+def test_count_distinct(store):
+    got = run_query(
+        store,
+        "SELECT count(DISTINCT asset) AS assets, count(distinct s.index) AS positions, "
+        "count(*) AS n FROM shots s",
+    ).rows()[0]
+    every = run_query(store, "SELECT asset, index FROM shots").rows()
+    assert got == (len({a for a, _ in every}), len({i for _, i in every}), len(every))
+
+
+def test_distinct_outside_an_aggregate_is_refused(store):
+    with pytest.raises(AqlError, match=r"DISTINCT is only allowed in an aggregate"):
+        run_query(store, "SELECT abs(DISTINCT index) AS x FROM shots")

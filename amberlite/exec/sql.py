@@ -293,7 +293,7 @@ class Sql:
             parts = [self.expr(a) for a in e.args]
             if e.name == "round" and len(parts) == 2:  # DuckDB wants INTEGER decimals
                 parts[1] = f"TRY_CAST(trunc({parts[1]}) AS INTEGER)"
-            args = ", ".join(parts)
+            args = ("DISTINCT " if e.distinct else "") + ", ".join(parts)
             return f"{SQL_FUNCTIONS[e.name]}({args})"
         if isinstance(e, A.SpanPredicate):
             return self._span(e)

@@ -255,7 +255,9 @@ class Builder:
                 inner = tuple(self._expr(a, aa, False) for a in e.args)
             else:
                 inner = tuple(self._expr(a, aa, ag) for a in e.args)
-            return A.Call(e.name, inner)
+            if e.distinct and e.name not in AGGREGATES:
+                raise AqlError(f"DISTINCT is only allowed in an aggregate, not in {e.name}()")
+            return A.Call(e.name, inner, e.distinct)
         if isinstance(e, A.BinaryOp):
             return A.BinaryOp(e.op, self._expr(e.left, aa, ag), self._expr(e.right, aa, ag))
         if isinstance(e, A.Compare):

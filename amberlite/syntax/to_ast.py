@@ -160,7 +160,7 @@ class AstBuilder(Transformer):
         return A.SelectItem(children[0], str(names[0]) if names else None)
 
     def star(self, children: list[Any]) -> A.SelectItem:
-        names = _names(children)
+        names = [c for c in children if isinstance(c, Token) and c.type != "STAR"]
         return A.SelectItem(A.Star(str(names[0]) if names else None))
 
     def from_clause(self, children: list[Any]) -> _Clause:
@@ -316,6 +316,9 @@ class AstBuilder(Transformer):
     def call(self, children: list[Any]) -> A.Call:
         name = children[0]
         return A.Call(str(name).lower(), tuple(c for c in children[1:] if c is not None))
+
+    def call_distinct(self, children: list[Any]) -> A.Call:
+        return A.Call(str(children[0]).lower(), (children[-1],), True)
 
     def call_star(self, children: list[Any]) -> A.Call:
         return A.Call(str(children[0]).lower(), (A.Star(),))
