@@ -77,12 +77,14 @@ class Prepared:
 
 
 @contextlib.contextmanager
-def duck_errors() -> Iterator[None]:
-    """DuckDB's run-time errors (integer overflow, a bad cast) as an AqlError."""
+def duck_errors(sql: Sql | None = None) -> Iterator[None]:
+    """DuckDB's run-time errors (integer overflow, a bad cast) as an AqlError, in the query's
+    terms when the statement's ``sql`` is given."""
     try:
         yield
     except (duckdb.Error, OverflowError) as e:
-        raise AqlError(f"the query could not be evaluated: {e}") from None
+        text = sql.user_message(str(e)) if sql is not None else str(e)
+        raise AqlError(f"the query could not be evaluated: {text}") from None
 
 
 class Reader:
@@ -237,7 +239,7 @@ def _scoped_ids(
     sql = Sql(ctx, plan, nearest)
     cte = sql.source_cte(src, pred)
     sql.register(con)
-    with duck_errors():
+    with duck_errors(sql):
         rows = con.execute(
             f"WITH s{src.index} AS ({cte}) SELECT id, asset_id FROM s{src.index}", sql.params
         ).fetchall()

@@ -39,7 +39,7 @@ def run_select(ctx: StoreContext, prep: Prepared, con) -> pl.DataFrame:
     on ``con``, an open catalog connection."""
     sql, text = compile_select(ctx, prep, con)
     sql.register(con)
-    with duck_errors():
+    with duck_errors(sql):
         df = con.sql(text, params=sql.params).pl()
     sql.unregister(con)
     df.columns = list(sql.names)
@@ -51,7 +51,7 @@ def select_rows(ctx: StoreContext, prep: Prepared, con) -> tuple[tuple[str, ...]
     (the command line prints a warm query's table this way, see :func:`execute`)."""
     sql, text = compile_select(ctx, prep, con)
     sql.register(con)
-    with duck_errors():
+    with duck_errors(sql):
         rows = con.execute(text, sql.params).fetchall()
     sql.unregister(con)
     return tuple(sql.names), rows

@@ -9,6 +9,8 @@ text is ever spliced into SQL. Result columns are renamed afterwards.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import duckdb
@@ -44,6 +46,12 @@ SQL_FUNCTIONS = {
 }
 
 
+# The error kind DuckDB puts first, and the names the compiled SQL uses (see the docstring).
+_DUCK_KIND = re.compile(r"^\s*(?:[A-Za-z]+ )+Error:\s*")
+_GENERATED_QUALIFIED = re.compile(r'\b(t\d+)\."?([A-Za-z_][A-Za-z0-9_]*)"?')
+_GENERATED = re.compile(r"\$p\d+|\b[pvcstf]\d+\b")
+
+
 class Sql:
     """Compiles a SELECT plan to one DuckDB statement with named parameters."""
 
@@ -54,11 +62,36 @@ class Sql:
         self.params: dict[str, Any] = {}
         self.tables: dict[str, pa.Table] = {}
         self.names: tuple[str, ...] = ()
+        self.labels: dict[str, str] = {}  # generated name -> the user's text (error messages)
 
     def bind(self, value: Any) -> str:
         name = f"p{len(self.params)}"
         self.params[name] = value
         return f"${name}"
+
+    def user_message(self, message: str) -> str:
+        """A DuckDB error message in the user's terms: its first line, without the error kind,
+        the generated names (``t0.v1``, ``c2``, ``$p3``) replaced by what the query said."""
+        text = message.strip().splitlines()[0] if message.strip() else "error"
+        text = _DUCK_KIND.sub("", text)
+        names = {f"c{k}": n for k, n in enumerate(self.names)}
+        names.update(self.labels)
+        for s in self.plan.sources:
+            names.setdefault(f"t{s.index}", s.alias)
+            names.setdefault(f"s{s.index}", s.alias)
+        for use in self.plan.features:
+            names.setdefault(f"v{use.slot}", use.name)
+            names.setdefault(f"f{use.slot}", use.name)
+
+        def sub(m: re.Match[str]) -> str:
+            token = m.group(0)
+            if token.startswith("$") or token in self.params:
+                value = self.params.get(token.lstrip("$"))
+                return repr(value) if not isinstance(value, list) else "(a list)"
+            return names.get(token, "(an expression)")
+
+        text = _GENERATED_QUALIFIED.sub(lambda m: names.get(m.group(2), m.group(2)), text)
+        return _GENERATED.sub(sub, text).replace('"', "")
 
     def register(self, con: duckdb.DuckDBPyConnection) -> None:
         for name, table in self.tables.items():
@@ -219,6 +252,7 @@ class Sql:
         if isinstance(e, L.ColumnValue):
             return f't{e.source}."{e.name}"'
         if isinstance(e, L.FeatureValue):
+            self.labels[f"v{e.slot}"] = e.label
             return f"t{self.plan.features[e.slot].source}.v{e.slot}"
         if isinstance(e, L.AliasValue):
             return f"c{e.index}"
@@ -235,7 +269,10 @@ class Sql:
         if isinstance(e, A.Star):
             return "*"
         if isinstance(e, A.BinaryOp):
-            return f"({self.expr(e.left)} {e.op} {self.expr(e.right)})"
+            right = self.expr(e.right)
+            if e.op in ("/", "%"):  # dividing by zero is NULL, never a run-time error
+                right = f"NULLIF({right}, 0)"
+            return f"({self.expr(e.left)} {e.op} {right})"
         if isinstance(e, A.UnaryOp):
             op = "NOT " if e.op == "NOT" else "-"
             return f"({op}{self.expr(e.operand)})"
@@ -253,7 +290,10 @@ class Sql:
         if isinstance(e, A.IsNull):
             return f"({self.expr(e.expr)} IS {'NOT ' if e.negated else ''}NULL)"
         if isinstance(e, A.Call):
-            args = ", ".join(self.expr(a) for a in e.args)
+            parts = [self.expr(a) for a in e.args]
+            if e.name == "round" and len(parts) == 2:  # DuckDB wants INTEGER decimals
+                parts[1] = f"TRY_CAST(trunc({parts[1]}) AS INTEGER)"
+            args = ("DISTINCT " if e.distinct else "") + ", ".join(parts)
             return f"{SQL_FUNCTIONS[e.name]}({args})"
         if isinstance(e, A.SpanPredicate):
             return self._span(e)
@@ -273,14 +313,19 @@ class Sql:
         frames = any(
             isinstance(x, A.SpanLit) and isinstance(x.start, A.FrameLit) for x in (e.left, e.right)
         )
+        # Only the ends that the predicate uses are bound: DuckDB refuses unused parameters
+        # (BEFORE and AFTER read one end of each span).
         (ls, le), (rs, re) = self._ends(e.left, frames), self._ends(e.right, frames)
-        cond = {
-            "DURING": f"{ls} >= {rs} AND {le} <= {re}",
-            "CONTAINS": f"{ls} <= {rs} AND {le} >= {re}",
-            "OVERLAPS": f"{ls} < {re} AND {rs} < {le}",
-            "BEFORE": f"{le} <= {rs}",
-            "AFTER": f"{ls} >= {re}",
+        template = {
+            "DURING": "{ls} >= {rs} AND {le} <= {re}",
+            "CONTAINS": "{ls} <= {rs} AND {le} >= {re}",
+            "OVERLAPS": "{ls} < {re} AND {rs} < {le}",
+            "BEFORE": "{le} <= {rs}",
+            "AFTER": "{ls} >= {re}",
         }[e.op]
+        ends = {"ls": ls, "le": le, "rs": rs, "re": re}
+        used = {k: ends[k]() for k in ("ls", "le", "rs", "re") if "{" + k + "}" in template}
+        cond = template.format(**used)
         if isinstance(e.left, A.SpanRef) and isinstance(e.right, A.SpanRef):
             a, b = self._alias(e.left.name), self._alias(e.right.name)
             cond = f"t{a}.asset_id = t{b}.asset_id AND {cond}"
@@ -289,17 +334,20 @@ class Sql:
     def _alias(self, name: str) -> int:
         return next(s.index for s in self.plan.sources if s.alias == name)
 
-    def _ends(self, x: A.SpanRef | A.SpanLit, frames: bool) -> tuple[str, str]:
+    def _ends(
+        self, x: A.SpanRef | A.SpanLit, frames: bool
+    ) -> tuple[Callable[[], str], Callable[[], str]]:
+        """The SQL of a span's start and end, each made (and its literal bound) on demand."""
         if isinstance(x, A.SpanRef):
             i = self._alias(x.name)
             if frames:
-                return f"t{i}.start_frame", f"t{i}.end_frame"
-            return f"t{i}.start_s", f"t{i}.end_s"
+                return (lambda: f"t{i}.start_frame"), (lambda: f"t{i}.end_frame")
+            return (lambda: f"t{i}.start_s"), (lambda: f"t{i}.end_s")
         kinds = {type(x.start), type(x.end)}
         if A.FrameLit in kinds and kinds != {A.FrameLit}:
             raise AqlTypeError("a span literal mixes frames and times: use one kind")
         vals = []
         for end in (x.start, x.end):
             v = end.n if isinstance(end, A.FrameLit) else getattr(end, "seconds", None)
-            vals.append(self.bind(end.value if isinstance(end, A.Number) else v))
-        return vals[0], vals[1]
+            vals.append(end.value if isinstance(end, A.Number) else v)
+        return (lambda: self.bind(vals[0])), (lambda: self.bind(vals[1]))

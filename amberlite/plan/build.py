@@ -68,6 +68,17 @@ SCALAR_FUNCTIONS: dict[str, tuple[int, int, str | None]] = {
     "length": (1, 1, "num"),
 }
 SCALAR_TYPES = frozenset({"num", "str", "bool", "null"})
+# round(x, d): |d| beyond this changes nothing (a double has ~17 significant digits).
+MAX_ROUND_DIGITS = 400
+
+
+def _constant_number(e: Any) -> float | None:
+    """The value of a number literal, or of a negated one; None for anything else."""
+    if isinstance(e, A.Number):
+        return float(e.value)
+    if isinstance(e, A.UnaryOp) and e.op == "-" and isinstance(e.operand, A.Number):
+        return -float(e.operand.value)
+    return None
 
 
 def columns_of(entity_type: str) -> dict[str, str]:
@@ -244,7 +255,9 @@ class Builder:
                 inner = tuple(self._expr(a, aa, False) for a in e.args)
             else:
                 inner = tuple(self._expr(a, aa, ag) for a in e.args)
-            return A.Call(e.name, inner)
+            if e.distinct and e.name not in AGGREGATES:
+                raise AqlError(f"DISTINCT is only allowed in an aggregate, not in {e.name}()")
+            return A.Call(e.name, inner, e.distinct)
         if isinstance(e, A.BinaryOp):
             return A.BinaryOp(e.op, self._expr(e.left, aa, ag), self._expr(e.right, aa, ag))
         if isinstance(e, A.Compare):
@@ -285,6 +298,8 @@ class Builder:
             want = "bool" if e.op in ("AND", "OR") else "num"
             for side in (e.left, e.right):
                 self._want(side, {want, "null"}, f"an operand of {e.op}")
+            if e.op in ("/", "%") and _constant_number(e.right) == 0:
+                raise AqlError(f"division by zero in {L.show_expr(e)}")
             return want
         if isinstance(e, A.UnaryOp):
             want = "bool" if e.op == "NOT" else "num"
@@ -370,7 +385,58 @@ class Builder:
         if result == "num" and e.name != "length":
             want = {"num", "null"}
         types = [self._want(a, want, f"an argument of {e.name}()") for a in e.args]
+        if e.name == "round" and n == 2:
+            digits = _constant_number(e.args[1])
+            if digits is not None and (digits != int(digits) or abs(digits) > MAX_ROUND_DIGITS):
+                raise AqlError(
+                    f"round(): the number of decimals {L.show_expr(e.args[1])} must be a whole "
+                    f"number between {-MAX_ROUND_DIGITS} and {MAX_ROUND_DIGITS}"
+                )
         return result or next((t for t in types if t != "null"), "null")
+
+
+def _leaf_key(e: Any) -> Any:
+    """What identifies a resolved expression, whatever the user called it (``s.asset``)."""
+    if isinstance(e, L.ColumnValue):
+        return ("column", e.source, e.name)
+    if isinstance(e, L.FeatureValue):
+        return ("feature", e.slot)
+    return e
+
+
+def _not_constant(e: Any, what: str) -> None:
+    """A GROUP BY or ORDER BY key must depend on the rows (`ORDER BY 1` is not a position)."""
+    if not _refs(e):
+        raise AqlError(
+            f"{what} {L.show_expr(e)} is a constant: {what} takes a column, a feature"
+            f"{', a select alias' if what == 'ORDER BY' else ''} or an expression of them "
+            "(not a position in the select list)"
+        )
+
+
+def _refs(e: Any) -> bool:
+    if isinstance(e, (L.ColumnValue, L.FeatureValue, L.AliasValue, A.Star)):
+        return True
+    return any(_refs(c) for c in _children(e))
+
+
+def _check_grouped(e: Any, group: tuple[A.Expr, ...], what: str) -> None:
+    """With GROUP BY or aggregates, ``e`` must be an aggregate, a GROUP BY key, a select alias
+    or built from them."""
+    keys = {_leaf_key(g) for g in group}
+    stack = [e]
+    while stack:
+        x = stack.pop()
+        if _leaf_key(x) in keys or isinstance(x, L.AliasValue):
+            continue
+        if isinstance(x, A.Call) and x.name in AGGREGATES:
+            continue
+        if isinstance(x, (L.ColumnValue, L.FeatureValue)):
+            raise AqlError(
+                f"{L.show_expr(x)} in {what} is neither grouped nor aggregated: add it to "
+                f"GROUP BY or use an aggregate (min({L.show_expr(x)}), count(...))"
+            )
+        stack.extend(_children(x))
 
 
 def has_aggregate(e: Any) -> bool:
@@ -423,9 +489,14 @@ def build_select(schema: PlanSchema, sel: A.Select) -> L.SelectPlan:
     having = None
     if sel.having is not None:
         having = b.expr(sel.having, allow_alias=True, allow_agg=True)
+        b._want(having, {"bool", "null"}, "HAVING")
     keys = tuple(
         (b.expr(o.expr, allow_alias=True, allow_agg=True), o.descending) for o in sel.order_by
     )
+    for g in group:
+        _not_constant(g, "GROUP BY")
+    for k, _ in keys:
+        _not_constant(k, "ORDER BY")
 
     # The tree: scans with their feature joins, joined, then WHERE, GROUP, project, sort, limit.
     def chain(src: L.Source) -> L.PlanNode:
@@ -444,6 +515,13 @@ def build_select(schema: PlanSchema, sel: A.Select) -> L.SelectPlan:
         root = L.Filter(root, where)
     aggregated = bool(group) or any(has_aggregate(i) for i in items) or having is not None
     if aggregated:
+        for what, exprs in (
+            ("the select list", items),
+            ("HAVING", [having] if having is not None else []),
+            ("ORDER BY", [k for k, _ in keys]),
+        ):
+            for e in exprs:
+                _check_grouped(e, group, what)
         root = L.Aggregate(root, group)
         if having is not None:
             root = L.Having(root, having)

@@ -281,7 +281,8 @@ def show_expr(e: A.Expr | A.Star) -> str:  # noqa: C901 - one branch per node ty
         op = "NOT BETWEEN" if e.negated else "BETWEEN"
         return f"({show_expr(e.expr)} {op} {show_expr(e.low)} AND {show_expr(e.high)})"
     if isinstance(e, A.Call):
-        return f"{e.name}({', '.join(show_expr(a) for a in e.args)})"
+        distinct = "DISTINCT " if e.distinct else ""
+        return f"{e.name}({distinct}{', '.join(show_expr(a) for a in e.args)})"
     if isinstance(e, A.SpanPredicate):
         return f"({_span_text(e.left)} {e.op} {_span_text(e.right)})"
     return type(e).__name__

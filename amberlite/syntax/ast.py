@@ -377,10 +377,12 @@ class Between(Expr):
 
 @dataclass(frozen=True, slots=True)
 class Call(Expr):
-    """A function or aggregate call; ``count(*)`` is ``Call("count", (Star(),))``."""
+    """A function or aggregate call; ``count(*)`` is ``Call("count", (Star(),))``;
+    ``count(DISTINCT x)`` has ``distinct``."""
 
     name: str
     args: tuple[Expr | Star, ...] = ()
+    distinct: bool = False
 
     def __post_init__(self) -> None:
         _check_name(self, "name", self.name)
@@ -390,6 +392,8 @@ class Call(Expr):
         stars = [a for a in self.args if isinstance(a, Star)]
         if stars and (len(self.args) != 1 or stars[0].qualifier is not None):
             _fail(self, "`*` must be the only argument and unqualified, as in count(*)")
+        if self.distinct and (len(self.args) != 1 or stars):
+            _fail(self, "DISTINCT takes one argument, as in count(DISTINCT x)")
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ KEYWORDS = frozenset(
     """
     select from as of join on where group by having order asc desc limit offset and or not in
     like is null between true false nearest to with match top across assets features entities
-    show describe explain during overlaps contains before after
+    show describe explain during overlaps contains before after distinct
     """.split()
 )
 
@@ -176,7 +176,9 @@ def _expr_text(expr: A.Expr | A.Star) -> str:  # noqa: C901 - one branch per nod
             text += f"({_params(expr.params)})"
         return text
     if isinstance(expr, A.Call):
-        return f"{quote_name(expr.name)}({', '.join(_call_arg(a) for a in expr.args)})"
+        distinct = "DISTINCT " if expr.distinct else ""
+        args = ", ".join(_call_arg(a) for a in expr.args)
+        return f"{quote_name(expr.name)}({distinct}{args})"
     if isinstance(expr, A.BinaryOp):
         level = _BINARY_LEVEL[expr.op]
         return f"{_expr(expr.left, level)} {expr.op} {_expr(expr.right, level + 1)}"

@@ -61,6 +61,21 @@ def _int(token: Token) -> int:
     return int(str(token))
 
 
+# The largest LIMIT / OFFSET (DuckDB's BIGINT) and the largest NEAREST k / MATCH TOP n.
+MAX_LIMIT = 2**63 - 1
+MAX_SEARCH_COUNT = 2**31 - 1
+
+
+def _count(token: Token, what: str, low: int, high: int) -> int:
+    """The integer of ``token``, refused (naming ``what``) outside ``[low, high]``."""
+    n = _int(token)
+    if n < low:
+        raise SemanticError(f"{what} needs a count of at least {low}", token)
+    if n > high:
+        raise SemanticError(f"{what} {n} is too large (at most {high})", token)
+    return n
+
+
 def _unquote_string(token: Token) -> str:
     return str(token)[1:-1].replace("''", "'")
 
@@ -145,7 +160,7 @@ class AstBuilder(Transformer):
         return A.SelectItem(children[0], str(names[0]) if names else None)
 
     def star(self, children: list[Any]) -> A.SelectItem:
-        names = _names(children)
+        names = [c for c in children if isinstance(c, Token) and c.type != "STAR"]
         return A.SelectItem(A.Star(str(names[0]) if names else None))
 
     def from_clause(self, children: list[Any]) -> _Clause:
@@ -166,9 +181,7 @@ class AstBuilder(Transformer):
 
     def nearest(self, children: list[Any]) -> A.Nearest:
         k_token = next(c for c in children if isinstance(c, Token) and c.type == "INT")
-        k = _int(k_token)
-        if k < 1:
-            raise SemanticError("NEAREST needs a count of at least 1", k_token)
+        k = _count(k_token, "NEAREST", 1, MAX_SEARCH_COUNT)
         value = next((c for c in children if isinstance(c, _TargetValue)), None)
         if value is not None:
             target, feature = value.entity, value.feature
@@ -223,17 +236,17 @@ class AstBuilder(Transformer):
         return A.OrderItem(children[0], _has(children, "DESC"))
 
     def limit(self, children: list[Any]) -> _Clause:
-        ints = [_int(c) for c in children if isinstance(c, Token) and c.type == "INT"]
+        tokens = [c for c in children if isinstance(c, Token) and c.type == "INT"]
+        ints = [_count(t, w, 0, MAX_LIMIT) for t, w in zip(tokens, ("LIMIT", "OFFSET"))]
         return _Clause("limit", (ints[0], ints[1] if len(ints) > 1 else None))
 
     def match(self, children: list[Any]) -> A.Match:
         entity_set = next(c for c in children if isinstance(c, A.EntitySet))
         by = self._by_feature(children)
         top_token = next(c for c in children if isinstance(c, Token) and c.type == "INT")
-        if _int(top_token) < 1:
-            raise SemanticError("TOP needs a count of at least 1", top_token)
+        top = _count(top_token, "TOP", 1, MAX_SEARCH_COUNT)
         options = next((c for c in children if isinstance(c, tuple)), ())
-        return A.Match(entity_set, by, _int(top_token), _has(children, "ACROSS"), options)
+        return A.Match(entity_set, by, top, _has(children, "ACROSS"), options)
 
     def show(self, children: list[Any]) -> A.Show:
         return A.Show(children[-1].type)
@@ -304,6 +317,9 @@ class AstBuilder(Transformer):
         name = children[0]
         return A.Call(str(name).lower(), tuple(c for c in children[1:] if c is not None))
 
+    def call_distinct(self, children: list[Any]) -> A.Call:
+        return A.Call(str(children[0]).lower(), (children[-1],), True)
+
     def call_star(self, children: list[Any]) -> A.Call:
         return A.Call(str(children[0]).lower(), (A.Star(),))
 
@@ -367,25 +383,37 @@ def ast_parser() -> Lark:
 # Nodes nested deeper than this are refused so that printers, planners and dataclass equality,
 # which recurse, stay far from Python's recursion limit.  Text shorter than the check length
 # cannot nest that deep.
+# A flat chain `a OR b OR c ...` (or AND) is not nesting: its links cost half a level, so
+# that chains of up to 2 * MAX_DEPTH terms pass while the recursion they cause stays bounded.
 MAX_DEPTH = 200
 _DEPTH_CHECK_LENGTH = MAX_DEPTH
+_CHAIN_LINK = 0.5
 
 
 def _check_depth(script: A.Script, text: str) -> None:
-    stack: list[tuple[Any, int]] = [(script, 0)]
+    stack: list[tuple[Any, float]] = [(script, 0)]
     while stack:
         node, depth = stack.pop()
         if depth > MAX_DEPTH:
             raise AqlSyntaxError(
-                f"query is nested too deeply (more than {MAX_DEPTH} levels)", 1, 1, text, ()
+                f"query is nested too deeply (more than {MAX_DEPTH} levels, or an AND/OR chain "
+                f"of about {int(MAX_DEPTH / _CHAIN_LINK)} terms)",
+                1,
+                1,
+                text,
+                (),
             )
         if isinstance(node, tuple):
             stack.extend((item, depth) for item in node)
         elif isinstance(node, A.Node):
+            chain = isinstance(node, A.BinaryOp) and node.op in ("AND", "OR")
             for slot in type(node).__slots__:
                 value = getattr(node, slot)
                 if isinstance(value, (A.Node, tuple)):
-                    stack.append((value, depth + 1))
+                    link = (
+                        chain and isinstance(value, A.BinaryOp) and value.op == node.op  # type: ignore[attr-defined]
+                    )
+                    stack.append((value, depth + (_CHAIN_LINK if link else 1)))
 
 
 def parse_text(text: str) -> A.Script:
