@@ -220,3 +220,10 @@ def test_frames_by_time_range_on_vfr(store, tmp_path):
     numbers, frames = view.frames_between(times[5], times[12])
     assert numbers.tolist() == list(range(5, 12))
     assert len(frames) == 7
+
+
+def test_a_store_with_no_videos_answers_empty_not_a_traceback(store):
+    for name in ("shots", "shot_embedding"):
+        assert store.get(name).height == 0
+        assert store.materialize(name, progress=False).requested == 0
+    assert store.query("SELECT id, shot_embedding FROM shots").height == 0

@@ -271,7 +271,8 @@ class Resolver:
                        count_if(NOT is_stored AND is_held) FROM ({base})""",
             params,
         ).fetchall()[0]
-        return {"requested": row[0], "stored": row[1], "failed": row[2], "held": row[3]}
+        # count_if over no rows is NULL: an empty scope (a store with no videos) counts 0
+        return {k: int(v or 0) for k, v in zip(("requested", "stored", "failed", "held"), row)}
 
     def _claim(
         self,
