@@ -123,31 +123,51 @@ def with_refs(ctx: StoreContext, etype: str, data: Any) -> pl.DataFrame:
     """``data`` (an Arrow table or polars DataFrame with ``id`` and ``asset_id``) with the
     shared vocabulary in front: ``id``, ``ref`` (``film1/12``, ``film1/f4``, ``film1``),
     ``asset`` (alias), ``asset_id``, then its other columns, in time order (asset alias, then
-    position). One DuckDB statement on a catalog read: the join with the span indexes and the
-    sort run there, over the data in place."""
-    names = data.column_names if hasattr(data, "column_names") else data.columns  # Arrow | polars
-    rest = [c for c in names if c not in ("id", "asset_id")]
+    position). DuckDB joins the span indexes and sorts the narrow key columns on a catalog
+    read; the values (vectors can be wide) are only gathered once, in Arrow, in that order."""
+    import polars as pl
+    import pyarrow as pa
+
+    table = data if isinstance(data, pa.Table) else data.to_arrow()
     if etype == "asset":
         pos, ref, span = "", "a.alias", ""
     elif etype == "frame":
-        pos = "CAST(regexp_extract(i.id, '/f([0-9]+)$', 1) AS BIGINT)"
+        pos = "CAST(regexp_extract(k.id, '/f([0-9]+)$', 1) AS BIGINT)"
         ref, span = f"{frame_ref_sql('a.alias', pos)}", ""
     else:
         pos, ref = "e.idx", span_ref_sql("a.alias", "e.idx")
         span = (
             "LEFT JOIN (SELECT entity_id, idx FROM entities WHERE entity_type = $t "
-            "AND producer = $p) e ON e.entity_id = i.id"
+            "AND producer = $p) e ON e.entity_id = k.id"
         )
-    cols = ", ".join(f'i."{c}"' for c in rest)
+    keys = pa.table(
+        {
+            "rn": pa.array(range(table.num_rows), pa.int64()),
+            "id": table.column("id"),
+            "asset_id": table.column("asset_id"),
+        }
+    )
     sql = (
-        f"SELECT i.id, {ref} AS ref, a.alias AS asset, i.asset_id{', ' + cols if cols else ''} "
-        f"FROM _refs_in i LEFT JOIN assets a ON a.asset_id = i.asset_id {span} "
-        f"ORDER BY a.alias NULLS LAST, {pos + ' NULLS LAST, ' if pos else ''}i.id"
+        f"SELECT k.rn, {ref} AS ref, a.alias AS asset "
+        f"FROM _refs_keys k LEFT JOIN assets a ON a.asset_id = k.asset_id {span} "
+        f"ORDER BY a.alias NULLS LAST, {pos + ' NULLS LAST, ' if pos else ''}k.id"
     )
     params = {"t": etype, "p": ctx.producer_label(etype)} if span else {}
     with ctx.catalog.read() as con:
-        con.register("_refs_in", data)
+        con.register("_refs_keys", keys)
         try:
-            return con.sql(sql, params=params).pl()
+            order = con.sql(sql, params=params).to_arrow_table()
         finally:
-            con.unregister("_refs_in")
+            con.unregister("_refs_keys")
+    rows = table.take(order.column("rn"))
+    rest = [c for c in table.column_names if c not in ("id", "asset_id")]
+    out = pa.table(
+        {
+            "id": rows.column("id"),
+            "ref": order.column("ref"),
+            "asset": order.column("asset"),
+            "asset_id": rows.column("asset_id"),
+            **{c: rows.column(c) for c in rest},
+        }
+    )
+    return pl.from_arrow(out)
