@@ -10,7 +10,7 @@ import sys
 import time
 
 import pexpect
-from test_query_support import DEFS, make_store
+from test_query_support import DEFS, make_store, spawn_repl
 
 import amberlite
 
@@ -101,14 +101,7 @@ def test_ctrl_c_drops_the_thread_pools_queued_batches(monkeypatch):
 
 def test_ctrl_c_in_the_repl_cancels_the_statement(tmp_path, media_dir):
     store = slow_store(tmp_path, media_dir)
-    child = pexpect.spawn(
-        sys.executable,
-        ["-m", "amberlite.cli", "--store", str(store.root), "repl"],
-        encoding="utf-8",
-        timeout=60,
-        dimensions=(40, 160),
-        env={**env(tmp_path), "TERM": "dumb"},
-    )
+    child = spawn_repl(store.root, env(tmp_path))
     try:
         child.expect("aql> ")
         child.sendline("SELECT count(slow) AS n FROM frames;")

@@ -3,23 +3,15 @@ an error without a traceback, and Ctrl-D."""
 
 from __future__ import annotations
 
-import sys
 import time
 
 import pexpect
-from test_query_support import make_store
+from test_query_support import make_store, spawn_repl
 
 
 def test_repl_session(tmp_path, media_dir):
     store = make_store(tmp_path, media_dir)
-    child = pexpect.spawn(
-        sys.executable,
-        ["-m", "amberlite.cli", "--store", str(store.root), "repl"],
-        encoding="utf-8",
-        timeout=60,
-        dimensions=(40, 160),
-        env={"TERM": "dumb", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
-    )
+    child = spawn_repl(store.root, {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
     try:
         child.expect("aql> ")
         child.sendline("SELECT asset, count(*) AS n")

@@ -59,3 +59,19 @@ def copy_store(store: amberlite.Store, dest: Path) -> amberlite.Store:
     """An independent copy of a store's folder, opened."""
     shutil.copytree(store.root, dest)
     return amberlite.open(dest)
+
+
+def spawn_repl(store_root, env: dict[str, str]):
+    """The interactive REPL on a pseudo-terminal (pexpect), as a person starts it."""
+    import sys
+
+    import pexpect
+
+    return pexpect.spawn(
+        sys.executable,
+        ["-m", "amberlite.cli", "--store", str(store_root), "repl"],
+        encoding="utf-8",
+        timeout=60,
+        dimensions=(40, 160),
+        env={**env, "TERM": "dumb"},
+    )

@@ -10,7 +10,7 @@ import time
 
 import pexpect
 from test_interrupts import env
-from test_query_support import make_store
+from test_query_support import make_store, spawn_repl
 
 
 def repl(store, tmp_path, *args, stdin=""):
@@ -62,14 +62,7 @@ def test_explain_in_the_repl_prints_plain_text(tmp_path, media_dir):
 
 def test_dot_command_inside_an_open_statement_is_refused(tmp_path, media_dir):
     store = make_store(tmp_path, media_dir)
-    child = pexpect.spawn(
-        sys.executable,
-        ["-m", "amberlite.cli", "--store", str(store.root), "repl"],
-        encoding="utf-8",
-        timeout=60,
-        dimensions=(40, 160),
-        env={**env(tmp_path), "TERM": "dumb"},
-    )
+    child = spawn_repl(store.root, env(tmp_path))
     try:
         child.expect("aql> ")
         child.sendline("SELECT alias FROM assets")
