@@ -211,6 +211,8 @@ def test_materialize_where_every_value_failed_shows_why_and_exits_1(tmp_path, me
     assert r.exit_code == 0
     assert "failures (2)" in r.output
     assert r.output.count("lens cap") == 1 and "x" * 200 in r.output
+    run = next(ln for ln in r.output.splitlines() if "boom@1" in ln and "request" in ln)
+    assert "| failed " in run  # the run's state: nothing succeeded
 
 
 NONE_BODY = (

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from amberlite.errors import StoreFull, out_of_space
 from amberlite.media.decode import Decode, read_batch, read_luma
 from amberlite.media.frame_index import FrameIndex, frame_index
 
@@ -60,8 +61,14 @@ def cached_frame_index(cache_dir: Path, asset: AssetRecord) -> FrameIndex:
         idx = frame_index(asset.path)
         cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.npz")
-        idx.save(tmp)
-        tmp.replace(path)
+        try:
+            idx.save(tmp)
+            tmp.replace(path)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            if out_of_space(e):
+                raise StoreFull(cache_dir, "caching the frame index") from e
+            raise
         return idx
 
 
