@@ -17,10 +17,14 @@ class AmberliteError(Exception):
 class MediaError(AmberliteError):
     """A media file could not be read: missing, truncated, not media, or without video."""
 
-    def __init__(self, path: object, reason: str) -> None:
+    def __init__(self, path: object, reason: str, frame: int | None = None) -> None:
         self.path = str(path)
         self.reason = reason
+        self.frame = frame  # the first frame that could not be decoded, when known
         super().__init__(f"{self.path}: {reason}")
+
+    def __reduce__(self):  # keeps ``frame`` across process boundaries (fork pool, Ray)
+        return (type(self), (self.path, self.reason, self.frame))
 
 
 class DefinitionError(AmberliteError):

@@ -8,6 +8,7 @@ so two segmenter versions that agree on a span share its feature values. A frame
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -98,6 +99,13 @@ class AssetView:
         if self._index is None:
             self._index = cached_frame_index(self.cache_dir, self.record)
         return self._index
+
+    def readable(self, n: int) -> AssetView:
+        """This asset cut to its first ``n`` frames: what a segmenter sees of a file whose
+        decoding fails at frame ``n`` (garbage mid-stream)."""
+        index = self.index.head(n)
+        record = dataclasses.replace(self.record, frame_count=n, duration_s=index.duration_s)
+        return AssetView(record, self.decode, self.cache_dir, index)
 
     def frames(self, start: int = 0, end: int | None = None) -> np.ndarray:
         """Decoded frames ``[start, end)`` as one uint8 array (N, H, W[, C])."""

@@ -18,7 +18,7 @@ import av
 import numpy as np
 
 from amberlite.errors import MediaError
-from amberlite.media._av import PathLike, check_file, media_errors, open_video
+from amberlite.media._av import _AV_ERRORS, PathLike, check_file, describe_av_error, open_video
 from amberlite.media.frame_index import FrameIndex, frame_index
 
 FORMATS = ("rgb24", "gray")
@@ -251,7 +251,7 @@ def _decode_from(
     """
     k, total = 0, int(wanted.size)
     with open_video(path, threads=True) as (container, stream):
-        with media_errors(path, f"decoding failed near frame {int(wanted[k])}"):
+        try:
             if seek is not None:
                 container.seek(seek, stream=stream, backward=True)
             for n, frame in _numbered(container.decode(stream), index):
@@ -260,12 +260,19 @@ def _decode_from(
                 if n > wanted[k]:
                     if k == 0:
                         raise _Reseek
-                    raise MediaError(path, f"decoder skipped frame {int(wanted[k])}")
+                    at = int(wanted[k])
+                    raise MediaError(path, f"decoder skipped frame {at}", frame=at)
                 yield n, convert(frame)
                 k += 1
                 if k == total:
                     return
-    raise MediaError(path, f"truncated or corrupt: decoding stopped before frame {int(wanted[k])}")
+        except _AV_ERRORS as exc:  # the real place: the first wanted frame not decoded
+            at = int(wanted[k])
+            raise MediaError(
+                path, f"decoding failed at frame {at}: {describe_av_error(exc)}", frame=at
+            ) from exc
+    at = int(wanted[k])
+    raise MediaError(path, f"truncated or corrupt: decoding stopped before frame {at}", frame=at)
 
 
 def _prepare(
