@@ -166,7 +166,7 @@ def _ingest_one(ctx: StoreContext, path: Path, alias: str | None) -> tuple[dict[
     info = probe(path)
     record = AssetRecord(
         asset_id,
-        alias or path.stem,
+        alias or _default_alias(path),
         str(path.absolute()),
         info.width,
         info.height,
@@ -182,7 +182,7 @@ def _ingest_one(ctx: StoreContext, path: Path, alias: str | None) -> tuple[dict[
             con.execute("UPDATE assets SET path = ? WHERE asset_id = ?", [record.path, asset_id])
             con.execute("DELETE FROM ingest_failures WHERE path = ?", [record.path])
             return _asset_row(con, asset_id), False
-        name = _free_alias(con, alias or path.stem)
+        name = _free_alias(con, alias or _default_alias(path))
         con.execute(
             "INSERT INTO assets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
@@ -204,6 +204,12 @@ def _ingest_one(ctx: StoreContext, path: Path, alias: str | None) -> tuple[dict[
         )
         con.execute("DELETE FROM ingest_failures WHERE path = ?", [record.path])
         return _asset_row(con, asset_id), True
+
+
+def _default_alias(path: Path) -> str:
+    """The file's stem, unless it could be read as an asset id (a file named after another
+    asset's id would take over that id in ``OF`` and NEAREST): then ``asset-<stem>``."""
+    return f"asset-{path.stem}" if _ID.fullmatch(path.stem) else path.stem
 
 
 def _free_alias(con, alias: str) -> str:

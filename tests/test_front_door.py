@@ -102,6 +102,22 @@ def test_ingest_alias_that_is_or_looks_like_an_asset_id_is_refused(tmp_path, med
     assert amberlite.open(store).assets().height == 1
 
 
+def test_a_file_named_like_an_asset_id_gets_an_alias_that_is_not_one(tmp_path, media_dir):
+    import shutil
+
+    import amberlite
+
+    store = tmp_path / "s"
+    assert cli(store, "ingest", str(media_dir / "clip_a.mp4")).exit_code == 0
+    first = amberlite.open(store).assets()["asset_id"][0]
+    named = tmp_path / f"{first}.mp4"  # clip_b saved under clip_a's id
+    shutil.copy(media_dir / "clip_b.mp4", named)
+    r = cli(store, "ingest", str(named))
+    assert r.exit_code == 0 and f"ingested asset-{first}" in r.output, r.output
+    s = amberlite.open(store)
+    assert s.query(f"SELECT alias FROM assets OF '{first}'")["alias"].to_list() == ["clip_a"]
+
+
 def test_ingest_alias_count_is_checked_before_ingesting(tmp_path, media_dir):
     a, b = str(media_dir / "clip_a.mp4"), str(media_dir / "clip_b.mp4")
     refused(cli(tmp_path / "s", "ingest", a, b, "--alias", "onlyone"), "1 alias(es) for 2")
