@@ -341,7 +341,8 @@ class Store:
                 ).fetchall()
                 if replicas:
                     raise DefinitionError(
-                        f"cannot drop {s.key}: a {replicas[0][0]} replica follows it"
+                        f"cannot drop {s.key}: a {replicas[0][0]} replica follows it "
+                        f"(remove it first: amberlite replicate remove {s.key})"
                     )
                 con.execute(
                     """INSERT INTO retired_files

@@ -332,6 +332,15 @@ def test_drop_refuses_while_a_replica_follows_it(tmp_path, media_dir):
 
     feats = amberlite.open(store).features()
     assert feats.filter(feats["name"] == "emb")["rows_stored"].to_list() == [1]  # rolled back
+    # the way out the refusal names: remove the replica (its index goes, values stay), drop
+    index_dir = next((store / "replicas").rglob("hnsw.json")).parent
+    r = cli(store, "replicate", "remove", "emb")
+    assert r.exit_code == 0 and "removed 1 replica(s) of emb" in r.output, r.output
+    assert not list(index_dir.glob("*.bin")) and not (index_dir / "hnsw.json").exists()
+    assert "no replicas" in cli(store, "replicate", "status").output
+    refused(cli(store, "replicate", "remove", "emb"), "no replica of emb")
+    r = cli(store, "drop", "emb")
+    assert r.exit_code == 0 and "dropped emb@1" in r.output, r.output
 
 
 def test_drop_refuses_a_builtin(tmp_path):
