@@ -45,6 +45,17 @@ def env(tmp_path):
     }
 
 
+def wait_for_a_commit(store, proc, timeout: float = 120.0) -> None:
+    """Until the first value file of ``slow`` is committed (however loaded the machine)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        if store.catalog.query("SELECT count(*) FROM memo_files WHERE feature = 'slow'")[0][0]:
+            return
+        time.sleep(0.2)
+    raise AssertionError("no commit within the timeout")
+
+
 def test_ctrl_c_in_materialize_records_an_interrupted_run(tmp_path, media_dir):
     store = slow_store(tmp_path, media_dir)
     proc = subprocess.Popen(
@@ -54,7 +65,7 @@ def test_ctrl_c_in_materialize_records_an_interrupted_run(tmp_path, media_dir):
         text=True,
         env=env(tmp_path),
     )
-    time.sleep(8)  # start-up, then a commit or two (every 2 s)
+    wait_for_a_commit(store, proc)  # start-up, then a commit (every 2 s)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
