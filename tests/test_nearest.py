@@ -238,7 +238,7 @@ def test_errors_are_clear(store):
             "3 values",
         ),
         ("SELECT id FROM shots NEAREST 3 TO shot 'film1/1' BY femb", AqlTypeError, "'frame'"),
-        ("MATCH shots BY color TOP 3 WITH (probe=2)", AqlError, "only option is ef"),
+        ("MATCH shots BY color TOP 3 WITH (probe=2)", AqlError, "options are ef and min_shot"),
     ]
     for text, error, fragment in cases:
         with pytest.raises(error, match=fragment):
