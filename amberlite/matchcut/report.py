@@ -3,8 +3,8 @@
 Each pair is shown as the cut would play: the last representative frame of shot A beside the
 first of shot B (not a black frame mid-fade), with the score and both timecodes. Frames keep
 their display aspect ratio on the report's 16:9 thumbnails (letterbox or pillarbox). Frames
-are decoded from the assets' files by exact frame number; file names inside the report folder are generated (rank numbers), never taken
-from ids or aliases.
+are decoded from the assets' files by exact frame number; file names inside the report folder
+are generated (rank numbers), never taken from ids or aliases.
 """
 
 from __future__ import annotations
