@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import tempfile
 import threading
@@ -137,13 +138,20 @@ class PeakRSS:
         self.peak = max(self.peak, self.now())
 
 
-def timed(fn: Callable[[], object]) -> tuple[float, int, object]:
-    """(seconds, peak RSS bytes, result) of ``fn()``."""
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process and its waited-for children."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def timed(fn: Callable[[], object]) -> tuple[float, float, int, object]:
+    """(wall seconds, CPU seconds, peak RSS bytes, result) of ``fn()``."""
     with PeakRSS() as mem:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), cpu_seconds()
         out = fn()
-        seconds = time.perf_counter() - t
-    return seconds, mem.peak, out
+        seconds, cpu = time.perf_counter() - t, cpu_seconds() - c
+    return seconds, cpu, mem.peak, out
 
 
 def pure_decode(path: Path) -> int:
@@ -158,8 +166,8 @@ def pure_decode(path: Path) -> int:
 
 
 def run_film(path: Path, workdir: Path, stages: tuple[str, ...], top: int = 10) -> list[tuple]:
-    """Every stage of match cutting on ``path`` in a fresh store: rows of (stage, seconds,
-    peak RSS bytes, count, unit)."""
+    """Every stage of match cutting on ``path`` in a fresh store: rows of (stage, wall s,
+    CPU s, peak RSS bytes, count, unit)."""
     import amberlite
     from amberlite.matchcut import prepare, top_pairs
 
@@ -167,38 +175,43 @@ def run_film(path: Path, workdir: Path, stages: tuple[str, ...], top: int = 10) 
     store_dir = workdir / f"store_{path.stem}"
     shutil.rmtree(store_dir, ignore_errors=True)
     store = amberlite.open(store_dir)
-    sec, peak, report = timed(lambda: store.ingest([path]))
+    sec, cpu, peak, report = timed(lambda: store.ingest([path], compute=False))
     alias = report.assets[0]["alias"]
     frames = report.assets[0]["frame_count"]
-    rows.append(("ingest", sec, peak, frames, "frames"))
-    sec, peak, _ = timed(lambda: store.materialize("shots", assets=[alias], progress=False))
+    rows.append(("ingest", sec, cpu, peak, frames, "frames"))
+    sec, cpu, peak, _ = timed(lambda: store.materialize("shots", assets=[alias], progress=False))
     shots = store.entities("shot").height
-    rows.append(("shots", sec, peak, frames, "frames"))
-    sec, peak, _ = timed(lambda: store.materialize("dedup", assets=[alias], progress=False))
-    rows.append(("embedding+dedup", sec, peak, shots, "shots"))
+    rows.append(("shots", sec, cpu, peak, frames, "frames"))
+    sec, cpu, peak, _ = timed(lambda: store.materialize("dedup", assets=[alias], progress=False))
+    rows.append(("embedding+dedup", sec, cpu, peak, shots, "shots"))
     for kind in stages:
-        sec, peak, _ = timed(lambda kind=kind: prepare(store, [alias], kind, progress=False))
-        rows.append((kind, sec, peak, shots, "shots"))
+        sec, cpu, peak, _ = timed(lambda k=kind: prepare(store, [alias], k, progress=False))
+        rows.append((kind, sec, cpu, peak, shots, "shots"))
     for kind in stages:
-        sec, peak, _ = timed(lambda kind=kind: top_pairs(store, [alias], kind, top=top))
-        rows.append((f"top pairs {kind}", sec, peak, shots, "shots"))
-    sec, peak, n = timed(lambda: pure_decode(path))
-    rows.append(("(peer) pure decode", sec, peak, n, "frames"))
-    store.close() if hasattr(store, "close") else None
+        sec, cpu, peak, _ = timed(lambda k=kind: top_pairs(store, [alias], k, top=top))
+        rows.append((f"top pairs {kind}", sec, cpu, peak, shots, "shots"))
+    sec, cpu, peak, n = timed(lambda: pure_decode(path))
+    rows.append(("(peer) pure decode", sec, cpu, peak, n, "frames"))
     return rows
 
 
 def print_rows(title: str, rows: list[tuple], minutes: float) -> None:
     print(f"\n{title}")
-    print(f"{'stage':<22} {'wall s':>8} {'peak GB':>8} {'per s':>10} {'s/min film':>10}")
-    total = 0.0
-    for stage, sec, peak, count, unit in rows:
+    print(
+        f"{'stage':<22} {'wall s':>8} {'CPU s':>8} {'peak GB':>8} {'per wall s':>12} "
+        f"{'wall s/min':>10}"
+    )
+    total = cpu_total = 0.0
+    for stage, sec, cpu, peak, count, unit in rows:
         if not stage.startswith("("):
-            total += sec
-        rate = f"{count / sec:,.0f} {unit[0]}" if sec > 0 else "-"
-        print(f"{stage:<22} {sec:>8.1f} {peak / 2**30:>8.2f} {rate:>10} {sec / minutes:>10.2f}")
-    peak_all = max(r[2] for r in rows)
-    print(f"{'end to end':<22} {total:>8.1f} {peak_all / 2**30:>8.2f}")
+            total, cpu_total = total + sec, cpu_total + cpu
+        rate = f"{count / sec:,.0f} {unit}" if sec > 0 else "-"
+        print(
+            f"{stage:<22} {sec:>8.1f} {cpu:>8.1f} {peak / 2**30:>8.2f} {rate:>12} "
+            f"{sec / minutes:>10.2f}"
+        )
+    peak_all = max(r[3] for r in rows)
+    print(f"{'end to end':<22} {total:>8.1f} {cpu_total:>8.1f} {peak_all / 2**30:>8.2f}")
 
 
 def load() -> str:
