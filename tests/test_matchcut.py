@@ -103,7 +103,6 @@ def test_the_same_footage_in_two_films_never_pairs(film_store) -> None:
         for a, b, ab in zip(pairs["shot_a"], pairs["shot_b"], pairs["asset_b"])
     ]
     assert not set(in_two) & copies  # a copy pairs with nothing
-    assert not any(a == b for a, b in zip(pairs["shot_a"], pairs["shot_b"]))
 
 
 def test_adjacent_shots_never_pair(film_store) -> None:
@@ -143,8 +142,8 @@ def test_every_stage_is_memoized(films, tmp_path: Path) -> None:
     first = computed_by_feature(prepare(store, ["one"], "color"))
     assert first == {shots: 1, "shot_embedding@1": 8, "dedup@1": 8, "match_color@1": 8}
     second = computed_by_feature(prepare(store, ["one"], "framing"))
-    assert second["match_framing@1"] == 8
-    assert sum(v for k, v in second.items() if k != "match_framing@1") == 0
+    assert second["match_framing@2"] == 8
+    assert sum(v for k, v in second.items() if k != "match_framing@2") == 0
     again = computed_by_feature(prepare(store, ["one"], "color"))
     assert sum(again.values()) == 0
     store.ingest([films["two"]], aliases=["two"])

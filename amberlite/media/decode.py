@@ -392,3 +392,54 @@ def iter_planes(
 
     for n, (y, u, v) in _decode_wanted(p, index, wanted, native):  # type: ignore[misc]
         yield n, y, u, v
+
+
+def read_spans(
+    path: PathLike,
+    spans: list[tuple[int, int]],
+    decode: Decode = Decode(),
+    index: FrameIndex | None = None,
+    gap: int = 250,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """:func:`read_batch` of many ``[start, end)`` spans from one pass over the file.
+
+    Contract: the result at position i equals ``read_batch(path, *spans[i], decode, index)``
+    (the same frame numbers and pixels: fps sampling is anchored at the file's first frame,
+    not at the span). Spans are decoded in order of their start, each run of spans less than
+    ``gap`` frames apart with one seek; frames between the spans of a run are decoded, not
+    converted. Same error contract as :func:`read_batch`.
+    """
+    p = check_file(path)
+    index = frame_index(p) if index is None else index
+    ranges = [_frame_range(index, s, e) for s, e in spans]
+    wanted = [_wanted(index, s, e, decode.fps) for s, e in ranges]
+    out: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(spans)
+    order = sorted(range(len(spans)), key=lambda i: ranges[i])
+    convert = _converter(decode)
+    run: list[int] = []
+
+    def flush() -> None:
+        frames_of: dict[int, np.ndarray] = {}
+        union = np.unique(np.concatenate([wanted[i] for i in run]))
+        for n, arr in _decode_wanted(p, index, union, convert):
+            frames_of[n] = arr
+        for i in run:
+            numbers = wanted[i]
+            if numbers.size == 0:
+                continue
+            out[i] = (numbers.copy(), np.stack([frames_of[int(n)] for n in numbers]))
+
+    last_end = 0
+    for i in order:
+        start, end = ranges[i]
+        if run and start - last_end > gap:
+            flush()
+            run = []
+        last_end = max(last_end, end) if run else end
+        run.append(i)
+    if run:
+        flush()
+    for i, got in enumerate(out):
+        if got is None:  # an empty span: shaped like read_batch's empty result
+            out[i] = read_batch(p, ranges[i][0], ranges[i][0], decode, index)
+    return out  # type: ignore[return-value]
