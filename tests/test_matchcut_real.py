@@ -176,3 +176,48 @@ def test_cli_min_shot(store) -> None:
     assert default.exit_code == 0 and not re.search(r"split/2\b", default.output)
     bad = CliRunner().invoke(main, [*args, "--min-shot", "-1"])
     assert bad.exit_code == 2
+
+
+ORDER_FEATURES = """
+import json
+import os
+
+import pyarrow as pa
+
+from amberlite import feature
+
+
+@feature(entity="shot", version=1, output=pa.int64(), batch="asset")
+def seen_whole(shots):
+    with open(os.environ["AMBERLITE_TEST_ORDER_LOG"], "a") as f:
+        f.write(json.dumps([s.start_frame for s in shots]) + "\\n")
+    return [s.index for s in shots]
+
+
+@feature(entity="shot", version=1, output=pa.int64(), batch=2)
+def seen_pairs(shots):
+    with open(os.environ["AMBERLITE_TEST_ORDER_LOG"], "a") as f:
+        f.write(json.dumps([s.start_frame for s in shots]) + "\\n")
+    return [s.index for s in shots]
+"""
+
+
+def test_shots_are_claimed_and_batched_in_time_order(store, tmp_path: Path, monkeypatch):
+    import json
+
+    import amberlite.run.resolve as resolve
+    from amberlite.run.executor import LocalExecutor
+
+    log = tmp_path / "order.log"
+    monkeypatch.setenv("AMBERLITE_TEST_ORDER_LOG", str(log))
+    monkeypatch.setattr(resolve, "DEFAULT_BATCH", 1)  # claims of 3 of the 6 shots
+    monkeypatch.setattr(resolve, "CLAIM_BATCHES", 1)
+    (tmp_path / "order.py").write_text(ORDER_FEATURES)
+    store.apply(tmp_path / "order.py")
+    starts = _shots(store, "split")["start_frame"].to_list()
+    store.materialize("seen_whole", "split", executor=LocalExecutor(workers=2))
+    assert [json.loads(x) for x in log.read_text().splitlines()] == [starts]  # the whole asset
+    log.unlink()
+    store.materialize("seen_pairs", "split", executor=LocalExecutor(workers=1))
+    batches = [json.loads(x) for x in log.read_text().splitlines()]
+    assert batches == [starts[i : i + 2] for i in range(0, 6, 2)]  # neighbours, in time order
