@@ -248,13 +248,17 @@ def main() -> None:
             print_rows(title, rows, minutes)
             print(load())
             if size[1] == 1080:
-                total = sum(r[1] for r in rows if not r[0].startswith("("))
-                print(f"projected per hour of 1080p: {total * 60 / minutes / 60:.1f} min")
+                wall = sum(r[1] for r in rows if not r[0].startswith("("))
+                cpu = sum(r[2] for r in rows if not r[0].startswith("("))
+                print(
+                    f"projected per hour of 1080p: {wall * 60 / minutes / 60:.1f} min wall "
+                    f"(this load), {cpu * 60 / minutes / 60:.1f} CPU-min"
+                )
             else:
                 for r in rows:
-                    per_min.setdefault(r[0], []).append((minutes, r[1]))
+                    per_min.setdefault(r[0], []).append((minutes, r[2]))  # CPU s: load-proof
     if len({m for m, _ in next(iter(per_min.values()), [])}) > 1:
-        print("\nscaling (360p): seconds per minute of film, per stage")
+        print("\nscaling (360p): CPU seconds per minute of film, per stage")
         lengths = sorted({m for m, _ in next(iter(per_min.values()))})
         print(f"{'stage':<22} " + " ".join(f"{m:>8g}m" for m in lengths) + f" {'exponent':>9}")
         for stage, pts in per_min.items():
@@ -264,7 +268,7 @@ def main() -> None:
             slope = float(np.polyfit(x, y, 1)[0])
             vals = " ".join(f"{s / m:>9.2f}" for m, s in pts)
             print(f"{stage:<22} {vals} {slope:>9.2f}")
-        print("exponent: log-log slope of seconds vs film length (1 = linear in length)")
+        print("exponent: log-log slope of CPU seconds vs film length (1 = linear in length)")
 
 
 if __name__ == "__main__":
