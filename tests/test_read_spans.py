@@ -81,3 +81,15 @@ def test_a_batch_of_shots_decodes_once(clip: Path, monkeypatch) -> None:
     seeks.clear()
     assert len(shots[0].frames_with_numbers()[0]) == 16  # outside a batch: its own decode
     assert len(seeks) == 1
+
+
+def test_resized_rgb_is_what_pyav_gives_frame_by_frame(clip: Path) -> None:
+    import av
+
+    numbers, frames = read_batch(clip, 0, 30, Decode(size=(40, 22)))
+    with av.open(str(clip)) as c:
+        want = [
+            f.to_ndarray(format="rgb24", width=40, height=22, interpolation="AREA")
+            for _, f in zip(range(30), c.decode(video=0))
+        ]
+    np.testing.assert_array_equal(frames, np.stack(want))
