@@ -80,7 +80,7 @@ def candidate_shots(
     Shots whose values failed are left out. The frame's ``order`` column numbers the shots
     of each asset that are long enough: two shots are adjacent when no shot of at least
     ``min_shot`` lies between them (a shot split around a very short piece stays adjacent)."""
-    if isinstance(min_shot, bool) or not isinstance(min_shot, int | float) or min_shot < 0:
+    if isinstance(min_shot, bool) or not isinstance(min_shot, int | float) or not min_shot >= 0:
         raise AmberliteError(f"min_shot must be a number of seconds >= 0, got {min_shot!r}")
     shots = ctx.resolver.entity_table("shot", asset_ids)
     shots = shots.filter((pl.col("end_s") - pl.col("start_s")) >= float(min_shot) - 1e-9)
