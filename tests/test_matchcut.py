@@ -85,13 +85,24 @@ def test_designed_pairs_rank_first(film_store, films, match_type: str) -> None:
     assert pairs["score"].is_sorted(descending=True)
 
 
-def test_across_only_pairs_the_same_scene_of_two_films(film_store) -> None:
+def test_the_same_footage_in_two_films_never_pairs(film_store) -> None:
+    # the films share their edit (only low-contrast textures differ): scene i of one film is a
+    # near-duplicate of scene i of the other, dropped across assets like a repeat within one
+    emb = film_store.get("shot_embedding", ["one", "two"]).join(
+        film_store.entities("shot", ["one", "two"]), on=["id", "ref", "asset", "asset_id"]
+    )
+    x = {
+        (a, i): np.asarray(v) for a, i, v in zip(emb["asset"], emb["index"], emb["shot_embedding"])
+    }
+    copies = {i for i in range(8) if max(x["one", j] @ x["two", i] for j in range(8)) >= 0.95}
+    assert len(copies) >= 6  # the premise: most scenes are copies
     pairs = top_pairs(film_store, ["one", "two"], "framing", top=8, across_only=True).table
-    assert pairs.height == 8
-    assert (pairs["asset_a"] != pairs["asset_b"]).all()
-    # the films share their edit (only textures differ): scene i matches scene i best
-    same = sum(a == b for a, b in zip(pairs["shot_a"], pairs["shot_b"]))
-    assert same >= 6
+    assert pairs.height > 0 and (pairs["asset_a"] != pairs["asset_b"]).all()
+    in_two = [
+        b if ab == "two" else a
+        for a, b, ab in zip(pairs["shot_a"], pairs["shot_b"], pairs["asset_b"])
+    ]
+    assert not set(in_two) & copies  # a copy pairs with nothing
 
 
 def test_adjacent_shots_never_pair(film_store) -> None:
@@ -131,8 +142,8 @@ def test_every_stage_is_memoized(films, tmp_path: Path) -> None:
     first = computed_by_feature(prepare(store, ["one"], "color"))
     assert first == {shots: 1, "shot_embedding@1": 8, "dedup@1": 8, "match_color@1": 8}
     second = computed_by_feature(prepare(store, ["one"], "framing"))
-    assert second["match_framing@1"] == 8
-    assert sum(v for k, v in second.items() if k != "match_framing@1") == 0
+    assert second["match_framing@2"] == 8
+    assert sum(v for k, v in second.items() if k != "match_framing@2") == 0
     again = computed_by_feature(prepare(store, ["one"], "color"))
     assert sum(again.values()) == 0
     store.ingest([films["two"]], aliases=["two"])

@@ -179,7 +179,7 @@ def test_match_across_assets_through_the_index_equals_exact(store):
 def test_match_by_an_iou_metric_stays_exact(store):
     store.replicas.add("match_framing", "hnsw", M=8)
     text = explain(store, "MATCH shots BY framing TOP 3")
-    assert "search: exact torch search over match_framing@1 (metric iou" in text
+    assert "search: exact torch search over match_framing@2 (metric iou" in text
     assert run(store, "MATCH shots BY framing TOP 3").search.method == "exact"
 
 
@@ -238,7 +238,7 @@ def test_errors_are_clear(store):
             "3 values",
         ),
         ("SELECT id FROM shots NEAREST 3 TO shot 'film1/1' BY femb", AqlTypeError, "'frame'"),
-        ("MATCH shots BY color TOP 3 WITH (probe=2)", AqlError, "only option is ef"),
+        ("MATCH shots BY color TOP 3 WITH (probe=2)", AqlError, "options are ef and min_shot"),
     ]
     for text, error, fragment in cases:
         with pytest.raises(error, match=fragment):

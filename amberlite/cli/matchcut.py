@@ -15,6 +15,7 @@ from amberlite.cli.util import friendly, store_of, table
 # The names of amberlite.matchcut.MATCH_TYPES, for --help without importing torch (the test of
 # start-up checks that the two agree).
 MATCH_TYPE_NAMES = ("color", "framing", "motion")
+MIN_SHOT = 0.5  # = amberlite.search.match.MIN_SHOT (tests/test_matchcut_real.py checks)
 
 
 def _assets(store, refs: tuple[str, ...]) -> list[str] | None:
@@ -48,6 +49,13 @@ def _assets(store, refs: tuple[str, ...]) -> list[str] | None:
 @click.option("--top", default=10, show_default=True, type=click.IntRange(min=1))
 @click.option("--across-only", is_flag=True, help="Only pairs of shots from different videos.")
 @click.option(
+    "--min-shot",
+    default=MIN_SHOT,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Shots shorter than this many seconds never pair.",
+)
+@click.option(
     "--report",
     "report_dir",
     type=click.Path(file_okay=False),
@@ -62,6 +70,7 @@ def matchcut(
     match_type: str,
     top: int,
     across_only: bool,
+    min_shot: float,
     report_dir: str | None,
 ) -> None:
     """Find the best match cuts between shots of VIDEOS (files, aliases or ids; none = every
@@ -71,7 +80,7 @@ def matchcut(
     store = store_of(ctx, create=bool(videos))
     assets = _assets(store, videos)
     stats = prepare(store, assets, match_type)
-    pairs = match_cut(store, assets, match_type, top, across_only, report_dir)
+    pairs = match_cut(store, assets, match_type, top, across_only, report_dir, min_shot=min_shot)
     work = ", ".join(f"{k} {v}" for k, v in computed_by_feature(stats).items() if v)
     click.echo(f"computed: {work or 'nothing (every value was stored)'}")
     if pairs.height == 0:

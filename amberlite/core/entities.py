@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -18,10 +20,12 @@ from typing import Any
 import numpy as np
 
 from amberlite.errors import StoreFull, out_of_space
-from amberlite.media.decode import Decode, read_batch, read_luma
+from amberlite.media.decode import Decode, read_batch, read_luma, read_spans
 from amberlite.media.frame_index import FrameIndex, frame_index
 
 _index_lock = threading.Lock()
+PREFETCH_BYTES = 192 << 20  # decoded frames one prefetch may hold
+_batch = threading.local()  # the span views of the batch this thread computes
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,9 @@ class AssetView:
         return self.frames_with_numbers(start, end)[1]
 
     def frames_with_numbers(self, start: int = 0, end: int | None = None):
+        cached = _prefetched(self, start, end)
+        if cached is not None:
+            return cached
         return read_batch(self.path, start, end, decode=self.decode, index=self.index)
 
     def frames_between(self, start_s: float, end_s: float):
@@ -176,3 +183,57 @@ def asset_id_of(view: Any) -> str:
     """The asset id of an entity view (an asset view is its own asset)."""
     asset = getattr(view, "asset", None)
     return asset.id if asset is not None else view.id
+
+
+@contextmanager
+def prefetch(views: Sequence[Any]) -> Iterator[None]:
+    """While open, a span view of ``views`` asking for its frames gets them from one pass
+    over the file for the spans of its batch (:func:`amberlite.media.decode.read_spans`)
+    instead of a seek and a decode of its own: the same frames, decoded once. Nothing is
+    decoded until a view asks (features that read no frames pay nothing); at most
+    :data:`PREFETCH_BYTES` of frames are held at once. Per thread (executors run batches in
+    threads)."""
+    spans = [v for v in views if isinstance(v, SpanView)]
+    _batch.spans, _batch.cache = spans, {}
+    try:
+        yield
+    finally:
+        _batch.spans, _batch.cache = [], {}
+
+
+def _prefetched(asset: AssetView, start: int, end: int | None):
+    """(numbers, frames) of ``[start, end)`` of ``asset`` from the current batch's prefetch,
+    or None when it is not a span of the batch."""
+    spans = getattr(_batch, "spans", None)
+    if not spans or end is None:
+        return None
+    key = (id(asset), start, end)
+    cache = _batch.cache
+    if key in cache:
+        return cache.pop(key)
+    mine = [v for v in spans if v.asset is asset]
+    if not any(v.start_frame == start and v.end_frame == end for v in mine):
+        return None
+    group = [g for g in _group_of(asset, mine, start, end) if (id(asset), *g) not in cache]
+    for (s, e), got in zip(group, read_spans(asset.path, group, asset.decode, asset.index)):
+        cache[(id(asset), s, e)] = got
+    return cache.pop(key)
+
+
+def _group_of(asset: AssetView, spans: list[SpanView], start: int, end: int):
+    """The spans decoded together with ``[start, end)``: it and the next spans of the batch
+    in time order, up to :data:`PREFETCH_BYTES` of decoded frames."""
+    rec = asset.record
+    w, h = asset.decode.size or (rec.width, rec.height)
+    per_frame = w * h * (1 if asset.decode.format == "gray" else 3)
+    rate = float(rec.frame_rate) or 25.0
+    keep = 1.0 if asset.decode.fps is None else min(1.0, float(asset.decode.fps) / rate)
+    ordered = sorted({(v.start_frame, v.end_frame) for v in spans})
+    first = ordered.index((start, end))
+    group, total = [], 0.0
+    for s, e in ordered[first:]:
+        total += (e - s) * keep * per_frame
+        if group and total > PREFETCH_BYTES:
+            break
+        group.append((s, e))
+    return group

@@ -172,9 +172,10 @@ def describe(ctx: StoreContext, name: str) -> pl.DataFrame:
 def match(ctx: StoreContext, plan: L.MatchPlan) -> SearchResult:
     """MATCH through :func:`amberlite.search.match.top_pairs` (computes what is missing first;
     the match feature's replica index is used when one can serve the match type)."""
-    from amberlite.search.match import top_pairs
+    from amberlite.search.match import MIN_SHOT, top_pairs
 
     assets = list(plan.source.asset_ids) if plan.source.asset_ids is not None else None
+    options = dict(plan.options)
     return top_pairs(
         ctx,
         assets,
@@ -182,5 +183,6 @@ def match(ctx: StoreContext, plan: L.MatchPlan) -> SearchResult:
         plan.top,
         across_only=plan.across_assets,
         progress=False,
-        ef=dict(plan.options).get("ef"),
+        ef=options.get("ef"),
+        min_shot=options.get("min_shot", MIN_SHOT),
     )

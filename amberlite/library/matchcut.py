@@ -12,15 +12,19 @@ per match type.
   over neighbouring bins), square-rooted and L2-normalized, so that the cosine of two
   palettes is their Bhattacharyya coefficient.
 * ``match_framing`` -- where the mass of the picture is: a binary foreground mask on a 32x18
-  grid, majority vote over sampled frames. Each frame's foreground is boundary-contrast
+  grid, majority vote over 5 sampled frames. Each frame's foreground is boundary-contrast
   saliency (Lab distance to the median colour of the frame border, the "background prior")
-  thresholded with Otsu's method, then refined by OpenCV GrabCut seeded with that mask.
+  thresholded with Otsu's method, then refined by one round of OpenCV GrabCut seeded with
+  that mask.
   Two masks are compared by IoU.
 * ``match_motion`` -- camera and subject movement from dense optical flow (OpenCV Farneback on
-  160x90 grey frames sampled at 10 fps): an 8-direction histogram of the camera pan (median
-  flow) and an 8-direction, magnitude-weighted histogram of the subject motion (flow minus
-  the pan), in frame widths per second, L2-normalized; a still shot is all zeros (nothing to
-  match on).
+  160x90 grey frames sampled at 10 fps, 6 pairs per shot): an 8-direction histogram of the
+  camera pan (median flow) and an 8-direction, magnitude-weighted histogram of the subject
+  motion (flow minus the pan), in frame widths per second, L2-normalized; a still shot is all
+  zeros (nothing to match on).
+
+:func:`representative_frame` picks the out (last) and in (first) frames a report shows for a
+shot: the frame nearest the cut that is not black, not mid-fade and not mid-dissolve.
 """
 
 from __future__ import annotations
@@ -183,8 +187,11 @@ def saliency(frame: np.ndarray) -> np.ndarray:
     return np.linalg.norm(lab - np.median(border, axis=0), axis=2)
 
 
-def foreground_mask(frame: np.ndarray, min_contrast: float = 12.0) -> np.ndarray:
-    """Foreground of one RGB frame as a bool HxW mask: saliency, Otsu, then GrabCut.
+def foreground_mask(
+    frame: np.ndarray, min_contrast: float = 12.0, iterations: int = 1
+) -> np.ndarray:
+    """Foreground of one RGB frame as a bool HxW mask: saliency, Otsu, then GrabCut
+    (``iterations`` rounds, seeded with the Otsu mask).
 
     Pixels less than ``min_contrast`` Lab units from the background never count (a flat or
     textured frame with no subject gives an empty mask).
@@ -202,7 +209,7 @@ def foreground_mask(frame: np.ndarray, min_contrast: float = 12.0) -> np.ndarray
     gc = np.where(seed, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     try:
-        cv2.grabCut(frame[:, :, ::-1].copy(), gc, None, bgd, fgd, 2, cv2.GC_INIT_WITH_MASK)
+        cv2.grabCut(frame[:, :, ::-1].copy(), gc, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
     except cv2.error:
         return seed
     return (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)
@@ -218,13 +225,14 @@ def grid_mask(mask: np.ndarray, grid: tuple[int, int] = GRID) -> np.ndarray:
 
 @feature(
     entity="shot",
-    version=1,
+    version=2,
     output=pa.list_(pa.float32(), FRAMING_DIM),
     decode=Decode(size=(96, 54), fps=Fraction(2)),
 )
 def match_framing(shot) -> np.ndarray:
-    """Foreground silhouette on a 32x18 grid (1 = subject), majority vote over frames."""
-    frames = sample_frames(shot, 7)
+    """Foreground silhouette on a 32x18 grid (1 = subject), majority vote over 5 frames
+    (v2: 5 frames and one GrabCut round, 3x less work than v1's 7 frames and two rounds)."""
+    frames = sample_frames(shot, 5)
     votes = np.mean([grid_mask(foreground_mask(f)) for f in frames], axis=0)
     return (votes >= 0.5).astype(np.float32).ravel()
 
@@ -242,26 +250,29 @@ def direction_histogram(dx: np.ndarray, dy: np.ndarray, weight: np.ndarray) -> n
     return hist
 
 
-def flow_descriptor(frames: np.ndarray, times: np.ndarray, max_pairs: int = 12) -> np.ndarray:
+def flow_descriptor(frames: np.ndarray, times: np.ndarray, max_pairs: int = 6) -> np.ndarray:
     """Camera + subject motion of grey frames (N, H, W) shown at ``times`` seconds.
 
-    Per consecutive pair: Farneback flow in frame widths per second; the camera pan is the
-    median flow, the subject motion the remaining flow. Each is an 8-bin direction histogram
-    (camera weighted by pan speed, subject by magnitude and area); the median over pairs is
-    L2-normalized. Zeros when the shot does not move (speeds below 1% of a width per second).
+    Per consecutive pair (up to ``max_pairs``, evenly spread): Farneback flow in frame widths
+    per second, area-averaged to half size; the camera pan is the median flow, the subject
+    motion the remaining flow. Each is an 8-bin direction histogram (camera weighted by pan
+    speed, subject by magnitude and area); the median over pairs is L2-normalized. Zeros
+    when the shot does not move (speeds below 1% of a width per second).
     """
     import cv2
 
     if len(frames) < 2:
         return np.zeros(MOTION_DIM, np.float32)
     starts = np.unique(np.linspace(0, len(frames) - 2, min(max_pairs, len(frames) - 1)).round())
-    width = frames.shape[2]
+    height, width = frames.shape[1:3]
+    half = (max(1, width // 2), max(1, height // 2))
     per_pair = []
     for i in starts.astype(int):
         dt = max(float(times[i + 1] - times[i]), 1e-3)
         flow = cv2.calcOpticalFlowFarneback(
             frames[i], frames[i + 1], None, 0.5, 3, 15, 3, 5, 1.2, 0
-        ) / (width * dt)
+        )
+        flow = cv2.resize(flow, half, interpolation=cv2.INTER_AREA) / (width * dt)
         pan = np.median(flow.reshape(-1, 2), axis=0)
         rest = flow - pan
         mag = np.hypot(rest[..., 0], rest[..., 1])
@@ -277,12 +288,13 @@ def flow_descriptor(frames: np.ndarray, times: np.ndarray, max_pairs: int = 12) 
 
 @feature(
     entity="shot",
-    version=1,
+    version=2,
     output=pa.list_(pa.float32(), MOTION_DIM),
     decode=Decode(size=(160, 90), fps=Fraction(10), format="gray"),
 )
 def match_motion(shot) -> np.ndarray:
-    """Camera pan and subject movement (Farneback optical flow), L2-normalized; 0 if still."""
+    """Camera pan and subject movement (Farneback optical flow), L2-normalized; 0 if still
+    (v2: 6 frame pairs, histograms over the flow at half size; 2.5x less work than v1)."""
     numbers, frames = shot.frames_with_numbers()
     if len(frames) < 2:
         decode = Decode(size=(160, 90), format="gray")
@@ -291,3 +303,57 @@ def match_motion(shot) -> np.ndarray:
         )
     times = np.array([shot.asset.time_of(int(n)) for n in numbers])
     return flow_descriptor(frames, times)
+
+
+# --------------------------------------------------------------------------- out / in frames
+
+REPRESENTATIVE_WINDOW = 600  # frames looked at from the cut inwards (24 s at 25 fps)
+_THUMB = (32, 18)  # luma thumbnail the rule looks at
+_BLACK = 16.0  # studio-range black level of the luma plane
+
+
+def representative_frame(
+    path: str, index, start_frame: int, end_frame: int, side: str = "out"
+) -> int:
+    """The frame a cut shows for the shot ``[start_frame, end_frame)``: with ``side="out"``
+    the last representative frame, with ``side="in"`` the first.
+
+    Contract: looks at up to :data:`REPRESENTATIVE_WINDOW` frames from that end, as 32x18
+    luma; the half of them farthest from the cut is the shot's core. A frame is
+    representative when its brightness above black is at least 80% of the core's median,
+    its contrast (standard deviation) at least 70% of the core's median, it is not black,
+    and its distance to the core's median picture is at most twice the core frames' median
+    distance (+10 levels). So a fade to black, a dissolve into the next shot, or a flash at
+    the end is skipped. When no frame qualifies, the frame at the cut is returned.
+    """
+    from amberlite.media.decode import read_luma
+
+    if side not in ("out", "in"):
+        raise ValueError(f"side must be 'out' or 'in', got {side!r}")
+    n = end_frame - start_frame
+    if n <= 2:
+        return end_frame - 1 if side == "out" else start_frame
+    take = min(n, REPRESENTATIVE_WINDOW)
+    lo = end_frame - take if side == "out" else start_frame
+    numbers, y = read_luma(path, _THUMB, index, lo, lo + take)
+    if len(numbers) == 0:
+        return end_frame - 1 if side == "out" else start_frame
+    if side == "out":  # from the cut inwards
+        numbers, y = numbers[::-1], y[::-1]
+    y = y.astype(np.float32)
+    core = y[len(y) // 2 :]
+    bright = y.mean(axis=(1, 2)) - _BLACK
+    contrast = y.std(axis=(1, 2))
+    picture = np.median(core, axis=0)
+    dist = np.abs(y - picture).mean(axis=(1, 2))
+    core_bright = float(np.median(bright[len(y) // 2 :]))
+    core_contrast = float(np.median(contrast[len(y) // 2 :]))
+    core_dist = float(np.median(dist[len(y) // 2 :]))
+    good = (
+        (bright >= 0.8 * core_bright)
+        & (contrast >= 0.7 * core_contrast)
+        & (bright > 4.0)
+        & (dist <= 2.0 * core_dist + 10.0)
+    )
+    hits = np.flatnonzero(good)
+    return int(numbers[hits[0]]) if len(hits) else int(numbers[0])

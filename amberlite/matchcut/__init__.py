@@ -25,11 +25,12 @@ import polars as pl
 from amberlite.core.timecode import timecode
 from amberlite.library.match_types import MATCH_TYPES
 from amberlite.run.resolve import RunStats
-from amberlite.search.match import PAIR_COLUMNS, prepare, scored_pairs, top_pairs
+from amberlite.search.match import MIN_SHOT, PAIR_COLUMNS, prepare, scored_pairs, top_pairs
 from amberlite.search.result import SearchResult
 
 __all__ = [
     "MATCH_TYPES",
+    "MIN_SHOT",
     "PAIR_COLUMNS",
     "computed_by_feature",
     "display_table",
@@ -63,12 +64,14 @@ def match_cut(
     across_only: bool = False,
     report_dir: str | os.PathLike[str] | None = None,
     progress: bool | None = None,
+    min_shot: float = MIN_SHOT,
 ) -> pl.DataFrame:
     """The ``top`` pairs (:data:`PAIR_COLUMNS`), plus ``report.html`` and
-    ``contact_sheet.png`` in ``report_dir`` when given (last frame of shot A beside the first
-    frame of shot B, with scores and timecodes)."""
+    ``contact_sheet.png`` in ``report_dir`` when given (the last representative frame of
+    shot A beside the first of shot B, with scores and timecodes). Shots shorter than
+    ``min_shot`` seconds never pair."""
     prepare(store, assets, match_type, progress=progress)
-    pairs = scored_pairs(store, assets, match_type, top, across_only).table
+    pairs = scored_pairs(store, assets, match_type, top, across_only, min_shot=min_shot).table
     if report_dir is not None:
         from amberlite.matchcut.report import write_report
 

@@ -1,9 +1,10 @@
 """The match-cut report: a contact sheet (PNG) and an HTML page that opens in a browser.
 
-Each pair is shown as the cut would play: the last frame of shot A beside the first frame of
-shot B, with the score and both timecodes. Frames are decoded from the assets' files by exact
-frame number; file names inside the report folder are generated (rank numbers), never taken
-from ids or aliases.
+Each pair is shown as the cut would play: the last representative frame of shot A beside the
+first of shot B (not a black frame mid-fade), with the score and both timecodes. Frames keep
+their display aspect ratio on the report's 16:9 thumbnails (letterbox or pillarbox). Frames
+are decoded from the assets' files by exact frame number; file names inside the report folder
+are generated (rank numbers), never taken from ids or aliases.
 """
 
 from __future__ import annotations
@@ -26,22 +27,73 @@ _FG = (235, 235, 235)
 _ACCENT = (250, 200, 90)
 
 
+def fit(width: int, height: int, box: tuple[int, int] = THUMB, aspect: float = 1.0):
+    """(w, h) of a ``width`` x ``height`` picture (pixels ``aspect`` wide: its sample aspect
+    ratio) scaled to fit inside ``box`` with its display aspect ratio kept; even sizes."""
+    shown = width * aspect / height
+    bw, bh = box
+    if shown >= bw / bh:
+        w, h = bw, bw / shown
+    else:
+        w, h = bh * shown, bh
+    return max(2, int(round(w / 2)) * 2), max(2, int(round(h / 2)) * 2)
+
+
+def letterbox(frame: np.ndarray, box: tuple[int, int] = THUMB, fill=(0, 0, 0)) -> np.ndarray:
+    """``frame`` centred on a ``box`` canvas of ``fill``: letterbox (bars above and below)
+    or pillarbox (bars left and right), never stretched."""
+    bw, bh = box
+    h, w = frame.shape[:2]
+    out = np.empty((bh, bw, 3), dtype=np.uint8)
+    out[:] = np.array(fill, dtype=np.uint8)
+    y0, x0 = (bh - h) // 2, (bw - w) // 2
+    out[y0 : y0 + h, x0 : x0 + w] = frame[: min(h, bh), : min(w, bw)]
+    return out
+
+
+def sample_aspect(path: str) -> float:
+    """The video's sample (pixel) aspect ratio as the container or codec declares it; 1.0
+    when it declares none."""
+    import av
+
+    try:
+        with av.open(path) as c:
+            sar = c.streams.video[0].sample_aspect_ratio
+    except (av.FFmpegError, IndexError, OSError):
+        return 1.0
+    return float(sar) if sar else 1.0
+
+
 def pair_frames(store, pairs: pl.DataFrame) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(last frame of shot A, first frame of shot B) per pair, RGB at :data:`THUMB` size."""
+    """(out frame of shot A, in frame of shot B) per pair, RGB on a :data:`THUMB` canvas
+    (aspect ratio kept, letterboxed or pillarboxed). The out frame is shot A's last
+    representative frame, the in frame shot B's first (not black, not mid-fade:
+    :func:`amberlite.library.matchcut.representative_frame`)."""
+    from amberlite.library.matchcut import representative_frame
+
     ids = sorted(set(pairs["asset_id_a"].to_list()) | set(pairs["asset_id_b"].to_list()))
-    decode = Decode(size=THUMB)
-    views = {v.id: v for v in store.ctx.asset_views(ids, decode)}
+    views = {v.id: v for v in store.ctx.asset_views(ids, Decode())}
+    decodes: dict[str, Decode] = {}
+    for asset_id, view in views.items():
+        rec = view.record
+        decodes[asset_id] = Decode(size=fit(rec.width, rec.height, THUMB, sample_aspect(rec.path)))
     cache: dict[tuple[str, int], np.ndarray] = {}
 
-    def frame(asset_id: str, n: int) -> np.ndarray:
+    def frame(asset_id: str, start: int, end: int, side: str) -> np.ndarray:
+        view = views[asset_id]
+        n = representative_frame(view.path, view.index, start, end, side)
         if (asset_id, n) not in cache:
-            view = views[asset_id]
-            _, frames = read_batch(view.path, n, n + 1, decode, view.index)
-            cache[asset_id, n] = frames[0] if len(frames) else np.zeros((*THUMB[::-1], 3), "u1")
+            _, frames = read_batch(view.path, n, n + 1, decodes[asset_id], view.index)
+            cache[asset_id, n] = (
+                letterbox(frames[0]) if len(frames) else np.zeros((*THUMB[::-1], 3), "u1")
+            )
         return cache[asset_id, n]
 
     return [
-        (frame(r["asset_id_a"], r["end_frame_a"] - 1), frame(r["asset_id_b"], r["start_frame_b"]))
+        (
+            frame(r["asset_id_a"], r["start_frame_a"], r["end_frame_a"], "out"),
+            frame(r["asset_id_b"], r["start_frame_b"], r["end_frame_b"], "in"),
+        )
         for r in pairs.iter_rows(named=True)
     ]
 

@@ -19,6 +19,7 @@ from functools import partial
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from amberlite.errors import MediaError
 from amberlite.media._av import _AV_ERRORS, PathLike, check_file, describe_av_error, open_video
@@ -182,9 +183,18 @@ def _converter(decode: Decode) -> Callable[[av.VideoFrame], np.ndarray]:
     if size is None:
         return lambda frame: frame.to_ndarray(format="rgb24")
     w, h = size
-    return lambda frame: frame.to_ndarray(
-        format="rgb24", width=w, height=h, interpolation=_INTERPOLATION
-    )
+    # One reformatter per decode call: its scaling context is set up once and reused, not
+    # once per frame as frame.to_ndarray(width=..., height=...) does (5x faster at 64x36,
+    # the same pixels).
+    reformatter = VideoReformatter()
+
+    def convert(frame: av.VideoFrame) -> np.ndarray:
+        small = reformatter.reformat(
+            frame, width=w, height=h, format="rgb24", interpolation=_INTERPOLATION
+        )
+        return small.to_ndarray()
+
+    return convert
 
 
 # --------------------------------------------------------------------------- progress
@@ -442,3 +452,54 @@ def iter_planes(
 
     for n, (y, u, v) in _decode_wanted(p, index, wanted, native):  # type: ignore[misc]
         yield n, y, u, v
+
+
+def read_spans(
+    path: PathLike,
+    spans: list[tuple[int, int]],
+    decode: Decode = Decode(),
+    index: FrameIndex | None = None,
+    gap: int = 250,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """:func:`read_batch` of many ``[start, end)`` spans from one pass over the file.
+
+    Contract: the result at position i equals ``read_batch(path, *spans[i], decode, index)``
+    (the same frame numbers and pixels: fps sampling is anchored at the file's first frame,
+    not at the span). Spans are decoded in order of their start, each run of spans less than
+    ``gap`` frames apart with one seek; frames between the spans of a run are decoded, not
+    converted. Same error contract as :func:`read_batch`.
+    """
+    p = check_file(path)
+    index = frame_index(p) if index is None else index
+    ranges = [_frame_range(index, s, e) for s, e in spans]
+    wanted = [_wanted(index, s, e, decode.fps) for s, e in ranges]
+    out: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(spans)
+    order = sorted(range(len(spans)), key=lambda i: ranges[i])
+    convert = _converter(decode)
+    run: list[int] = []
+
+    def flush() -> None:
+        frames_of: dict[int, np.ndarray] = {}
+        union = np.unique(np.concatenate([wanted[i] for i in run]))
+        for n, arr in _decode_wanted(p, index, union, convert):
+            frames_of[n] = arr
+        for i in run:
+            numbers = wanted[i]
+            if numbers.size == 0:
+                continue
+            out[i] = (numbers.copy(), np.stack([frames_of[int(n)] for n in numbers]))
+
+    last_end = 0
+    for i in order:
+        start, end = ranges[i]
+        if run and start - last_end > gap:
+            flush()
+            run = []
+        last_end = max(last_end, end) if run else end
+        run.append(i)
+    if run:
+        flush()
+    for i, got in enumerate(out):
+        if got is None:  # an empty span: shaped like read_batch's empty result
+            out[i] = read_batch(p, ranges[i][0], ranges[i][0], decode, index)
+    return out  # type: ignore[return-value]

@@ -214,12 +214,12 @@ def _scene_frames(
     scenes: Sequence[Scene], width: int, height: int, fps: Fraction
 ) -> Iterator[np.ndarray]:
     """Yield every frame of the clip in order, with transitions and flashes applied."""
-    renderers = [_SceneRenderer(s, width, height, fps) for s in scenes]
-    for i, (scene, rend) in enumerate(zip(scenes, renderers)):
+    prev: _SceneRenderer | None = None  # renderers are made one scene at a time (memory)
+    for scene in scenes:
+        rend = _SceneRenderer(scene, width, height, fps)
         for j in range(scene.frames):
             img = rend.frame(j)
-            if i > 0 and scene.transition_in != "cut" and j < scene.transition_frames:
-                prev = renderers[i - 1]
+            if prev is not None and scene.transition_in != "cut" and j < scene.transition_frames:
                 img = _transition(
                     scene.transition_in,
                     prev.frame(prev.scene.frames + j),
@@ -230,6 +230,7 @@ def _scene_frames(
             if j in scene.flashes:
                 img = _blend(img, np.full_like(img, 255), _FLASH_WHITE)
             yield img
+        prev = rend
 
 
 def _frame_ticks(n: int, vfr: bool, seed: int) -> np.ndarray:

@@ -569,6 +569,19 @@ def ef_option(options: tuple[tuple[str, A.Literal], ...], what: str) -> int | No
     return ef
 
 
+def min_shot_option(options: tuple[tuple[str, A.Literal], ...]) -> float | None:
+    """The ``min_shot`` of MATCH's ``WITH (min_shot=S)`` (seconds, >= 0), or None."""
+    value = None
+    for name, lit in options:
+        if name != "min_shot":
+            continue
+        value = literal_value(lit)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+            raise AqlError(f"MATCH option min_shot must be seconds >= 0, not {to_aql(lit)}")
+        value = float(value)
+    return value
+
+
 def vector_feature(schema: PlanSchema, ref: A.FeatureRef, src: L.Source, role: str) -> L.FeatureUse:
     """A feature use over ``src``'s entities whose value is a fixed-size float vector."""
     if ref.name not in schema.registry.names():
@@ -655,10 +668,18 @@ def build_match(schema: PlanSchema, stmt: A.Match) -> L.MatchPlan:
         raise AqlError(f"MATCH pairs shots, not {src.entity_type}s: use MATCH shots ...")
     if stmt.by.version is not None or stmt.by.params or stmt.by.qualifier is not None:
         raise AqlError("MATCH ... BY takes a plain match type or feature name")
-    ef = ef_option(stmt.options, "MATCH")
+    for name, _ in stmt.options:
+        if name not in ("ef", "min_shot"):
+            raise AqlError(
+                f"unknown MATCH option {name!r}: the options are ef and min_shot "
+                "(WITH (ef=N, min_shot=S))"
+            )
+    ef = ef_option(tuple(o for o in stmt.options if o[0] != "min_shot"), "MATCH")
+    min_shot = min_shot_option(stmt.options)
     match = resolve_match_type(schema.registry, stmt.by.name)
     use = feature_use(schema, A.FeatureRef(match.feature), src, 0)
     options = (("ef", ef),) if ef is not None else ()
+    options += (("min_shot", min_shot),) if min_shot is not None else ()
     return L.MatchPlan(src, match.match_type, use, stmt.top, stmt.across_assets, options)
 
 

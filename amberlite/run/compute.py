@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import numpy as np
 import pyarrow as pa
 
-from amberlite.core.entities import asset_id_of
+from amberlite.core.entities import asset_id_of, prefetch
 from amberlite.define.decorators import FeatureSpec
 from amberlite.errors import MediaError
 
@@ -109,7 +109,19 @@ def compute_batch(
     views: Sequence[Any],
     inputs: Mapping[str, Sequence[Any]],
 ) -> BatchResult:
-    """Run ``spec`` over ``views``; ``inputs`` maps input names to per-view values."""
+    """Run ``spec`` over ``views``; ``inputs`` maps input names to per-view values. Span
+    views (shots) read their frames from one decode of the batch's spans
+    (:func:`amberlite.core.entities.prefetch`)."""
+    with prefetch(views):
+        return _compute_batch(spec, params, views, inputs)
+
+
+def _compute_batch(
+    spec: FeatureSpec,
+    params: Mapping[str, Any],
+    views: Sequence[Any],
+    inputs: Mapping[str, Sequence[Any]],
+) -> BatchResult:
     ids = [v.id for v in views]
     assets = [asset_id_of(v) for v in views]
     if spec.batch is not None:

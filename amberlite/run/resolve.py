@@ -325,6 +325,7 @@ class Resolver:
                 ).fetchone()[0]
             limit = claim_size(spec, workers, claimable)
             select, qargs = "SELECT s.entity_id, s.asset_id FROM scope s", []
+            order, rest = "s.asset_id, s.entity_id", "s.entity_id > ?"
             if spec.entity not in ("asset", "frame"):  # spans: their frames come along
                 select = (
                     "SELECT s.entity_id, s.asset_id, e.idx, e.start_frame, e.end_frame, "
@@ -332,15 +333,17 @@ class Resolver:
                     "s.entity_id AND e.entity_type = ? AND e.producer = ?"
                 )
                 qargs = [spec.entity, self.producer_label(spec.entity)]
+                # in time order: a batch is a run of neighbouring spans, decoded in one pass
+                order, rest = "s.asset_id, e.idx, s.entity_id", "(e.idx, s.entity_id) > (?, ?)"
             todo = con.execute(
-                f"{select} WHERE {cond} ORDER BY s.asset_id, s.entity_id LIMIT ?",
-                [*qargs, limit],
+                f"{select} WHERE {cond} ORDER BY {order} LIMIT ?", [*qargs, limit]
             ).fetchall()
             if spec.batch == "asset" and len(todo) == limit:  # the rest of the last asset
+                last = todo[-1]
+                after = [last[2], last[0]] if spec.entity not in ("asset", "frame") else [last[0]]
                 todo += con.execute(
-                    f"{select} WHERE {cond} AND s.asset_id = ? AND s.entity_id > ? "
-                    "ORDER BY s.entity_id",
-                    [*qargs, todo[-1][1], todo[-1][0]],
+                    f"{select} WHERE {cond} AND s.asset_id = ? AND {rest} ORDER BY {order}",
+                    [*qargs, last[1], *after],
                 ).fetchall()
             con.execute("DROP TABLE scope")
             if todo:

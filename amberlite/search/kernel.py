@@ -226,6 +226,61 @@ def _subset_blocks(x, norms, space, g, ex, k, block_elems, rows_subset):
         yield vals, ri[bi], bj
 
 
+def pairs_above(
+    data: np.ndarray | torch.Tensor,
+    threshold: float,
+    groups: np.ndarray | None = None,
+    space: str = "ip",
+    block_elems: int = BLOCK_ELEMS,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every unordered pair ``(a, b)``, ``a < b``, scoring ``>= threshold``, sorted by
+    ``(a, b)``; with ``groups`` only pairs of different groups. Blocked over the upper
+    triangle like :func:`exact_pairs` (``block_elems`` scores at once); the output is as
+    large as the number of such pairs (near-duplicates: few)."""
+    import torch
+
+    x = _prepare(data, space)
+    n = x.shape[0]
+    norms = _norms(x, space)
+    g = torch.as_tensor(np.asarray(groups, np.int64)) if groups is not None else None
+    rows = max(1, min(n, block_elems // max(1, n)))
+    out_a, out_b = [], []
+    with torch.inference_mode():
+        for r0 in range(0, max(0, n - 1), rows):
+            r1 = min(n, r0 + rows)
+            nb = None if norms is None else norms[r0:r1]
+            nr = None if norms is None else norms[r0:]
+            hit = _scores(x[r0:r1], x[r0:], space, nb, nr) >= threshold
+            hit[:, : r1 - r0] &= torch.ones(r1 - r0, r1 - r0, dtype=torch.bool).triu(1)
+            if g is not None:
+                hit &= g[r0:r1, None] != g[None, r0:]
+            i, j = torch.nonzero(hit, as_tuple=True)
+            out_a.append(i + r0)
+            out_b.append(j + r0)
+    if not out_a:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    a = torch.cat(out_a).numpy().astype(np.int64)
+    b = torch.cat(out_b).numpy().astype(np.int64)
+    order = np.lexsort((b, a))
+    return a[order], b[order]
+
+
+def keep_first_of_pairs(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Greedy near-duplicate grouping in row order from the duplicate pairs ``a < b``: a row
+    is kept unless it is paired with an earlier kept row (:func:`pairs_above` gives the
+    pairs; the same rule as ``dedup`` within an asset)."""
+    keep = np.ones(n, dtype=bool)
+    if len(a) == 0:
+        return keep
+    by_b = np.argsort(b, kind="stable")
+    a, b = np.asarray(a)[by_b], np.asarray(b)[by_b]
+    starts = np.searchsorted(b, np.arange(n + 1))
+    for row in np.unique(b):
+        if keep[a[starts[row] : starts[row + 1]]].any():
+            keep[row] = False
+    return keep
+
+
 def pair_keys(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
     """One int64 per unordered pair of row indices (``min * n + max``)."""
     a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)

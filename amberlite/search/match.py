@@ -5,7 +5,8 @@ and one embedding per match type (``match_color``, ``match_framing``, ``match_mo
 :mod:`amberlite.library.match_types`). :func:`prepare` computes what is missing;
 :func:`scored_pairs` scores the kept shots with the one exact kernel
 (:func:`amberlite.search.kernel.exact_pairs`) or, for a cosine match type whose feature has a
-cosine replica index, through the index. Adjacent shots and near-duplicates never pair.
+cosine replica index, through the index. Adjacent shots, near-duplicates (within an asset
+and across the assets of a scope) and shots shorter than ``min_shot`` never pair.
 
 Pair columns (the vocabulary of every pair result): ``asset_a``, ``ref_a`` (``film1/12``),
 ``shot_a`` (index), ``start_a``, ``end_a`` (seconds), then the same for ``b``, then ``score``;
@@ -28,10 +29,16 @@ from amberlite.errors import AmberliteError
 from amberlite.library.match_types import DEDUP, MatchSpec, resolve_match_type
 from amberlite.memo.key import memo_key
 from amberlite.run.resolve import RunStats
-from amberlite.search.kernel import adjacent_pairs, exact_pairs
+from amberlite.search.kernel import (
+    adjacent_pairs,
+    exact_pairs,
+    keep_first_of_pairs,
+    pairs_above,
+)
 from amberlite.search.result import SearchResult
 from amberlite.search.similarity import EXACT_SCOPE, explain_path, index_pairs, replica_of
 
+MIN_SHOT = 0.5  # seconds: shorter shots never pair (they are still shots)
 PAIR_COLUMNS = [
     "asset_a",
     "ref_a",
@@ -61,10 +68,23 @@ def prepare(
     ]
 
 
-def candidate_shots(ctx: StoreContext, asset_ids: Sequence[str] | None, match: MatchSpec):
-    """(shots DataFrame, vectors) of the kept (dedup True) shots that have a match value,
-    sorted by asset and shot index. Shots whose values failed are left out."""
+def candidate_shots(
+    ctx: StoreContext,
+    asset_ids: Sequence[str] | None,
+    match: MatchSpec,
+    min_shot: float = MIN_SHOT,
+):
+    """(shots DataFrame, vectors) of the shots that may pair, sorted by asset and shot index:
+    at least ``min_shot`` seconds long, kept by ``dedup`` within their asset and by the same
+    rule across the assets of the scope (:func:`cross_duplicates`), with a match value.
+    Shots whose values failed are left out. The frame's ``order`` column numbers the shots
+    of each asset that are long enough: two shots are adjacent when no shot of at least
+    ``min_shot`` lies between them (a shot split around a very short piece stays adjacent)."""
+    if isinstance(min_shot, bool) or not isinstance(min_shot, int | float) or not min_shot >= 0:
+        raise AmberliteError(f"min_shot must be a number of seconds >= 0, got {min_shot!r}")
     shots = ctx.resolver.entity_table("shot", asset_ids)
+    shots = shots.filter((pl.col("end_s") - pl.col("start_s")) >= float(min_shot) - 1e-9)
+    shots = shots.with_columns(pl.col("idx").rank("ordinal").over("asset_id").alias("order"))
     spec = ctx.feature(match.feature)
     table = ctx.memo.read(memo_key(spec, None), spec.output, asset_ids=asset_ids)
     dedup_spec = ctx.feature(DEDUP)
@@ -84,7 +104,41 @@ def candidate_shots(ctx: StoreContext, asset_ids: Sequence[str] | None, match: M
         .sort("asset_id", "idx")
     )
     vectors = as_matrix(table.column(2), spec.output.list_size)[frame["row"].to_numpy()]
+    if frame["asset_id"].n_unique() > 1:
+        keep = ~cross_duplicates(ctx, frame)
+        frame, vectors = frame.filter(pl.Series(keep)), vectors[keep]
     return frame, vectors
+
+
+def cross_duplicates(ctx: StoreContext, frame: pl.DataFrame) -> np.ndarray:
+    """Which rows of ``frame`` (shots of several assets) are near-duplicates of a shot of
+    another asset that comes first: the ``dedup`` rule (cosine of ``shot_embedding`` >= its
+    ``threshold``, greedy, the first of each group kept) applied across assets, assets in
+    alias order and shots in time order. The shots of one asset are already apart. Every
+    pair of assets is compared (the blocked kernel, :func:`pairs_above`): the cost grows
+    with the pairs, like exact pair scoring."""
+    dedup_spec = ctx.feature(DEDUP)
+    threshold = float(dedup_spec.resolve_params(None)["threshold"])
+    emb_ref = dedup_spec.inputs[0]
+    emb_spec = ctx.registry.resolve_input(emb_ref)
+    table = ctx.memo.read(
+        memo_key(emb_spec, dict(emb_ref.params)),
+        emb_spec.output,
+        entity_ids=frame["entity_id"].to_list(),
+    )
+    pos = {e: i for i, e in enumerate(table.column(0).to_pylist())}
+    emb = as_matrix(table.column(2), emb_spec.output.list_size)
+    rows = np.array([pos.get(e, -1) for e in frame["entity_id"].to_list()], dtype=np.int64)
+    x = np.zeros((len(frame), emb.shape[1]), np.float32)
+    x[rows >= 0] = emb[rows[rows >= 0]]
+    x = unit_rows(x)
+    rank = np.lexsort((frame["idx"].to_numpy(), frame["alias"].to_numpy()))
+    groups = frame["asset_id"].rank("dense").to_numpy().astype(np.int64)
+    a, b = pairs_above(x[rank], threshold, groups=groups[rank], space="ip")
+    keep = keep_first_of_pairs(len(frame), a, b)
+    dropped = np.zeros(len(frame), dtype=bool)
+    dropped[rank] = ~keep
+    return dropped
 
 
 def _index_of(ctx: StoreContext, match: MatchSpec):
@@ -140,6 +194,7 @@ def scored_pairs(
     across_only: bool = False,
     ef: int | None = None,
     exact: bool = False,
+    min_shot: float = MIN_SHOT,
 ) -> SearchResult:
     """The top pairs with every column the report needs (stable ids, frame spans, aliases,
     readable refs); values must be stored (see :func:`prepare`).
@@ -152,9 +207,9 @@ def scored_pairs(
     ctx = context_of(store)
     match = resolve_match_type(ctx.registry, match_type)
     asset_ids = ctx.resolve_assets(assets)
-    frame, vectors = candidate_shots(ctx, asset_ids, match)
+    frame, vectors = candidate_shots(ctx, asset_ids, match, min_shot)
     codes = frame["asset_id"].rank("dense").to_numpy().astype(np.int64)
-    order = frame["idx"].to_numpy().astype(np.int64)
+    order = frame["order"].to_numpy().astype(np.int64)
     if match.metric == "cosine":
         vectors = unit_rows(vectors)
     conn = None if exact else _index_of(ctx, match)
@@ -205,13 +260,18 @@ def top_pairs(
     progress: bool | None = None,
     ef: int | None = None,
     exact: bool = False,
+    min_shot: float = MIN_SHOT,
 ) -> SearchResult:
     """The ``top`` best match-cut pairs of shots over ``assets`` (aliases or ids; None = all).
 
     Computes what is missing first. The result's ``table`` has :data:`PAIR_COLUMNS`, best
-    first; ``method`` / ``explain`` say which search ran. Adjacent shots and near-duplicates
-    (``dedup`` False) never pair; ``across_only`` keeps pairs of different assets. Raises
-    ResolveError for an unknown asset or match type."""
+    first; ``method`` / ``explain`` say which search ran. Adjacent shots, near-duplicates
+    (``dedup`` False within an asset, the same rule across the assets of the scope) and shots
+    shorter than ``min_shot`` seconds never pair (see :func:`candidate_shots`);
+    ``across_only`` keeps pairs of different assets. Raises ResolveError for an unknown
+    asset or match type."""
     prepare(store, assets, match_type, progress=progress)
-    found = scored_pairs(store, assets, match_type, top, across_only, ef=ef, exact=exact)
+    found = scored_pairs(
+        store, assets, match_type, top, across_only, ef=ef, exact=exact, min_shot=min_shot
+    )
     return found.with_table(found.table.select(PAIR_COLUMNS))
