@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from amberlite.errors import StoreFull, out_of_space
+from amberlite.errors import MediaError, StoreFull, out_of_space
 from amberlite.media.decode import Decode, read_batch, read_luma, read_spans
 from amberlite.media.frame_index import FrameIndex, frame_index
 
@@ -215,7 +215,11 @@ def _prefetched(asset: AssetView, start: int, end: int | None):
     if not any(v.start_frame == start and v.end_frame == end for v in mine):
         return None
     group = [g for g in _group_of(asset, mine, start, end) if (id(asset), *g) not in cache]
-    for (s, e), got in zip(group, read_spans(asset.path, group, asset.decode, asset.index)):
+    try:
+        got_all = read_spans(asset.path, group, asset.decode, asset.index)
+    except MediaError:  # a damaged file: each span reads its own frames and fails alone
+        return None
+    for (s, e), got in zip(group, got_all):
         cache[(id(asset), s, e)] = got
     return cache.pop(key)
 
