@@ -502,17 +502,18 @@ class Store:
         return self.memo.files(memo_key(self.feature(name, version), params))
 
     # -- queries ------------------------------------------------------------------------------
-    def query(self, text: str) -> pl.DataFrame:
-        """Run one AQL statement (see docs/aql.md); missing feature values are computed."""
+    def query(self, text: str, params: Mapping[str, Any] | None = None) -> pl.DataFrame:
+        """Run one AQL statement (see docs/aql.md); missing feature values are computed.
+        ``params`` fill its ``$name`` placeholders (``{"film": "film1"}``)."""
         from amberlite.query import run_query
 
-        return run_query(self, text)
+        return run_query(self, text, params)
 
-    def explain(self, text: str) -> str:
+    def explain(self, text: str, params: Mapping[str, Any] | None = None) -> str:
         """The plan of an AQL statement and what each feature would read or compute."""
         from amberlite.query import explain
 
-        return explain(self, text)
+        return explain(self, text, params)
 
     # -- scale-out: training data and triggers (amberlite.dataset, amberlite.triggers) --------
     def dataset(self, feature: str, assets: Sequence[str] | str | None = None, **options: Any):

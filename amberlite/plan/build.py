@@ -238,6 +238,8 @@ class Builder:
             return self.column(e.qualifier, e.name)
         if isinstance(e, A.FeatureRef):
             return self.feature(e, aa)
+        if isinstance(e, A.Placeholder):
+            raise AqlError(f"no value for ${e.name}: pass it in params")
         if isinstance(e, (A.Literal, A.Star, A.SpanLit)):
             return e
         if isinstance(e, A.SpanRef):

@@ -56,6 +56,7 @@ from amberlite.syntax.ast import (
     TimeLit,
     UnaryOp,
 )
+from amberlite.syntax.bind import bind
 from amberlite.syntax.parse_tree import get_parser
 from amberlite.syntax.printer import pretty, to_aql
 from amberlite.syntax.to_ast import parse_text, parse_tree, to_ast
@@ -120,6 +121,7 @@ def _is_where(node: object) -> bool:
 
 
 __all__ = [
+    "bind",
     "AqlSyntaxError",
     "Between",
     "BinaryOp",

@@ -128,6 +128,18 @@ def _check_op(node: object, value: object, allowed: frozenset[str]) -> None:
 
 
 @dataclass(frozen=True, slots=True)
+class Placeholder(Literal):
+    """``$name``: a value supplied with the query (see :func:`amberlite.syntax.bind`)."""
+
+    name: str
+
+    def __post_init__(self) -> None:
+        _check_type(self, "name", self.name, str)
+        if not PARAM_NAME_RE.fullmatch(self.name):
+            _fail(self, f"name must be an identifier, not {self.name!r}")
+
+
+@dataclass(frozen=True, slots=True)
 class String(Literal):
     value: str
 
@@ -604,6 +616,7 @@ __all__ = [
     "Null",
     "Number",
     "OrderItem",
+    "Placeholder",
     "Script",
     "Select",
     "SelectItem",

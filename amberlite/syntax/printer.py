@@ -119,6 +119,8 @@ def _literal_text(lit: A.Literal) -> str:
         return format_seconds(lit.seconds)
     if isinstance(lit, A.FrameLit):
         return f"f{lit.n}"
+    if isinstance(lit, A.Placeholder):
+        return f"${lit.name}"
     raise TypeError(f"not a literal: {lit!r}")
 
 

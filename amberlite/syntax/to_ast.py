@@ -360,6 +360,9 @@ class AstBuilder(Transformer):
     def frame_lit(self, children: list[Any]) -> A.FrameLit:
         return A.FrameLit(int(str(children[0])[1:]))
 
+    def placeholder(self, children: list[Any]) -> A.Placeholder:
+        return A.Placeholder(str(children[0])[1:])
+
 
 _builder = AstBuilder()
 _fast_lock = threading.Lock()
