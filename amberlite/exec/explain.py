@@ -27,6 +27,19 @@ from amberlite.plan import logical as L
 def explain_plan(ctx: StoreContext, plan: L.Plan) -> str:
     """Plan tree and per-feature stored / missing / failed counts (nothing is computed)."""
     lines = ["plan:"] + ["  " + ln for ln in L.show_plan(plan).splitlines()]
+    steps = plan_steps(ctx, plan, lines)
+    if steps:
+        lines.append("features:")
+        lines += ["  " + s.line() for s in steps]
+    return "\n".join(lines)
+
+
+def plan_steps(
+    ctx: StoreContext, plan: L.Plan, lines: list[str] | None = None
+) -> list[FeatureStep]:
+    """What each feature of a plan would read or compute, counted (nothing is computed);
+    appends the ``search:`` line of NEAREST / MATCH to ``lines``."""
+    lines = [] if lines is None else lines
     steps: list[FeatureStep] = []
     if isinstance(plan, L.SelectPlan):
         if plan.nearest is not None:
@@ -52,7 +65,4 @@ def explain_plan(ctx: StoreContext, plan: L.Plan) -> str:
             step.note = f" (+ {src.entity_type}s of assets not segmented yet)"
             step.action = "compute"
         steps = [seg, step]
-    if steps:
-        lines.append("features:")
-        lines += ["  " + s.line() for s in steps]
-    return "\n".join(lines)
+    return steps

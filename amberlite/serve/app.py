@@ -1,0 +1,539 @@
+"""The HTTP API (``/v1``) and the web app, over one store.
+
+Handlers are a few lines each over the functions the command line calls: AQL through
+:mod:`amberlite.query`, match cuts through :mod:`amberlite.matchcut`, materializations
+through :mod:`amberlite.serve.jobs` (worker processes), pictures and clips through
+:mod:`amberlite.serve.media`. Handlers that touch the store are plain ``def`` functions, so
+the ASGI server runs them in its thread pool and the event loop never waits on DuckDB,
+decoding or encoding. The server keeps no state of its own beyond caches of what the store
+holds (frame indexes, clips on disk): any number of servers and CLI processes share a store.
+
+Every error is a JSON object ``{"error": "...", "kind": "..."}`` with a 4xx status for a
+request the server will not serve; a 500 means a bug and carries no traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import io
+import json
+import logging
+import math
+import threading
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import StreamingResponse
+
+from amberlite.errors import (
+    AmberliteError,
+    AqlError,
+    AqlSyntaxError,
+    MediaError,
+    ResolveError,
+    StoreError,
+)
+from amberlite.serve import jobs
+from amberlite.serve.media import BadMediaRequest, Media, Span
+from amberlite.version import __version__
+
+log = logging.getLogger(__name__)
+
+MAX_ROWS = 10_000  # rows one query answers (a larger `limit` is refused)
+MAX_BODY = 1 << 20  # bytes of a request body
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+TOKEN_COOKIE = "amberlite_token"
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+WRITE_OK_READ_ONLY = frozenset({"/v1/query", "/v1/explain"})  # POSTs that only read
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How a server runs: the store, its token (None: no token), read-only, limits."""
+
+    store: Path
+    token: str | None = None
+    read_only: bool = False
+    max_compute_frames: int = 20_000  # a request computes inline over at most this many frames
+    max_jobs: int = 2  # materializations running at once (started by any server)
+
+
+class HttpError(AmberliteError):
+    """An error with its HTTP status."""
+
+    def __init__(self, status: int, message: str, kind: str = "request") -> None:
+        super().__init__(message)
+        self.status, self.kind = status, kind
+
+
+# -- request bodies ---------------------------------------------------------------------------
+class QueryBody(BaseModel):
+    aql: str = Field(..., max_length=100_000, description="one AQL statement")
+    params: dict[str, Any] = Field(default_factory=dict, description="values of $placeholders")
+    limit: int = Field(1000, ge=1, le=MAX_ROWS, description=f"rows at most (<= {MAX_ROWS})")
+
+
+class JobBody(BaseModel):
+    feature: str = Field(..., max_length=200, description="feature name or name@version")
+    assets: list[str] | None = Field(None, max_length=1000)
+    params: dict[str, Any] | None = None
+
+
+def check_bind(host: str, token: str | None) -> None:
+    """Refuse to serve beyond localhost without a token."""
+    if host not in LOCAL_HOSTS and not token:
+        raise StoreError(
+            f"refusing to listen on {host} without a token: pass --token or set "
+            "AMBERLITE_TOKEN (only 127.0.0.1 / localhost may go without one)"
+        )
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The ASGI app serving one store."""
+    from amberlite.store import open as open_store
+
+    store = open_store(settings.store, create=False)
+    media = Media(store.ctx)
+    computing = threading.BoundedSemaphore(1)  # inline computations at once, per process
+    app = FastAPI(
+        title="amberlite",
+        version=__version__,
+        description="AQL queries, frames, clips, match cuts and materializations over one "
+        "amberlite store. Errors are JSON: {error, kind}.",
+        docs_url="/v1/docs",
+        openapi_url="/v1/openapi.json",
+        redoc_url=None,
+    )
+    app.state.settings, app.state.store, app.state.media = settings, store, media
+    _errors(app)
+    app.add_middleware(Guard, settings=settings)
+
+    # -- work that would compute --------------------------------------------------------------
+    def frames_of(asset_ids: list[str] | None) -> int:
+        with store.catalog.read() as con:
+            if asset_ids is None:
+                return con.execute("SELECT coalesce(sum(frame_count), 0) FROM assets").fetchone()[0]
+            return con.execute(
+                "SELECT coalesce(sum(frame_count), 0) FROM assets WHERE asset_id IN "
+                "(SELECT unnest(?::TEXT[]))",
+                [asset_ids],
+            ).fetchone()[0]
+
+    def allow_compute(what: str, asset_ids: list[str] | None) -> threading.Semaphore:
+        """Refuse (409) work over too many frames or on a read-only server; refuse (429)
+        while this process computes another request; else the semaphore, held."""
+        if settings.read_only:
+            raise HttpError(409, f"{what} is not stored yet and this server is read-only",
+                            "needs-compute")  # fmt: skip
+        frames = frames_of(asset_ids)
+        if frames > settings.max_compute_frames:
+            raise HttpError(
+                409,
+                f"{what} is not stored yet and computing it reads {frames} frames (this "
+                f"server computes at most {settings.max_compute_frames} in a request): start "
+                "a job with POST /v1/jobs and query again when it is done",
+                "needs-compute",
+            )
+        if not computing.acquire(blocking=False):
+            raise HttpError(429, "the server is computing another request: retry shortly",
+                            "busy")  # fmt: skip
+        return computing
+
+    def run_query(body: QueryBody) -> Any:
+        from amberlite.query import run, work
+
+        todo = [s for s in work(store, body.aql, body.params) if s.action == "compute"]
+        held = None
+        if todo:
+            scope = (
+                None
+                if any(s.asset_ids is None for s in todo)
+                else sorted({a for s in todo for a in s.asset_ids or []})
+            )
+            held = allow_compute(", ".join(s.label for s in todo), scope)
+        try:
+            with store.catalog.pinned():
+                return run(store, body.aql, rows=True, params=body.params, limit=body.limit + 1)
+        finally:
+            if held is not None:
+                held.release()
+
+    # -- AQL ----------------------------------------------------------------------------------
+    @app.post("/v1/query", tags=["aql"])
+    def query(request: Request, body: QueryBody) -> Response:
+        """Run one AQL statement (SELECT, MATCH, SHOW, DESCRIBE, EXPLAIN): ``{columns, rows,
+        truncated}``, or an Arrow IPC stream with ``Accept: application/vnd.apache.arrow.stream``.
+        A statement that would compute more than the server allows gets 409."""
+        result = run_query(body)
+        if ARROW_STREAM in request.headers.get("accept", ""):
+            return Response(arrow_stream(result.table.head(body.limit)), media_type=ARROW_STREAM)
+        columns, rows = result_rows(result)
+        return JSONResponse(
+            {
+                "columns": list(columns),
+                "rows": [[jsonable(v) for v in r] for r in rows[: body.limit]],
+                "truncated": len(rows) > body.limit,
+            }
+        )
+
+    @app.post("/v1/explain", tags=["aql"])
+    def explain(body: QueryBody) -> dict[str, Any]:
+        """The plan of a statement and what each feature would read or compute."""
+        from amberlite.query import explain as explain_text
+
+        return {"plan": explain_text(store, body.aql, body.params)}
+
+    @app.get("/v1/status", tags=["store"])
+    def status() -> dict[str, Any]:
+        """The store, its assets and features, and this server's mode."""
+        from amberlite.query import run
+
+        feats = run(store, "SHOW FEATURES").table
+        return {
+            "store": str(store.root),
+            "version": __version__,
+            "read_only": settings.read_only,
+            "assets": asset_count(store),
+            "features": [jsonable(r) for r in feats.rows(named=True)],
+        }
+
+    @app.get("/v1/assets", tags=["store"])
+    def assets() -> dict[str, Any]:
+        """Every asset: alias, id, size, frame rate, duration."""
+        from amberlite.query import run
+
+        result = run(
+            store,
+            "SELECT alias, asset_id, width, height, fps, frame_count, duration_s FROM assets",
+            rows=True,
+        )
+        columns, rows = result_rows(result)
+        return {"assets": [dict(zip(columns, map(jsonable, r))) for r in rows]}
+
+    # -- media --------------------------------------------------------------------------------
+    def asset_id_of(ref: str) -> str:
+        try:
+            return store.resolve_assets([ref])[0]
+        except ResolveError as e:
+            raise HttpError(404, str(e), "not-found") from None
+
+    def shot(ref: str) -> dict[str, Any]:
+        from amberlite.query import run
+
+        result = run(
+            store,
+            "SELECT id, ref, asset, asset_id, index, start_frame, end_frame, start_s, end_s "
+            "FROM shots WHERE ref = $ref OR id = $ref",
+            rows=True,
+            params={"ref": ref},
+        )
+        columns, rows = result_rows(result)
+        if not rows:
+            raise HttpError(404, f"no shot {ref!r} (a shot is film1/3 or its id)", "not-found")
+        return dict(zip(columns, rows[0]))
+
+    @app.get("/v1/assets/{asset}/frame.jpg", tags=["media"], response_class=Response)
+    def frame(
+        asset: str,
+        t: float | None = Query(None, description="seconds"),
+        n: int | None = Query(None, description="frame number"),
+        w: int | None = Query(None, description="width to fit (aspect kept)"),
+        h: int | None = Query(None, description="height to fit (aspect kept)"),
+    ) -> Response:
+        """A frame as JPEG, at a time or a frame number, scaled to fit w x h."""
+        asset_id = asset_id_of(asset)
+        number = media.frame_number(asset_id, t, n)
+        return Response(media.frame_jpeg(asset_id, number, w, h), media_type="image/jpeg",
+                        headers={"Cache-Control": "max-age=3600"})  # fmt: skip
+
+    @app.get("/v1/shots/strip.jpg", tags=["media"], response_class=Response)
+    def strip(
+        ref: str = Query(..., max_length=300, description="shot ref (film1/3) or id"),
+        count: int = Query(5, ge=1, le=32),
+        h: int = Query(90, ge=8, le=1080),
+    ) -> Response:
+        """A shot's thumbnail strip: ``count`` frames side by side, ``h`` pixels high."""
+        s = shot(ref)
+        span = Span(s["asset_id"], s["start_frame"], s["end_frame"])
+        return Response(media.strip_jpeg(span, count, h), media_type="image/jpeg",
+                        headers={"Cache-Control": "max-age=3600"})  # fmt: skip
+
+    @app.get("/v1/shots/info", tags=["media"])
+    def shot_info(ref: str = Query(..., max_length=300)) -> dict[str, Any]:
+        """A shot's asset, frames and seconds."""
+        return {k: jsonable(v) for k, v in shot(ref).items()}
+
+    @app.get("/v1/assets/{asset}/clip.mp4", tags=["media"], response_class=FileResponse)
+    def clip(asset: str, start: float = Query(..., ge=0), end: float = Query(..., gt=0)):
+        """An MP4 (H.264) of ``[start, end)`` seconds of an asset (at most 30 s), made once and
+        cached in the store; byte-range requests work, so a browser can seek."""
+        asset_id = asset_id_of(asset)
+        path = media.clip([media.span_of_seconds(asset_id, start, end)])
+        return FileResponse(path, media_type="video/mp4")
+
+    @app.get("/v1/cut.mp4", tags=["media", "match cuts"], response_class=FileResponse)
+    def cut(
+        a: str = Query(..., max_length=300, description="shot A (ref or id)"),
+        b: str = Query(..., max_length=300, description="shot B (ref or id)"),
+        pre: float = Query(1.0, gt=0, le=10, description="seconds of A before the cut"),
+        post: float = Query(1.0, gt=0, le=10, description="seconds of B after the cut"),
+    ):
+        """The cut as it plays: the last ``pre`` seconds of shot A, then the first ``post``
+        seconds of shot B, as one MP4."""
+        sa, sb = shot(a), shot(b)
+        span_a = media.span_of_seconds(sa["asset_id"], max(sa["start_s"], sa["end_s"] - pre),
+                                       sa["end_s"])  # fmt: skip
+        span_b = media.span_of_seconds(sb["asset_id"], sb["start_s"],
+                                       min(sb["end_s"], sb["start_s"] + post))  # fmt: skip
+        span_a = Span(span_a.asset_id, span_a.start, min(span_a.end, sa["end_frame"]))
+        span_b = Span(span_b.asset_id, span_b.start, min(span_b.end, sb["end_frame"]))
+        return FileResponse(media.clip([span_a, span_b]), media_type="video/mp4")
+
+    # -- match cuts ---------------------------------------------------------------------------
+    @app.get("/v1/matchcuts", tags=["match cuts"])
+    def matchcuts(
+        assets: list[str] | None = Query(None, max_length=100),
+        type: str = Query("color", max_length=100, description="color, framing, motion..."),
+        top: int = Query(10, ge=1, le=500),
+        across: bool = Query(False, description="only pairs across assets"),
+    ) -> dict[str, Any]:
+        """The top pairs of shots by a match type, through the memoized path of ``amberlite
+        matchcut`` (values not stored yet are computed within the server's limits)."""
+        from amberlite.library.match_types import DEDUP, resolve_match_type
+        from amberlite.matchcut import match_cut
+
+        asset_ids = [asset_id_of(a) for a in assets] if assets else None
+        mspec = resolve_match_type(store.registry, type)
+        need = [store.feature(mspec.feature), store.feature(DEDUP)]
+        held = None
+        if not all(store.resolver.is_complete(s, None, asset_ids) for s in need):
+            held = allow_compute(f"{mspec.feature} over the assets", asset_ids)
+        try:
+            pairs = match_cut(store, asset_ids, type, top, across, progress=False)
+        finally:
+            if held is not None:
+                held.release()
+        return {
+            "type": type,
+            "pairs": [{k: jsonable(v) for k, v in r.items()} for r in pairs.iter_rows(named=True)],
+        }
+
+    # -- jobs ---------------------------------------------------------------------------------
+    def progress(record: dict[str, Any]) -> dict[str, int] | None:
+        try:
+            spec = store.feature(record["feature"])
+            scope = store.resolve_assets(record["assets"])
+            return store.resolver.counts(spec, record["params"], scope)
+        except AmberliteError:
+            return None
+
+    @app.post("/v1/jobs", tags=["jobs"], status_code=202)
+    def start_job(body: JobBody) -> dict[str, Any]:
+        """Start materializing a feature (inputs first) in a worker process."""
+        spec = store.feature(body.feature)  # unknown names fail here, with a suggestion
+        scope = store.resolve_assets(body.assets)
+        return jobs.start(store.root, spec.key, scope, body.params, settings.max_jobs)
+
+    @app.get("/v1/jobs", tags=["jobs"])
+    def list_jobs() -> dict[str, Any]:
+        """Every job of the store (newest first) with its state and progress."""
+        return {"jobs": jobs.list_jobs(store.root, progress)}
+
+    @app.get("/v1/jobs/{job_id}", tags=["jobs"])
+    def job(job_id: str) -> dict[str, Any]:
+        """A job's state (running, done, failed, cancelled, lost) and progress."""
+        return jobs.status(store.root, job_id, progress)
+
+    @app.post("/v1/jobs/{job_id}/cancel", tags=["jobs"])
+    def cancel_job(job_id: str) -> dict[str, Any]:
+        """Stop a running job (committed values are kept)."""
+        return jobs.cancel(store.root, job_id)
+
+    @app.get("/v1/jobs/{job_id}/events", tags=["jobs"])
+    async def job_events(job_id: str) -> StreamingResponse:
+        """Server-sent events: the job's status every half second until it ends."""
+        await run_in_threadpool(jobs.status, store.root, job_id)  # 404 before streaming
+
+        async def events():
+            while True:
+                record = await run_in_threadpool(jobs.status, store.root, job_id, progress)
+                yield f"data: {json.dumps(record)}\n\n"
+                if record["state"] != "running":
+                    return
+                await asyncio.sleep(0.5)
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    # -- the web app --------------------------------------------------------------------------
+    static = resources.files("amberlite.serve") / "static"
+
+    @app.get("/", include_in_schema=False)
+    def index(request: Request) -> HTMLResponse:
+        page = HTMLResponse((static / "index.html").read_text(encoding="utf-8"))
+        token = request.query_params.get("token")
+        if settings.token and token and hmac.compare_digest(token, settings.token):
+            page.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict")
+        return page
+
+    app.mount("/static", StaticFiles(directory=str(static)), name="static")
+    return app
+
+
+def asset_count(store: Any) -> int:
+    with store.catalog.read() as con:
+        return con.execute("SELECT count(*) FROM assets").fetchone()[0]
+
+
+# -- results ----------------------------------------------------------------------------------
+def result_rows(result: Any) -> tuple[tuple[str, ...], list[tuple]]:
+    if result.rows is not None:
+        return tuple(result.columns), result.rows
+    table = result.table
+    return tuple(table.columns), table.rows()
+
+
+def jsonable(v: Any) -> Any:
+    """A JSON value: NaN / inf become null, vectors lists, dates ISO text."""
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if v is None or isinstance(v, (bool, int, str)):
+        return v
+    if isinstance(v, dict):
+        return {str(k): jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [jsonable(x) for x in v]
+    if hasattr(v, "tolist"):
+        return jsonable(v.tolist())
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
+    return str(v)
+
+
+def arrow_stream(table: Any) -> bytes:
+    import pyarrow as pa
+
+    arrow = table.to_arrow()
+    buf = io.BytesIO()
+    with pa.ipc.new_stream(buf, arrow.schema) as writer:
+        writer.write_table(arrow)
+    return buf.getvalue()
+
+
+# -- errors -----------------------------------------------------------------------------------
+def error_response(status: int, message: str, kind: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": message, "kind": kind, **extra}, status_code=status)
+
+
+def _errors(app: FastAPI) -> None:
+    @app.exception_handler(AmberliteError)
+    async def amberlite_error(request: Request, exc: AmberliteError) -> JSONResponse:
+        if isinstance(exc, HttpError):
+            return error_response(exc.status, str(exc), exc.kind)
+        if isinstance(exc, AqlSyntaxError):
+            return error_response(400, str(exc), "syntax", line=exc.line, column=exc.column)
+        if isinstance(exc, ResolveError):
+            return error_response(404 if request.method == "GET" else 400, str(exc), "resolve")
+        if isinstance(exc, jobs.JobError):
+            busy = "running" in str(exc)
+            return error_response(429 if busy else 404, str(exc), "busy" if busy else "job")
+        if isinstance(exc, BadMediaRequest):
+            return error_response(400, str(exc), "media-request")
+        if isinstance(exc, MediaError):
+            return error_response(422, str(exc), "media")
+        if isinstance(exc, AqlError):
+            return error_response(400, str(exc), "aql")
+        return error_response(400, str(exc), type(exc).__name__)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for e in exc.errors():
+            where = ".".join(str(p) for p in e.get("loc", ()) if p != "body")
+            parts.append(f"{where}: {e.get('msg')}" if where else str(e.get("msg")))
+        return error_response(422, "; ".join(parts) or "bad request", "validation")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error_response(exc.status_code, str(exc.detail), "http")
+
+    @app.exception_handler(Exception)
+    async def bug(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("internal error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal error (logged by the server)", "internal")
+
+
+class Guard:
+    """ASGI middleware: the token, read-only mode and the body size limit, before any route."""
+
+    def __init__(self, app: Any, settings: Settings) -> None:
+        self.app, self.settings = app, settings
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        refusal = self._refusal(scope)
+        if refusal is not None:
+            return await refusal(scope, receive, send)
+        received = 0
+
+        async def limited() -> dict:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > MAX_BODY:
+                raise BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except BodyTooLarge:
+            await _too_large()(scope, receive, send)
+
+    def _refusal(self, scope: dict) -> Response | None:
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        path, method = scope["path"], scope["method"]
+        if self.settings.token and not self._authorized(headers, scope):
+            return error_response(
+                401,
+                "missing or wrong token: send `Authorization: Bearer TOKEN` (or open the app "
+                "at /?token=TOKEN once)",
+                "auth",
+            )
+        length = headers.get("content-length", "0")
+        if not length.isdigit() or int(length) > MAX_BODY:
+            return _too_large()
+        read_only_write = method not in ("GET", "HEAD") and path not in WRITE_OK_READ_ONLY
+        if self.settings.read_only and read_only_write:
+            return error_response(403, "this server is read-only", "read-only")
+        return None
+
+    def _authorized(self, headers: dict[str, str], scope: dict) -> bool:
+        token = self.settings.token or ""
+        if scope["path"] == "/" or scope["path"].startswith("/static/"):
+            return True  # the page itself holds no data; its API calls need the token
+        auth = headers.get("authorization", "")
+        if auth.startswith("Bearer ") and hmac.compare_digest(auth[7:].encode(), token.encode()):
+            return True
+        for part in headers.get("cookie", "").split(";"):
+            name, _, value = part.strip().partition("=")
+            if name == TOKEN_COOKIE and hmac.compare_digest(value.encode(), token.encode()):
+                return True
+        return False
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def _too_large() -> Response:
+    return error_response(413, f"request body over {MAX_BODY} bytes", "too-large")
