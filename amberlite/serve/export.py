@@ -82,9 +82,7 @@ def otio(cuts: list[dict], title: str = "amberlite match cuts") -> str:
                     name=f"cut {k} {side}: {clip.name}",
                     media_reference=otio_lib.schema.ExternalReference(target_url=clip.path),
                     source_range=rng,
-                    metadata={
-                        "amberlite": {"cut": k, "side": side, "ref": cut.get(f"ref_{side.lower()}")}
-                    },
+                    metadata={"amberlite": {"cut": k, "side": side, "ref": ref}},
                 )
             )
     return otio_lib.adapters.write_to_string(timeline, "otio_json")
