@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 from amberlite.errors import AmberliteError
-from amberlite.run.resolve import pid_alive
 
 JOB_ID = re.compile(r"[0-9a-f]{16}")
 
@@ -107,6 +106,8 @@ def status(root: Path, job_id: str, progress: Any = None) -> dict[str, Any]:
         record = json.loads(path.read_text())
     except FileNotFoundError:
         raise JobError(f"no job {job_id!r}") from None
+    from amberlite.run.resolve import pid_alive
+
     result_path = _path(root, job_id, ".result.json")
     if result_path.is_file():
         record.update(json.loads(result_path.read_text()))
@@ -114,6 +115,8 @@ def status(root: Path, job_id: str, progress: Any = None) -> dict[str, Any]:
         record["state"] = "running"
     elif record.get("pid") is None and time.time() - record["started_at"] < 10:
         record["state"] = "running"  # being started
+    elif _path(root, job_id, ".cancel").is_file():
+        record["state"] = "cancelled"  # stopped before it could write a result
     else:
         record["state"] = "lost"
         record["error"] = "the worker ended without a result (killed?)"
@@ -140,6 +143,7 @@ def cancel(root: Path, job_id: str) -> dict[str, Any]:
     """Ask a running worker to stop (SIGINT); returns its status."""
     record = status(root, job_id)
     if record["state"] == "running" and record.get("pid"):
+        _path(root, job_id, ".cancel").touch()
         try:
             os.kill(record["pid"], signal.SIGINT)
         except ProcessLookupError:
@@ -177,4 +181,9 @@ def run(root: Path, job_id: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(run(Path(sys.argv[1]), sys.argv[2]))
+    try:
+        sys.exit(run(Path(sys.argv[1]), sys.argv[2]))
+    except KeyboardInterrupt:  # before run() could catch it
+        _write(_path(Path(sys.argv[1]), sys.argv[2], ".result.json"),
+               {"state": "cancelled", "ended_at": time.time()})  # fmt: skip
+        sys.exit(130)
