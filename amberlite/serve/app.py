@@ -20,6 +20,7 @@ import io
 import json
 import logging
 import math
+import re
 import threading
 from dataclasses import dataclass
 from importlib import resources
@@ -37,6 +38,7 @@ from starlette.responses import StreamingResponse
 
 from amberlite.errors import (
     AmberliteError,
+    AnnotationError,
     AqlError,
     AqlSyntaxError,
     MediaError,
@@ -53,6 +55,8 @@ MAX_ROWS = 10_000  # rows one query answers (a larger `limit` is refused)
 MAX_BODY = 1 << 20  # bytes of a request body
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 TOKEN_COOKIE = "amberlite_token"
+REVIEW_LABELS = {"match-cut accepted": "accept", "match-cut rejected": "reject"}
+REVIEW_TEXT = re.compile(r"(\S+) -> (\S+)")
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 WRITE_OK_READ_ONLY = frozenset({"/v1/query", "/v1/explain"})  # POSTs that only read
 
@@ -81,6 +85,31 @@ class QueryBody(BaseModel):
     aql: str = Field(..., max_length=100_000, description="one AQL statement")
     params: dict[str, Any] = Field(default_factory=dict, description="values of $placeholders")
     limit: int = Field(1000, ge=1, le=MAX_ROWS, description=f"rows at most (<= {MAX_ROWS})")
+
+
+class AnnotationBody(BaseModel):
+    type: str = Field("comment", max_length=200)
+    asset: str = Field(..., max_length=300)
+    start_s: float
+    end_s: float
+    box: list[float] | None = Field(None, min_length=4, max_length=4, description="0-1 x0,y0,x1,y1")
+    label: str | None = Field(None, max_length=1000)
+    confidence: float | None = None
+    text: str | None = Field(None, max_length=20_000)
+    author: str = Field(..., min_length=1, max_length=200)
+    fields: dict[str, Any] = Field(default_factory=dict)
+
+
+class EditBody(BaseModel):
+    author: str = Field(..., min_length=1, max_length=200)
+    changes: dict[str, Any]
+
+
+class ReviewBody(BaseModel):
+    a: str = Field(..., max_length=300, description="shot A (ref)")
+    b: str = Field(..., max_length=300, description="shot B (ref)")
+    decision: str = Field(..., pattern="^(accept|reject)$")
+    author: str = Field(..., min_length=1, max_length=200)
 
 
 class JobBody(BaseModel):
@@ -133,8 +162,9 @@ def create_app(settings: Settings) -> FastAPI:
         """Refuse (409) work over too many frames or on a read-only server; refuse (429)
         while this process computes another request; else the semaphore, held."""
         if settings.read_only:
-            raise HttpError(409, f"{what} is not stored yet and this server is read-only",
-                            "needs-compute")  # fmt: skip
+            raise HttpError(
+                409, f"{what} is not stored yet and this server is read-only", "needs-compute"
+            )
         frames = frames_of(asset_ids)
         if frames > settings.max_compute_frames:
             raise HttpError(
@@ -145,8 +175,7 @@ def create_app(settings: Settings) -> FastAPI:
                 "needs-compute",
             )
         if not computing.acquire(blocking=False):
-            raise HttpError(429, "the server is computing another request: retry shortly",
-                            "busy")  # fmt: skip
+            raise HttpError(429, "the server is computing another request: retry shortly", "busy")
         return computing
 
     def run_query(body: QueryBody) -> Any:
@@ -253,8 +282,11 @@ def create_app(settings: Settings) -> FastAPI:
         """A frame as JPEG, at a time or a frame number, scaled to fit w x h."""
         asset_id = asset_id_of(asset)
         number = media.frame_number(asset_id, t, n)
-        return Response(media.frame_jpeg(asset_id, number, w, h), media_type="image/jpeg",
-                        headers={"Cache-Control": "max-age=3600"})  # fmt: skip
+        return Response(
+            media.frame_jpeg(asset_id, number, w, h),
+            media_type="image/jpeg",
+            headers={"Cache-Control": "max-age=3600"},
+        )
 
     @app.get("/v1/shots/strip.jpg", tags=["media"], response_class=Response)
     def strip(
@@ -265,8 +297,11 @@ def create_app(settings: Settings) -> FastAPI:
         """A shot's thumbnail strip: ``count`` frames side by side, ``h`` pixels high."""
         s = shot(ref)
         span = Span(s["asset_id"], s["start_frame"], s["end_frame"])
-        return Response(media.strip_jpeg(span, count, h), media_type="image/jpeg",
-                        headers={"Cache-Control": "max-age=3600"})  # fmt: skip
+        return Response(
+            media.strip_jpeg(span, count, h),
+            media_type="image/jpeg",
+            headers={"Cache-Control": "max-age=3600"},
+        )
 
     @app.get("/v1/shots/info", tags=["media"])
     def shot_info(ref: str = Query(..., max_length=300)) -> dict[str, Any]:
@@ -291,10 +326,12 @@ def create_app(settings: Settings) -> FastAPI:
         """The cut as it plays: the last ``pre`` seconds of shot A, then the first ``post``
         seconds of shot B, as one MP4."""
         sa, sb = shot(a), shot(b)
-        span_a = media.span_of_seconds(sa["asset_id"], max(sa["start_s"], sa["end_s"] - pre),
-                                       sa["end_s"])  # fmt: skip
-        span_b = media.span_of_seconds(sb["asset_id"], sb["start_s"],
-                                       min(sb["end_s"], sb["start_s"] + post))  # fmt: skip
+        span_a = media.span_of_seconds(
+            sa["asset_id"], max(sa["start_s"], sa["end_s"] - pre), sa["end_s"]
+        )
+        span_b = media.span_of_seconds(
+            sb["asset_id"], sb["start_s"], min(sb["end_s"], sb["start_s"] + post)
+        )
         span_a = Span(span_a.asset_id, span_a.start, min(span_a.end, sa["end_frame"]))
         span_b = Span(span_b.asset_id, span_b.start, min(span_b.end, sb["end_frame"]))
         return FileResponse(media.clip([span_a, span_b]), media_type="video/mp4")
@@ -374,6 +411,165 @@ def create_app(settings: Settings) -> FastAPI:
 
         return StreamingResponse(events(), media_type="text/event-stream")
 
+    # -- annotations --------------------------------------------------------------------------
+    notes = store.annotations
+
+    @app.get("/v1/annotations", tags=["annotations"])
+    def list_annotations(
+        type: str | None = Query(None, max_length=200),
+        asset: str | None = Query(None, max_length=300),
+        start_s: float | None = None,
+        end_s: float | None = None,
+        q: str | None = Query(None, max_length=200, description="text in label or text"),
+        include_deleted: bool = False,
+        limit: int = Query(1000, ge=1, le=MAX_ROWS),
+    ) -> dict[str, Any]:
+        """Annotations overlapping a time window; ``q`` keeps those whose label or text
+        holds it (any case)."""
+        found = notes.list(type, asset, start_s, end_s, include_deleted)
+        if q:
+            needle = q.casefold()
+            found = [
+                a
+                for a in found
+                if needle in f"{a.get('label') or ''} {a.get('text') or ''}".casefold()
+            ]
+        return {
+            "annotations": [jsonable(a) for a in found[:limit]],
+            "truncated": len(found) > limit,
+        }
+
+    @app.post("/v1/annotations", tags=["annotations"], status_code=201)
+    def add_annotation(body: AnnotationBody) -> dict[str, Any]:
+        """Add an annotation (a ``comment`` with a box: a person's note on a frame)."""
+        new_id = notes.add(
+            body.type,
+            body.asset,
+            body.start_s,
+            body.end_s,
+            box=body.box,
+            label=body.label,
+            confidence=body.confidence,
+            text=body.text,
+            author=body.author,
+            **body.fields,
+        )
+        return jsonable(notes.get(new_id))
+
+    @app.get("/v1/annotations/{ann_id}", tags=["annotations"])
+    def get_annotation(ann_id: str) -> dict[str, Any]:
+        return jsonable(notes.get(ann_id))
+
+    @app.patch("/v1/annotations/{ann_id}", tags=["annotations"])
+    def edit_annotation(ann_id: str, body: EditBody) -> dict[str, Any]:
+        """Change fields; the history keeps old and new values."""
+        return jsonable(notes.edit(ann_id, author=body.author, **body.changes))
+
+    @app.delete("/v1/annotations/{ann_id}", tags=["annotations"])
+    def remove_annotation(ann_id: str, author: str = Query(..., min_length=1)) -> dict[str, Any]:
+        """Remove (soft-delete: it stays in history)."""
+        notes.remove(ann_id, author=author)
+        return jsonable(notes.get(ann_id))
+
+    @app.get("/v1/annotations/{ann_id}/history", tags=["annotations"])
+    def annotation_history(ann_id: str) -> dict[str, Any]:
+        return {"history": jsonable(notes.history(ann_id))}
+
+    # -- match-cut review: decisions are `comment` annotations -------------------------------
+    def reviews() -> list[dict[str, Any]]:
+        out = []
+        for a in notes.list("comment"):
+            m = REVIEW_TEXT.fullmatch(a.get("text") or "")
+            if a.get("label") in REVIEW_LABELS and m:
+                out.append(
+                    {
+                        "id": a["id"],
+                        "a": m[1],
+                        "b": m[2],
+                        "decision": REVIEW_LABELS[a["label"]],
+                        "author": a["author"],
+                        "updated_at": a["updated_at"],
+                    }
+                )
+        return out
+
+    @app.post("/v1/matchcuts/review", tags=["match cuts"])
+    def review(body: ReviewBody) -> dict[str, Any]:
+        """Accept or reject a pair: a ``comment`` annotation on shot A's last second, label
+        ``match-cut accepted`` / ``match-cut rejected``, text ``A -> B``; deciding again edits
+        it (history keeps both)."""
+        sa, sb = shot(body.a), shot(body.b)
+        label = {"accept": "match-cut accepted", "reject": "match-cut rejected"}[body.decision]
+        text = f"{sa['ref']} -> {sb['ref']}"
+        known = [r for r in reviews() if (r["a"], r["b"]) == (sa["ref"], sb["ref"])]
+        if known:
+            record = notes.edit(known[0]["id"], author=body.author, label=label)
+        else:
+            start = max(sa["start_s"], sa["end_s"] - 1.0)
+            new_id = notes.add(
+                "comment",
+                sa["asset_id"],
+                start,
+                sa["end_s"],
+                label=label,
+                text=text,
+                author=body.author,
+            )
+            record = notes.get(new_id)
+        return jsonable(record)
+
+    @app.get("/v1/matchcuts/reviews", tags=["match cuts"])
+    def list_reviews() -> dict[str, Any]:
+        """Every reviewed pair and its decision."""
+        return {"reviews": reviews()}
+
+    def accepted_cuts() -> list[dict[str, Any]]:
+        cuts = []
+        for r in reviews():
+            if r["decision"] != "accept":
+                continue
+            sa, sb = shot(r["a"]), shot(r["b"])
+            va, vb = media.view(sa["asset_id"]), media.view(sb["asset_id"])
+            cuts.append(
+                {
+                    "ref_a": sa["ref"],
+                    "ref_b": sb["ref"],
+                    "asset_a": sa["asset"],
+                    "asset_b": sb["asset"],
+                    "start_a": sa["start_s"],
+                    "end_a": sa["end_s"],
+                    "start_b": sb["start_s"],
+                    "end_b": sb["end_s"],
+                    "path_a": va.path,
+                    "path_b": vb.path,
+                    "fps_a": float(va.record.frame_rate),
+                    "fps_b": float(vb.record.frame_rate),
+                }
+            )
+        return sorted(cuts, key=lambda c: (c["ref_a"], c["ref_b"]))
+
+    @app.get("/v1/matchcuts/export.edl", tags=["match cuts"], response_class=Response)
+    def export_edl() -> Response:
+        """Accepted cuts as a CMX3600 EDL (A's last second, then B's first)."""
+        from amberlite.serve.export import edl
+
+        return Response(
+            edl(accepted_cuts()),
+            media_type="text/plain",
+            headers={"Content-Disposition": 'attachment; filename="cuts.edl"'},
+        )
+
+    @app.get("/v1/matchcuts/export.otio", tags=["match cuts"], response_class=Response)
+    def export_otio() -> Response:
+        """Accepted cuts as an OpenTimelineIO timeline."""
+        from amberlite.serve.export import otio
+
+        return Response(
+            otio(accepted_cuts()),
+            media_type="application/json",
+            headers={"Content-Disposition": 'attachment; filename="cuts.otio"'},
+        )
+
     # -- the web app --------------------------------------------------------------------------
     static = resources.files("amberlite.serve") / "static"
 
@@ -448,6 +644,9 @@ def _errors(app: FastAPI) -> None:
             return error_response(429 if busy else 404, str(exc), "busy" if busy else "job")
         if isinstance(exc, BadMediaRequest):
             return error_response(400, str(exc), "media-request")
+        if isinstance(exc, AnnotationError):
+            missing = "no annotation" in str(exc) or "unknown id" in str(exc)
+            return error_response(404 if missing else 400, str(exc), "annotation")
         if isinstance(exc, MediaError):
             return error_response(422, str(exc), "media")
         if isinstance(exc, AqlError):

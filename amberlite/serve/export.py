@@ -30,10 +30,20 @@ class Clip:
 def cut_clips(cut: dict, pre: float = 1.0, post: float = 1.0) -> tuple[Clip, Clip]:
     """The two clips of a cut (a pair row: ``asset_a``, ``end_a``, ``start_b``... plus
     ``path_a``/``path_b`` and ``fps_a``/``fps_b``)."""
-    a = Clip(cut["asset_a"], cut["path_a"], max(cut["start_a"], cut["end_a"] - pre),
-             cut["end_a"], cut["fps_a"])  # fmt: skip
-    b = Clip(cut["asset_b"], cut["path_b"], cut["start_b"],
-             min(cut["end_b"], cut["start_b"] + post), cut["fps_b"])  # fmt: skip
+    a = Clip(
+        cut["asset_a"],
+        cut["path_a"],
+        max(cut["start_a"], cut["end_a"] - pre),
+        cut["end_a"],
+        cut["fps_a"],
+    )
+    b = Clip(
+        cut["asset_b"],
+        cut["path_b"],
+        cut["start_b"],
+        min(cut["end_b"], cut["start_b"] + post),
+        cut["fps_b"],
+    )
     return a, b
 
 

@@ -163,8 +163,9 @@ def run(root: Path, job_id: str) -> int:
 
         store = open_store(root, create=False)
         stats = store.materialize(record["feature"], record["assets"], params=record["params"])
-        result.update(state="done", summary=stats.summary(), computed=stats.computed,
-                      failed=stats.failed)  # fmt: skip
+        result.update(
+            state="done", summary=stats.summary(), computed=stats.computed, failed=stats.failed
+        )
     except KeyboardInterrupt as e:
         runs = getattr(e, "runs", [])
         result.update(state="cancelled", computed=sum(s.computed for s in runs))
@@ -184,6 +185,8 @@ if __name__ == "__main__":
     try:
         sys.exit(run(Path(sys.argv[1]), sys.argv[2]))
     except KeyboardInterrupt:  # before run() could catch it
-        _write(_path(Path(sys.argv[1]), sys.argv[2], ".result.json"),
-               {"state": "cancelled", "ended_at": time.time()})  # fmt: skip
+        _write(
+            _path(Path(sys.argv[1]), sys.argv[2], ".result.json"),
+            {"state": "cancelled", "ended_at": time.time()},
+        )
         sys.exit(130)

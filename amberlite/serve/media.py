@@ -106,8 +106,9 @@ class Media:
             raise BadMediaRequest("count must be between 1 and 32")
         size = fit(view.record.width, view.record.height, None, height)
         last = max(span.start, span.end - 1)
-        wanted = sorted({round(span.start + (last - span.start) * k / max(1, count - 1))
-                         for k in range(count)})  # fmt: skip
+        wanted = sorted(
+            {round(span.start + (last - span.start) * k / max(1, count - 1)) for k in range(count)}
+        )
         pictures = []
         for n in wanted:
             _, frames = read_batch(view.path, n, n + 1, Decode(size=size), view.index)
@@ -164,8 +165,9 @@ class Media:
             stream.options = {"preset": "ultrafast", "crf": "23", "g": str(int(rate) or 25)}
             for span in spans:
                 view = self.view(span.asset_id)
-                _, frames = read_batch(view.path, span.start, span.end, Decode(size=size),
-                                       view.index)  # fmt: skip
+                _, frames = read_batch(
+                    view.path, span.start, span.end, Decode(size=size), view.index
+                )
                 for picture in frames:
                     frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(picture), "rgb24")
                     box.mux(stream.encode(frame))
