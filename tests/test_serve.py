@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 import time
@@ -156,6 +157,61 @@ def test_a_job_can_be_cancelled_and_keeps_what_it_committed(server):
     assert 0 < final["progress"]["stored"] < final["progress"]["requested"] == 75
 
 
+# -- annotations and reviews --------------------------------------------------------------------
+def test_annotations_add_search_edit_remove_with_history(server):
+    note = {"asset": "film2", "start_s": 0.5, "end_s": 0.5, "box": [0.1, 0.2, 0.3, 0.4],
+            "text": "Boom mic in frame", "author": "ana"}  # fmt: skip
+    status, got = server.json("POST", "/v1/annotations", note)
+    assert status == 201 and got["type"] == "comment" and got["box"] == [0.1, 0.2, 0.3, 0.4]
+    ann = got["id"]
+    status, found = server.json("GET", q("/v1/annotations", q="boom MIC"))
+    assert [a["id"] for a in found["annotations"]] == [ann]
+    status, got = server.json(
+        "PATCH", f"/v1/annotations/{ann}", {"author": "bo", "changes": {"text": "boom gone"}}
+    )
+    assert status == 200 and got["text"] == "boom gone"
+    status, got = server.json("DELETE", f"/v1/annotations/{ann}?author=bo")
+    assert status == 200 and got["deleted"] is True
+    assert server.json("GET", q("/v1/annotations", q="boom"))[1]["annotations"] == []
+    listed = server.json("GET", q("/v1/annotations", q="boom", include_deleted="true"))[1]
+    assert [a["id"] for a in listed["annotations"]] == [ann]
+    status, got = server.json("GET", f"/v1/annotations/{ann}/history")
+    history = got["history"]
+    assert [(h["action"], h["author"]) for h in history] == [
+        ("add", "ana"),
+        ("edit", "bo"),
+        ("remove", "bo"),
+    ]
+    assert history[1]["changes"] == {"text": ["Boom mic in frame", "boom gone"]}
+
+
+def test_a_review_is_a_comment_deciding_again_edits_it_and_export_follows(server):
+    from amberlite.serve.export import otio_events
+
+    pair = {"a": "film2/0", "b": "film1/2", "author": "ana"}
+    status, first = server.json("POST", "/v1/matchcuts/review", {**pair, "decision": "reject"})
+    assert status == 200 and first["label"] == "match-cut rejected"
+    assert first["text"] == "film2/0 -> film1/2" and first["type"] == "comment"
+    edl = server.request("GET", "/v1/matchcuts/export.edl")[2].decode()
+    assert "00:00:02:00 00:00:03:00" not in edl
+    status, again = server.json("POST", "/v1/matchcuts/review", {**pair, "decision": "accept"})
+    assert again["id"] == first["id"] and again["label"] == "match-cut accepted"
+    history = server.json("GET", f"/v1/annotations/{first['id']}/history")[1]["history"]
+    assert [h["action"] for h in history] == ["add", "edit"]
+    # A: film2's first shot [0, 1) s, its last second; B: film1's third shot from 2 s, 1 s
+    edl = server.request("GET", "/v1/matchcuts/export.edl")[2].decode()
+    assert re.search(r"FILM2 +V +C +00:00:00:00 00:00:01:00 01:00:\d\d:\d\d", edl)
+    assert re.search(r"FILM1 +V +C +00:00:02:00 00:00:03:00 01:00:\d\d:\d\d", edl)
+    otio = server.request("GET", "/v1/matchcuts/export.otio")[2].decode()
+    events = otio_events(otio)
+    k = [n for n, _, _ in events].index(next(n for n, s, _ in events if n.endswith("A: film2")))
+    assert events[k][1:] == (0.0, 1.0) and events[k + 1][1:] == (2.0, 1.0)
+    reviews = server.json("GET", "/v1/matchcuts/reviews")[1]["reviews"]
+    assert {"a": "film2/0", "b": "film1/2", "decision": "accept"}.items() <= next(
+        r for r in reviews if r["id"] == first["id"]
+    ).items()
+
+
 # -- bad requests -------------------------------------------------------------------------------
 BAD = [
     ("POST", "/v1/query", {"aql": "SELEC ref FROM shots"}, 400, "line 1, column 1"),
@@ -179,6 +235,31 @@ BAD = [
     ("POST", "/v1/jobs", {"feature": "nosuch"}, 400, "nosuch"),
     ("GET", "/v1/matchcuts?type=nosuch", None, 404, "nosuch"),
     ("GET", "/v1/nosuch", None, 404, "Not Found"),
+    ("GET", "/v1/annotations/0123456789abcdef", None, 404, "no annotation"),
+    ("GET", "/v1/annotations/..%2F..%2Fcatalog", None, 404, "Not Found"),
+    ("GET", "/v1/annotations/..secret", None, 400, "id"),
+    (
+        "POST",
+        "/v1/annotations",
+        {"asset": "film1", "start_s": 0, "end_s": 0.1, "author": "a", "box": [0.5, 0.5, 1.5, 0.6]},
+        400,
+        "box",
+    ),
+    (
+        "POST",
+        "/v1/annotations",
+        {"asset": "nosuch", "start_s": 0, "end_s": 0.1, "author": "a"},
+        400,
+        "nosuch",
+    ),
+    ("POST", "/v1/annotations", {"asset": "film1", "start_s": 0, "end_s": 0.1}, 422, "author"),
+    (
+        "POST",
+        "/v1/matchcuts/review",
+        {"a": "film1/0", "b": "film2/0", "decision": "maybe", "author": "a"},
+        422,
+        "decision",
+    ),
 ]
 
 
@@ -195,6 +276,11 @@ def test_oversized_and_malformed_bodies(server):
     assert status == 413 and b"request body over" in data
     status, _, data = server.request("POST", "/v1/query", raw=b"{not json")
     assert status == 422 and json.loads(data)["kind"] == "validation"
+
+
+def test_a_foreign_host_header_is_refused_on_localhost(server):
+    status, got = server.json("GET", "/v1/status", headers={"Host": "evil.example:8765"})
+    assert status == 400 and "Host" in got["error"]
 
 
 def test_token_and_read_only(guarded):

@@ -44,13 +44,15 @@ def serve(
     """Serve the store over HTTP: the API under /v1 (docs at /v1/docs) and the web app at /."""
     from pathlib import Path
 
-    from amberlite.serve.app import Settings, check_bind, create_app
+    from amberlite.serve.bind import check_bind
     from amberlite.store import check_store_path
 
     store_path = Path(ctx.obj["store_path"])
     check_bind(host, token)
     check_store_path(store_path, create=False)
-    settings = Settings(store_path, token or None, read_only, max_compute_frames, max_jobs)
+    from amberlite.serve.app import Settings, create_app
+
+    settings = Settings(store_path, token or None, read_only, max_compute_frames, max_jobs, host)
     app = create_app(settings)
     import uvicorn
 

@@ -43,9 +43,9 @@ from amberlite.errors import (
     AqlSyntaxError,
     MediaError,
     ResolveError,
-    StoreError,
 )
 from amberlite.serve import jobs
+from amberlite.serve.bind import LOCAL_HOSTS
 from amberlite.serve.media import BadMediaRequest, Media, Span
 from amberlite.version import __version__
 
@@ -57,7 +57,6 @@ ARROW_STREAM = "application/vnd.apache.arrow.stream"
 TOKEN_COOKIE = "amberlite_token"
 REVIEW_LABELS = {"match-cut accepted": "accept", "match-cut rejected": "reject"}
 REVIEW_TEXT = re.compile(r"(\S+) -> (\S+)")
-LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 WRITE_OK_READ_ONLY = frozenset({"/v1/query", "/v1/explain"})  # POSTs that only read
 
 
@@ -70,6 +69,7 @@ class Settings:
     read_only: bool = False
     max_compute_frames: int = 20_000  # a request computes inline over at most this many frames
     max_jobs: int = 2  # materializations running at once (started by any server)
+    host: str = "127.0.0.1"  # where it listens: on localhost, other Host headers are refused
 
 
 class HttpError(AmberliteError):
@@ -116,15 +116,6 @@ class JobBody(BaseModel):
     feature: str = Field(..., max_length=200, description="feature name or name@version")
     assets: list[str] | None = Field(None, max_length=1000)
     params: dict[str, Any] | None = None
-
-
-def check_bind(host: str, token: str | None) -> None:
-    """Refuse to serve beyond localhost without a token."""
-    if host not in LOCAL_HOSTS and not token:
-        raise StoreError(
-            f"refusing to listen on {host} without a token: pass --token or set "
-            "AMBERLITE_TOKEN (only 127.0.0.1 / localhost may go without one)"
-        )
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -696,11 +687,14 @@ class Guard:
         try:
             await self.app(scope, limited, send)
         except BodyTooLarge:
-            await _too_large()(scope, receive, send)
+            await TooLarge()(scope, receive, send)
 
     def _refusal(self, scope: dict) -> Response | None:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         path, method = scope["path"], scope["method"]
+        if self.settings.host in LOCAL_HOSTS and not _local_host(headers.get("host", "")):
+            # a page elsewhere that resolves its own name to 127.0.0.1 (DNS rebinding)
+            return error_response(400, "bad Host header for a server on localhost", "host")
         if self.settings.token and not self._authorized(headers, scope):
             return error_response(
                 401,
@@ -710,7 +704,7 @@ class Guard:
             )
         length = headers.get("content-length", "0")
         if not length.isdigit() or int(length) > MAX_BODY:
-            return _too_large()
+            return TooLarge()
         read_only_write = method not in ("GET", "HEAD") and path not in WRITE_OK_READ_ONLY
         if self.settings.read_only and read_only_write:
             return error_response(403, "this server is read-only", "read-only")
@@ -730,9 +724,25 @@ class Guard:
         return False
 
 
+def _local_host(host: str) -> bool:
+    name = host.rsplit(":", 1)[0] if host.count(":") == 1 or host.startswith("[") else host
+    return name.strip("[]") in LOCAL_HOSTS
+
+
 class BodyTooLarge(Exception):
     pass
 
 
-def _too_large() -> Response:
-    return error_response(413, f"request body over {MAX_BODY} bytes", "too-large")
+class TooLarge:
+    """The 413 answer; reads (and drops) a body of up to 8 x MAX_BODY first, so that a client
+    still sending it reads the answer instead of a broken connection."""
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        drained = 0
+        while drained <= 8 * MAX_BODY:
+            message = await receive()
+            drained += len(message.get("body", b""))
+            if message["type"] != "http.request" or not message.get("more_body"):
+                break
+        answer = error_response(413, f"request body over {MAX_BODY} bytes", "too-large")
+        await answer(scope, receive, send)
