@@ -125,6 +125,7 @@ def create_app(settings: Settings) -> FastAPI:
     store = open_store(settings.store, create=False)
     media = Media(store.ctx)
     computing = threading.BoundedSemaphore(1)  # inline computations at once, per process
+    pin = threading.Lock()
     app = FastAPI(
         title="amberlite",
         version=__version__,
@@ -182,7 +183,11 @@ def create_app(settings: Settings) -> FastAPI:
             )
             held = allow_compute(", ".join(s.label for s in todo), scope)
         try:
-            with store.catalog.pinned():
+            if held is not None:  # computing: reads and writes as they come
+                return run(store, body.aql, rows=True, params=body.params, limit=body.limit + 1)
+            # a warm statement reads on one catalog connection; pins are taken one at a time
+            # (the catalog's pin is per process, not per thread)
+            with pin, store.catalog.pinned():
                 return run(store, body.aql, rows=True, params=body.params, limit=body.limit + 1)
         finally:
             if held is not None:
