@@ -30,6 +30,13 @@ from amberlite.cli.util import friendly
     "work is refused with a hint to start a job.",
 )
 @click.option("--max-jobs", default=2, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Server processes sharing the port (they share the store like any processes).",
+)
 @click.pass_context
 @friendly
 def serve(
@@ -40,6 +47,7 @@ def serve(
     read_only: bool,
     max_compute_frames: int,
     max_jobs: int,
+    workers: int,
 ) -> None:
     """Serve the store over HTTP: the API under /v1 (docs at /v1/docs) and the web app at /."""
     from pathlib import Path
@@ -50,12 +58,23 @@ def serve(
     store_path = Path(ctx.obj["store_path"])
     check_bind(host, token)
     check_store_path(store_path, create=False)
-    from amberlite.serve.app import Settings, create_app
+    import dataclasses
+    import json
+    import os
 
-    settings = Settings(store_path, token or None, read_only, max_compute_frames, max_jobs, host)
-    app = create_app(settings)
     import uvicorn
 
+    from amberlite.serve.app import SETTINGS_ENV, Settings, create_app
+
+    settings = Settings(
+        store_path.absolute(), token or None, read_only, max_compute_frames, max_jobs, host
+    )
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"serving {store_path} at http://{shown}:{port}/ (API docs: /v1/docs)", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2)
+    options = {"host": host, "port": port, "log_level": "warning", "timeout_graceful_shutdown": 2}
+    if workers == 1:
+        uvicorn.run(create_app(settings), **options)
+        return
+    create_app(settings)  # bad settings fail here, once, with a clear message
+    os.environ[SETTINGS_ENV] = json.dumps(dataclasses.asdict(settings), default=str)
+    uvicorn.run("amberlite.serve.app:app_from_env", factory=True, workers=workers, **options)

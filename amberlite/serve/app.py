@@ -118,6 +118,18 @@ class JobBody(BaseModel):
     params: dict[str, Any] | None = None
 
 
+SETTINGS_ENV = "AMBERLITE_SERVE_SETTINGS"
+
+
+def app_from_env() -> FastAPI:
+    """The app of each worker process of ``amberlite serve --workers N`` (the settings come as
+    JSON in ``$AMBERLITE_SERVE_SETTINGS``)."""
+    import os
+
+    data = json.loads(os.environ[SETTINGS_ENV])
+    return create_app(Settings(**{**data, "store": Path(data["store"])}))
+
+
 def create_app(settings: Settings) -> FastAPI:
     """The ASGI app serving one store."""
     from amberlite.store import open as open_store
@@ -126,6 +138,7 @@ def create_app(settings: Settings) -> FastAPI:
     media = Media(store.ctx)
     computing = threading.BoundedSemaphore(1)  # inline computations at once, per process
     pin = threading.Lock()
+    results = StampedCache(256)
     app = FastAPI(
         title="amberlite",
         version=__version__,
@@ -171,27 +184,32 @@ def create_app(settings: Settings) -> FastAPI:
         return computing
 
     def run_query(body: QueryBody) -> Any:
+        """A statement's result: from the cache when the catalog has not changed since it was
+        computed; else read on one pinned connection when nothing is missing; else computed
+        within the limits (:func:`allow_compute`)."""
         from amberlite.query import run, work
 
-        todo = [s for s in work(store, body.aql, body.params) if s.action == "compute"]
-        held = None
-        if todo:
-            scope = (
-                None
-                if any(s.asset_ids is None for s in todo)
-                else sorted({a for s in todo for a in s.asset_ids or []})
-            )
-            held = allow_compute(", ".join(s.label for s in todo), scope)
+        key = (body.aql, json.dumps(body.params, sort_keys=True, default=str), body.limit)
+        stamp = store.catalog.stamp()  # taken before reading: a cached answer is never too new
+        hit = results.get(key, stamp)
+        if hit is not None:
+            return hit
+        with pin, store.catalog.pinned():  # pins are per process: one thread at a time
+            todo = [s for s in work(store, body.aql, body.params) if s.action == "compute"]
+            if not todo:
+                result = run(store, body.aql, rows=True, params=body.params, limit=body.limit + 1)
+                results.put(key, stamp, result)
+                return result
+        scope = (
+            None
+            if any(s.asset_ids is None for s in todo)
+            else sorted({a for s in todo for a in s.asset_ids or []})
+        )
+        held = allow_compute(", ".join(s.label for s in todo), scope)
         try:
-            if held is not None:  # computing: reads and writes as they come
-                return run(store, body.aql, rows=True, params=body.params, limit=body.limit + 1)
-            # a warm statement reads on one catalog connection; pins are taken one at a time
-            # (the catalog's pin is per process, not per thread)
-            with pin, store.catalog.pinned():
-                return run(store, body.aql, rows=True, params=body.params, limit=body.limit + 1)
+            return run(store, body.aql, rows=True, params=body.params, limit=body.limit + 1)
         finally:
-            if held is not None:
-                held.release()
+            held.release()
 
     # -- AQL ----------------------------------------------------------------------------------
     @app.post("/v1/query", tags=["aql"])
@@ -246,11 +264,18 @@ def create_app(settings: Settings) -> FastAPI:
         return {"assets": [dict(zip(columns, map(jsonable, r))) for r in rows]}
 
     # -- media --------------------------------------------------------------------------------
+    known: dict[str, str] = {}  # alias or id -> asset id, as resolved (assets keep both)
+
     def asset_id_of(ref: str) -> str:
+        if ref in known:  # a frame request then opens no catalog connection
+            return known[ref]
         try:
-            return store.resolve_assets([ref])[0]
+            asset_id = store.resolve_assets([ref])[0]
         except ResolveError as e:
             raise HttpError(404, str(e), "not-found") from None
+        if len(known) < 100_000:
+            known[ref] = asset_id
+        return asset_id
 
     def shot(ref: str) -> dict[str, Any]:
         from amberlite.query import run
@@ -584,6 +609,31 @@ def create_app(settings: Settings) -> FastAPI:
 def asset_count(store: Any) -> int:
     with store.catalog.read() as con:
         return con.execute("SELECT count(*) FROM assets").fetchone()[0]
+
+
+class StampedCache:
+    """Answers keyed by request, each valid for the catalog stamp it was computed under (a
+    cache of what the store holds: any commit, by any process, invalidates it)."""
+
+    def __init__(self, size: int) -> None:
+        from collections import OrderedDict
+
+        self.size, self.items, self.lock = size, OrderedDict(), threading.Lock()
+
+    def get(self, key: Any, stamp: tuple) -> Any:
+        with self.lock:
+            found = self.items.get(key)
+            if found is None or found[0] != stamp:
+                return None
+            self.items.move_to_end(key)
+            return found[1]
+
+    def put(self, key: Any, stamp: tuple, value: Any) -> None:
+        with self.lock:
+            self.items[key] = (stamp, value)
+            self.items.move_to_end(key)
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
 
 
 # -- results ----------------------------------------------------------------------------------
