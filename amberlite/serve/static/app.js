@@ -123,7 +123,7 @@ async function loadNotes() {
 function sizeOverlay() {
   const video = $("#shot-video"), canvas = $("#shot-overlay");
   canvas.width = video.clientWidth;
-  canvas.height = video.clientHeight - 0;
+  canvas.height = video.clientHeight;
   return canvas;
 }
 
