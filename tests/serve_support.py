@@ -137,7 +137,7 @@ def server(served_store: Path):
 
 @pytest.fixture(scope="session")
 def guarded(served_store: Path):
-    """The same store served read-only behind a token."""
-    s = Server(served_store, "--token", "s3cret", "--read-only")
+    """The same store served read-only behind a token, by two worker processes."""
+    s = Server(served_store, "--token", "s3cret", "--read-only", "--workers", "2")
     yield s
     s.stop()
