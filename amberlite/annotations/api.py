@@ -47,6 +47,7 @@ from amberlite.memo.store import now
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from amberlite.annotations.runs import RunInfo
     from amberlite.context import StoreContext
 
 MODEL_ID = re.compile(r"^r(\d+)-(\d+)$")
@@ -646,6 +647,66 @@ class Annotations:
             {"id": id, "seq": s, "author": a, "at": iso(t), "action": act, "changes": json.loads(c)}
             for s, a, t, act, c in rows
         ]
+
+    # -- model runs (see amberlite.annotations.runs) ---------------------------------------------
+    def run(
+        self,
+        annotator: str,
+        assets: str | Sequence[str] | None = None,
+        *,
+        version: int | None = None,
+        progress: bool | None = None,
+    ) -> RunInfo:
+        """Run an annotator (``name`` or ``name@version``) over its entities of the assets
+        (every asset when None) and commit its annotations as one run."""
+        from amberlite.annotations.runs import run_annotator
+
+        spec = self.annotator(annotator, version)
+        return run_annotator(self, spec, self.ctx.resolve_assets(assets), progress)
+
+    def write_run(
+        self,
+        annotator: str,
+        rows: pa.Table | Iterable[Mapping[str, Any]],
+        *,
+        type: str,  # noqa: A002
+        version: int = 1,
+        assets: str | Sequence[str] | None = None,
+    ) -> RunInfo:
+        """Commit annotations computed elsewhere (an Arrow table with ``asset_id``,
+        ``start_s``, ``end_s``... or dicts) as one run of ``annotator@version`` over
+        ``assets`` (the rows' assets when None)."""
+        from amberlite.annotations.runs import write_run
+
+        refs = [assets] if isinstance(assets, str) else assets
+        return write_run(self, annotator, version, type, rows, refs)
+
+    def gc(self) -> int:
+        """Remove run files no committed run points at (left by killed runs); returns the
+        count."""
+        live = {r[0] for r in self.ctx.catalog.query(
+            "SELECT path FROM annotation_runs WHERE path IS NOT NULL")}  # fmt: skip
+        removed = 0
+        for p in (self.ctx.root / "annotations").rglob("*.parquet"):
+            if str(p.relative_to(self.ctx.root)) not in live:
+                p.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+    def runs(self, annotator: str | None = None) -> list[dict[str, Any]]:
+        """Committed runs, newest first: ``run, annotator, version, type, rows, assets,
+        committed_at``."""
+        rows = self.ctx.catalog.query(
+            """SELECT run_id, annotator, version, type, rows, assets, committed_at
+               FROM annotation_runs WHERE $a IS NULL OR annotator = $a ORDER BY run_id DESC""",
+            {"a": annotator},
+        )
+        alias_of = self.ctx.names().alias_of
+        return [
+            {"run": r, "annotator": a, "version": v, "type": t, "rows": n,
+             "assets": [alias_of.get(x, x) for x in assets], "committed_at": iso(at)}
+            for r, a, v, t, n, assets, at in rows
+        ]  # fmt: skip
 
     # -- files ----------------------------------------------------------------------------------
     def import_file(self, path: str | os.PathLike[str], *, author: str | None = None) -> int:
