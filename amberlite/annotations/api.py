@@ -32,7 +32,14 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from amberlite import faults
-from amberlite.annotations.read import HUMAN_COLUMNS, Snapshot, current_runs, human_table
+from amberlite.annotations.read import (
+    HUMAN_COLUMNS,
+    Snapshot,
+    asset_id_of,
+    asset_info,
+    current_runs,
+    human_table,
+)
 from amberlite.catalog.diff import Change, classify
 from amberlite.define.annotation import (
     BUILTIN_TYPES,
@@ -208,21 +215,8 @@ class Annotations:
             )
 
     # -- assets ---------------------------------------------------------------------------------
-    @staticmethod
-    def _assets(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, str], dict[str, tuple]]:
-        """(alias -> asset id, asset id -> (alias, duration_s)) in one transaction."""
-        rows = con.execute("SELECT asset_id, alias, duration_s FROM assets").fetchall()
-        return {a: i for i, a, _ in rows}, {i: (a, d) for i, a, d in rows}
-
-    @staticmethod
-    def _asset_id(ref: Any, by_alias: Mapping[str, str], info: Mapping[str, tuple]) -> str:
-        if isinstance(ref, str) and ref in by_alias:
-            return by_alias[ref]
-        if isinstance(ref, str) and ref in info:
-            return ref
-        close = difflib.get_close_matches(str(ref), list(by_alias), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise AnnotationError(f"unknown asset {ref!r}{hint}")
+    _assets = staticmethod(asset_info)
+    _asset_id = staticmethod(asset_id_of)
 
     # -- writing (people and applications) ------------------------------------------------------
     def add(

@@ -12,7 +12,9 @@ parameter. The AQL executor and the Python API both read through it.
 
 from __future__ import annotations
 
+import difflib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ import duckdb
 import pyarrow as pa
 
 from amberlite.define.annotation import AnnotationType
+from amberlite.errors import AnnotationError
 
 HUMAN_COLUMNS = (
     "id, type, type_version, asset_id, start_s, end_s, box, polygon, label, confidence, text, "
@@ -80,6 +83,23 @@ class Snapshot:
 
     def register(self, con: duckdb.DuckDBPyConnection) -> None:
         con.register(self.view, self.human)
+
+
+def asset_info(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, str], dict[str, tuple]]:
+    """(alias -> asset id, asset id -> (alias, duration_s)) in one transaction."""
+    rows = con.execute("SELECT asset_id, alias, duration_s FROM assets").fetchall()
+    return {a: i for i, a, _ in rows}, {i: (a, d) for i, a, d in rows}
+
+
+def asset_id_of(ref: Any, by_alias: Mapping[str, str], info: Mapping[str, tuple]) -> str:
+    """The asset id of an alias or id; an unknown one raises naming the closest alias."""
+    if isinstance(ref, str) and ref in by_alias:
+        return by_alias[ref]
+    if isinstance(ref, str) and ref in info:
+        return ref
+    close = difflib.get_close_matches(str(ref), list(by_alias), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise AnnotationError(f"unknown asset {ref!r}{hint}")
 
 
 def human_table(rows: list[tuple], atype: AnnotationType) -> pa.Table:

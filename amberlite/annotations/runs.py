@@ -25,19 +25,17 @@ import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from amberlite import faults
+from amberlite.annotations.read import asset_id_of
 from amberlite.define.annotation import AnnotationType, AnnotatorSpec, check_annotation
 from amberlite.define.info import check_name
 from amberlite.errors import AnnotationError
 from amberlite.memo.store import fsync_path, now, write_aside_to
-
-if TYPE_CHECKING:
-    from amberlite.annotations.api import Annotations
 
 EPS = 1e-6
 
@@ -143,7 +141,7 @@ def _any(*masks: Any) -> Any:
 
 
 def write_run(
-    ann: Annotations,
+    ann: Any,  # the store's Annotations (amberlite.annotations.api)
     annotator: str,
     version: int,
     type_name: str,
@@ -211,12 +209,10 @@ def _records_table(
     by_alias: Mapping[str, str],
     info: Mapping[str, tuple],
 ) -> pa.Table:
-    from amberlite.annotations.api import Annotations
-
     out = []
     for n, rec in enumerate(records):
         try:
-            asset_id = Annotations._asset_id(rec.get("asset_id", rec.get("asset")), by_alias, info)
+            asset_id = asset_id_of(rec.get("asset_id", rec.get("asset")), by_alias, info)
             row = check_annotation(rec, atype, info[asset_id][1])
         except AnnotationError as e:
             raise _fail(n, str(e)) from None
@@ -227,7 +223,7 @@ def _records_table(
 
 
 def run_annotator(
-    ann: Annotations,
+    ann: Any,  # the store's Annotations (amberlite.annotations.api)
     spec: AnnotatorSpec,
     asset_ids: Sequence[str] | None,
     progress: bool | None = None,
