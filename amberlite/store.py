@@ -570,6 +570,7 @@ class Store:
                 if n:
                     merged[f"{spec.key}/{pkey}"] = n
         self.memo.gc()
+        self.annotations.gc()
         return merged
 
     def failures(self, name: str | None = None) -> pl.DataFrame:

@@ -32,7 +32,14 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from amberlite import faults
-from amberlite.annotations.read import HUMAN_COLUMNS, Snapshot, current_runs, human_table
+from amberlite.annotations.read import (
+    HUMAN_COLUMNS,
+    Snapshot,
+    asset_id_of,
+    asset_info,
+    current_runs,
+    human_table,
+)
 from amberlite.catalog.diff import Change, classify
 from amberlite.define.annotation import (
     BUILTIN_TYPES,
@@ -47,6 +54,7 @@ from amberlite.memo.store import now
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from amberlite.annotations.runs import RunInfo
     from amberlite.context import StoreContext
 
 MODEL_ID = re.compile(r"^r(\d+)-(\d+)$")
@@ -207,21 +215,8 @@ class Annotations:
             )
 
     # -- assets ---------------------------------------------------------------------------------
-    @staticmethod
-    def _assets(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, str], dict[str, tuple]]:
-        """(alias -> asset id, asset id -> (alias, duration_s)) in one transaction."""
-        rows = con.execute("SELECT asset_id, alias, duration_s FROM assets").fetchall()
-        return {a: i for i, a, _ in rows}, {i: (a, d) for i, a, d in rows}
-
-    @staticmethod
-    def _asset_id(ref: Any, by_alias: Mapping[str, str], info: Mapping[str, tuple]) -> str:
-        if isinstance(ref, str) and ref in by_alias:
-            return by_alias[ref]
-        if isinstance(ref, str) and ref in info:
-            return ref
-        close = difflib.get_close_matches(str(ref), list(by_alias), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise AnnotationError(f"unknown asset {ref!r}{hint}")
+    _assets = staticmethod(asset_info)
+    _asset_id = staticmethod(asset_id_of)
 
     # -- writing (people and applications) ------------------------------------------------------
     def add(
@@ -646,6 +641,66 @@ class Annotations:
             {"id": id, "seq": s, "author": a, "at": iso(t), "action": act, "changes": json.loads(c)}
             for s, a, t, act, c in rows
         ]
+
+    # -- model runs (see amberlite.annotations.runs) ---------------------------------------------
+    def run(
+        self,
+        annotator: str,
+        assets: str | Sequence[str] | None = None,
+        *,
+        version: int | None = None,
+        progress: bool | None = None,
+    ) -> RunInfo:
+        """Run an annotator (``name`` or ``name@version``) over its entities of the assets
+        (every asset when None) and commit its annotations as one run."""
+        from amberlite.annotations.runs import run_annotator
+
+        spec = self.annotator(annotator, version)
+        return run_annotator(self, spec, self.ctx.resolve_assets(assets), progress)
+
+    def write_run(
+        self,
+        annotator: str,
+        rows: pa.Table | Iterable[Mapping[str, Any]],
+        *,
+        type: str,  # noqa: A002
+        version: int = 1,
+        assets: str | Sequence[str] | None = None,
+    ) -> RunInfo:
+        """Commit annotations computed elsewhere (an Arrow table with ``asset_id``,
+        ``start_s``, ``end_s``... or dicts) as one run of ``annotator@version`` over
+        ``assets`` (the rows' assets when None)."""
+        from amberlite.annotations.runs import write_run
+
+        refs = [assets] if isinstance(assets, str) else assets
+        return write_run(self, annotator, version, type, rows, refs)
+
+    def gc(self) -> int:
+        """Remove run files no committed run points at (left by killed runs); returns the
+        count."""
+        live = {r[0] for r in self.ctx.catalog.query(
+            "SELECT path FROM annotation_runs WHERE path IS NOT NULL")}  # fmt: skip
+        removed = 0
+        for p in (self.ctx.root / "annotations").rglob("*.parquet"):
+            if str(p.relative_to(self.ctx.root)) not in live:
+                p.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+    def runs(self, annotator: str | None = None) -> list[dict[str, Any]]:
+        """Committed runs, newest first: ``run, annotator, version, type, rows, assets,
+        committed_at``."""
+        rows = self.ctx.catalog.query(
+            """SELECT run_id, annotator, version, type, rows, assets, committed_at
+               FROM annotation_runs WHERE $a IS NULL OR annotator = $a ORDER BY run_id DESC""",
+            {"a": annotator},
+        )
+        alias_of = self.ctx.names().alias_of
+        return [
+            {"run": r, "annotator": a, "version": v, "type": t, "rows": n,
+             "assets": [alias_of.get(x, x) for x in assets], "committed_at": iso(at)}
+            for r, a, v, t, n, assets, at in rows
+        ]  # fmt: skip
 
     # -- files ----------------------------------------------------------------------------------
     def import_file(self, path: str | os.PathLike[str], *, author: str | None = None) -> int:

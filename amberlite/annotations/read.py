@@ -12,7 +12,9 @@ parameter. The AQL executor and the Python API both read through it.
 
 from __future__ import annotations
 
+import difflib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ import duckdb
 import pyarrow as pa
 
 from amberlite.define.annotation import AnnotationType
+from amberlite.errors import AnnotationError
 
 HUMAN_COLUMNS = (
     "id, type, type_version, asset_id, start_s, end_s, box, polygon, label, confidence, text, "
@@ -80,6 +83,23 @@ class Snapshot:
 
     def register(self, con: duckdb.DuckDBPyConnection) -> None:
         con.register(self.view, self.human)
+
+
+def asset_info(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, str], dict[str, tuple]]:
+    """(alias -> asset id, asset id -> (alias, duration_s)) in one transaction."""
+    rows = con.execute("SELECT asset_id, alias, duration_s FROM assets").fetchall()
+    return {a: i for i, a, _ in rows}, {i: (a, d) for i, a, d in rows}
+
+
+def asset_id_of(ref: Any, by_alias: Mapping[str, str], info: Mapping[str, tuple]) -> str:
+    """The asset id of an alias or id; an unknown one raises naming the closest alias."""
+    if isinstance(ref, str) and ref in by_alias:
+        return by_alias[ref]
+    if isinstance(ref, str) and ref in info:
+        return ref
+    close = difflib.get_close_matches(str(ref), list(by_alias), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise AnnotationError(f"unknown asset {ref!r}{hint}")
 
 
 def human_table(rows: list[tuple], atype: AnnotationType) -> pa.Table:
@@ -158,3 +178,95 @@ def current_runs(
             )  # fmt: skip
         )
     return out
+
+
+# -- AQL: an annotation set as SQL over the catalog connection a query runs on -------------------
+_DUCK = {
+    "bool": "BOOLEAN", "string": "VARCHAR", "double": "DOUBLE", "float": "FLOAT",
+    "int8": "TINYINT", "int16": "SMALLINT", "int32": "INTEGER", "int64": "BIGINT",
+    "uint8": "UTINYINT", "uint16": "USMALLINT", "uint32": "UINTEGER", "uint64": "UBIGINT",
+}  # fmt: skip
+
+
+def duck_type(t: pa.DataType) -> str:
+    """The DuckDB type of an annotation field's Arrow type."""
+    if pa.types.is_list(t) or pa.types.is_fixed_size_list(t):
+        return duck_type(t.value_type) + "[]"
+    return _DUCK[str(t)]
+
+
+def type_columns(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str]]:
+    """Annotation type -> {user column: AQL kind} (``vector`` included), every type."""
+    from amberlite.core.types import aql_kind
+    from amberlite.define.annotation import BUILTIN_TYPES
+
+    types = {t.name: t for t in BUILTIN_TYPES}
+    for name, version, decl in con.execute(
+        "SELECT name, version, declaration FROM annotation_types ORDER BY name, version"
+    ).fetchall():
+        types[name] = AnnotationType.from_declaration(name, version, json.loads(decl))
+    out = {}
+    for name, t in types.items():
+        cols = {k: aql_kind(str(v)) for k, v in t.fields.items()}
+        if t.vector_dim:
+            cols["vector"] = "vec"
+        out[name] = cols
+    return out
+
+
+def type_of(con: duckdb.DuckDBPyConnection, name: str) -> AnnotationType:
+    from amberlite.define.annotation import BUILTIN_TYPES
+
+    rows = con.execute(
+        "SELECT version, declaration FROM annotation_types WHERE name = ? ORDER BY version DESC "
+        "LIMIT 1",
+        [name],
+    ).fetchall()
+    if rows:
+        return AnnotationType.from_declaration(name, rows[0][0], json.loads(rows[0][1]))
+    for t in BUILTIN_TYPES:
+        if t.name == name:
+            return t
+    raise AnnotationError(f"unknown annotation type {name!r}")
+
+
+def source_sql(
+    con: duckdb.DuckDBPyConnection,
+    root: Path,
+    name: str,
+    scope: str,
+    bind: Any,
+) -> tuple[str, list[RunFiles]]:
+    """SQL of an annotation type's live rows (human rows of the catalog and the current model
+    runs' files) with the columns of an AQL annotation set, on the catalog connection ``con``.
+    ``scope`` is a condition on ``a.asset_id`` (``a``: the assets table); ``bind`` binds a
+    value and returns its parameter's name."""
+    atype = type_of(con, name)
+    runs = current_runs(con, root, name)
+    spf = "a.fps_den::DOUBLE / a.fps_num AS _spf"
+    vec = f", h.vector::FLOAT[{atype.vector_dim}] AS vector" if atype.vector_dim else ""
+    fields = ""
+    for k, t in atype.fields.items():
+        get = "json_extract" if duck_type(t).endswith("[]") else "json_extract_string"
+        fields += f", {get}(h.fields, {bind('$.' + k)})::{duck_type(t)} AS {k}"
+    parts = [
+        f"""SELECT h.id, h.asset_id, h.start_s, h.end_s, h.label, h.confidence, h.text,
+            h.box, h.polygon, h.author{vec}{fields}, a.alias AS asset, {spf}
+            FROM annotations h JOIN assets a ON a.asset_id = h.asset_id
+            WHERE h.type = {bind(name)} AND NOT h.deleted AND {scope}"""
+    ]
+    rvec = f", r.vector::FLOAT[{atype.vector_dim}] AS vector" if atype.vector_dim else ""
+    rfields = "".join(f", r.{k}" for k in atype.fields)
+    for run in runs:
+        where = scope
+        if run.assets is not None:
+            where += f" AND r.asset_id IN (SELECT unnest({bind(list(run.assets))}::TEXT[]))"
+        parts.append(
+            f"""SELECT r.id, r.asset_id, r.start_s, r.end_s, r.label, r.confidence, r.text,
+                r.box::DOUBLE[4] AS box, r.polygon::DOUBLE[2][] AS polygon,
+                {bind(f"{run.annotator}@{run.version}")} AS author{rvec}{rfields},
+                a.alias AS asset, {spf}
+                FROM read_parquet({bind(run.path)}) r JOIN assets a ON a.asset_id = r.asset_id
+                WHERE {where}"""
+        )
+    return "\nUNION ALL BY NAME\n".join(parts), runs

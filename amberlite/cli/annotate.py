@@ -217,3 +217,35 @@ def export(ctx, path, type_name) -> None:
     """Write the live annotations to a .jsonl or .csv file."""
     n = store_of(ctx).annotations.export(path, type=type_name)
     click.echo(f"exported {n} annotations to {path}")
+
+
+@annotate.command("run")
+@click.argument("annotator")
+@click.option("--asset", "assets", multiple=True, help="Only these assets (default: all).")
+@click.pass_context
+@friendly
+def run(ctx, annotator, assets) -> None:
+    """Run ANNOTATOR (name or name@version: subtitles, transitions, subjects, or one of a
+    definition file) and commit its annotations as one run."""
+    info = store_of(ctx).annotations.run(annotator, list(assets) or None)
+    click.echo(
+        f"run {info.run_id}: {info.annotator}@{info.version} wrote {info.rows} {info.type} "
+        f"annotations on {len(info.assets)} assets in {info.seconds:.2f} s"
+    )
+
+
+@annotate.command("runs")
+@click.argument("annotator", required=False)
+@click.pass_context
+@friendly
+def runs(ctx, annotator) -> None:
+    """Committed model runs (newest first)."""
+    rows = store_of(ctx).annotations.runs(annotator)
+    if not rows:
+        click.echo("no runs")
+        return
+    from amberlite.cli.util import rows_table
+
+    cols = ["run", "annotator", "version", "type", "rows", "assets", "committed_at"]
+    data = [tuple(", ".join(r[c]) if c == "assets" else r[c] for c in cols) for r in rows]
+    click.echo(rows_table(cols, data, limit=200))

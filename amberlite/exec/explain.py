@@ -48,6 +48,8 @@ def plan_steps(
             lines.append(f"search: {search_line(ctx, plan)}")
         with Reader(ctx) as reader:
             steps = prepare(ctx, plan, compute=False, reader=reader).steps
+            if any(s.annotation is not None for s in plan.sources):
+                lines += ["annotations:"] + ["  " + x for x in _annotation_lines(ctx, plan, reader)]
     elif isinstance(plan, L.MatchPlan):
         from amberlite.search.match import search_path
 
@@ -66,3 +68,16 @@ def plan_steps(
             step.action = "compute"
         steps = [seg, step]
     return steps
+
+
+def _annotation_lines(ctx: StoreContext, plan: L.SelectPlan, reader: Reader) -> list[str]:
+    """Where each annotation set's rows come from and how its text search runs (nothing is
+    built or searched)."""
+    from amberlite.exec.sql import Sql
+
+    sql = Sql(ctx, plan)
+    sql.con, sql.dry = reader.get(), True
+    for src in plan.sources:
+        if src.annotation is not None:
+            sql.source_cte(src, None)
+    return sql.explain
