@@ -8,6 +8,7 @@ import json
 import re
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 
@@ -150,11 +151,16 @@ def test_a_job_can_be_cancelled_and_keeps_what_it_committed(server):
         if progress.get("stored"):
             break
         time.sleep(0.3)
+    seen: list[dict] = []
+    stream = threading.Thread(target=lambda: seen.extend(events(server, job["id"])))
+    stream.start()  # a client following the job's events holds a stream open...
+    frame = server.request("GET", q("/v1/assets/film1/frame.jpg", n=3, w=32))
+    assert frame[0] == 200 and stream.is_alive()  # ...while other clients are answered
     status, got = server.json("POST", f"/v1/jobs/{job['id']}/cancel")
     assert status == 200 and got["cancel_requested"] is True
-    final = events(server, job["id"])[-1]
-    assert final["state"] == "cancelled", final
-    assert 0 < final["progress"]["stored"] < final["progress"]["requested"] == 75
+    stream.join(timeout=120)
+    assert seen[0]["state"] == "running" and seen[-1]["state"] == "cancelled", seen[-1]
+    assert 0 < seen[-1]["progress"]["stored"] < seen[-1]["progress"]["requested"] == 75
 
 
 # -- annotations and reviews --------------------------------------------------------------------
