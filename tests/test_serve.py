@@ -326,3 +326,25 @@ def test_openapi_lists_the_versioned_endpoints(server):
     status, spec = server.json("GET", "/v1/openapi.json")
     assert status == 200
     assert {"/v1/query", "/v1/explain", "/v1/cut.mp4", "/v1/jobs"} <= set(spec["paths"])
+
+
+def test_a_clip_across_assets_of_other_shapes_is_letterboxed(tmp_path):
+    import av
+    import numpy as np
+
+    import amberlite
+    from amberlite.media.synth import Scene, render
+    from amberlite.serve.media import Media, Span
+
+    render(tmp_path / "wide.mp4", [Scene(frames=5, background=(200, 40, 40))], 64, 36)
+    render(tmp_path / "tall.mp4", [Scene(frames=5, background=(40, 200, 40))], 36, 64)
+    store = amberlite.open(tmp_path / "store")
+    store.ingest([tmp_path / "wide.mp4", tmp_path / "tall.mp4"], progress=False)
+    wide, tall = store.resolve_assets(["wide", "tall"])
+    path = Media(store.ctx).clip([Span(wide, 0, 5), Span(tall, 0, 5)])
+    with av.open(str(path)) as box:
+        frames = [f.to_ndarray(format="rgb24").astype(int) for f in box.decode(video=0)]
+    assert len(frames) == 10 and frames[0].shape == frames[-1].shape == (36, 64, 3)
+    last = frames[-1]
+    assert np.abs(last[:, :8]).max() < 40  # black bars beside the tall picture
+    assert last[:, 28:36, 1].mean() > 120  # the green picture itself, not stretched away

@@ -30,7 +30,7 @@ from amberlite.media.decode import Decode, read_batch
 MAX_SIDE = 3840  # pixels, either side of a requested picture
 MAX_CLIP_S = 30.0  # seconds of one clip
 CLIP_HEIGHT = 360  # clips are scaled to at most this height
-CLIP_VERSION = "1"  # part of every clip's cache name: bump when the encoding changes
+CLIP_VERSION = "2"  # part of every clip's cache name: bump when the encoding changes
 
 
 class BadMediaRequest(AmberliteError):
@@ -165,11 +165,13 @@ class Media:
             stream.options = {"preset": "ultrafast", "crf": "23", "g": str(int(rate) or 25)}
             for span in spans:
                 view = self.view(span.asset_id)
+                # another asset's shape is fitted inside the clip's, with black bars
+                inner = fit(view.record.width, view.record.height, *size) or size
                 _, frames = read_batch(
-                    view.path, span.start, span.end, Decode(size=size), view.index
+                    view.path, span.start, span.end, Decode(size=inner), view.index
                 )
                 for picture in frames:
-                    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(picture), "rgb24")
+                    frame = av.VideoFrame.from_ndarray(letterbox(picture, size), "rgb24")
                     box.mux(stream.encode(frame))
             box.mux(stream.encode(None))
 
@@ -191,6 +193,17 @@ def fit(
     if even:
         w, h = max(2, w - w % 2), max(2, h - h % 2)
     return w, h
+
+
+def letterbox(picture: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``picture`` centred on black at ``size`` (width, height); as is when it fills it."""
+    w, h = size
+    if picture.shape[1] == w and picture.shape[0] == h:
+        return np.ascontiguousarray(picture)
+    out = np.zeros((h, w, 3), np.uint8)
+    y, x = (h - picture.shape[0]) // 2, (w - picture.shape[1]) // 2
+    out[y : y + picture.shape[0], x : x + picture.shape[1]] = picture
+    return out
 
 
 def jpeg(picture: np.ndarray, quality: int) -> bytes:
