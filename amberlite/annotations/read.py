@@ -239,6 +239,7 @@ def source_sql(
 ) -> tuple[str, list[RunFiles]]:
     """SQL of an annotation type's live rows (human rows of the catalog and the current model
     runs' files) with the columns of an AQL annotation set, on the catalog connection ``con``.
+    Boxes are lists (``DOUBLE[]``, as DuckDB reads them from Parquet: no cast per row).
     ``scope`` is a condition on ``a.asset_id`` (``a``: the assets table); ``bind`` binds a
     value and returns its parameter's name."""
     atype = type_of(con, name)
@@ -251,7 +252,8 @@ def source_sql(
         fields += f", {get}(h.fields, {bind('$.' + k)})::{duck_type(t)} AS {k}"
     parts = [
         f"""SELECT h.id, h.asset_id, h.start_s, h.end_s, h.label, h.confidence, h.text,
-            h.box, h.polygon, h.author{vec}{fields}, a.alias AS asset, {spf}
+            h.box::DOUBLE[] AS box, h.polygon::DOUBLE[][] AS polygon,
+            h.author{vec}{fields}, a.alias AS asset, {spf}
             FROM annotations h JOIN assets a ON a.asset_id = h.asset_id
             WHERE h.type = {bind(name)} AND NOT h.deleted AND {scope}"""
     ]
@@ -263,7 +265,7 @@ def source_sql(
             where += f" AND r.asset_id IN (SELECT unnest({bind(list(run.assets))}::TEXT[]))"
         parts.append(
             f"""SELECT r.id, r.asset_id, r.start_s, r.end_s, r.label, r.confidence, r.text,
-                r.box::DOUBLE[4] AS box, r.polygon::DOUBLE[2][] AS polygon,
+                r.box, r.polygon,
                 {bind(f"{run.annotator}@{run.version}")} AS author{rvec}{rfields},
                 a.alias AS asset, {spf}
                 FROM read_parquet({bind(run.path)}) r JOIN assets a ON a.asset_id = r.asset_id

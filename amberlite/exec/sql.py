@@ -58,11 +58,11 @@ def _iou(a: str, b: str) -> str:
     return f"({inter}) / NULLIF({_area(a)} + {_area(b)} - ({inter}), 0)"
 
 
-# Region functions of boxes (DOUBLE[4]: x0, y0, x1, y1; DuckDB arrays count from 1).
+# Region functions of boxes (DOUBLE[] of x0, y0, x1, y1; DuckDB lists count from 1).
 REGION_SQL: dict[str, Callable[..., str]] = {
     "area": _area,
     "iou": _iou,
-    "box": lambda *xs: f"([{', '.join(xs)}]::DOUBLE[4])",
+    "box": lambda *xs: f"([{', '.join(xs)}]::DOUBLE[])",
     "bucket": lambda start, width: f"floor({start} / NULLIF({width}, 0))",
 }
 
