@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo demo-real test bench lint venv clean
+.PHONY: demo demo-real test bench lint venv clean browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -25,8 +25,20 @@ demo: $(STAMP)
 demo-real: $(STAMP)
 	RAY_AUTH_MODE=disabled $(BIN)/amberlite demo --real
 
-test: $(STAMP)
-	RAY_AUTH_MODE=disabled $(BIN)/python -m pytest -q
+# Two pytest workers (pytest-xdist), a test file per worker at a time: module fixtures are
+# built once, and the suite fits CI's budget on two cores.
+test: $(STAMP) browser
+	RAY_AUTH_MODE=disabled $(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+# The web app's browser tests (tests/test_serve_web.py) drive Debian's chromium with Selenium;
+# installed here when missing and run as root, else those tests skip and say why.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -q && apt-get install -y -q chromium chromium-driver; \
+	else \
+		echo "WARNING: chromium/chromium-driver missing and not root: browser tests will SKIP"; \
+	fi
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[dev,bench]'

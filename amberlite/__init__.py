@@ -11,9 +11,11 @@ from typing import TYPE_CHECKING, Any
 from amberlite.version import __version__ as __version__
 
 if TYPE_CHECKING:
+    from amberlite.define.annotation import annotation_type, annotator
     from amberlite.define.decorators import feature, segmenter
     from amberlite.errors import (
         AmberliteError,
+        AnnotationError,
         AqlSyntaxError,
         ChangeRefused,
         DefinitionError,
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AmberliteError",
+    "AnnotationError",
     "AqlSyntaxError",
     "ChangeRefused",
     "Decode",
@@ -32,12 +35,15 @@ __all__ = [
     "MediaError",
     "ResolveError",
     "Store",
+    "annotation_type",
+    "annotator",
     "feature",
     "open",
     "segmenter",
 ]
 _ERRORS = (
     "AmberliteError",
+    "AnnotationError",
     "AqlSyntaxError",
     "ChangeRefused",
     "DefinitionError",
@@ -64,6 +70,10 @@ def __getattr__(name: str) -> Any:
         from amberlite.define.decorators import segmenter
 
         value = segmenter
+    elif name in ("annotation_type", "annotator"):
+        from amberlite.define import annotation
+
+        value = getattr(annotation, name)
     elif name == "Decode":
         from amberlite.media.decode import Decode
 

@@ -120,3 +120,8 @@ class AqlSyntaxError(AqlError):
         if self.expected:
             out.append(" expected one of: " + ", ".join(self.expected))
         return "\n".join(out)
+
+
+class AnnotationError(AmberliteError):
+    """An annotation is invalid against its type's schema (region outside the frame, time
+    outside the asset, wrong field type), or names an unknown type, asset or id."""

@@ -8,18 +8,20 @@ statement) | explain (counts, nothing computed). See docs/aql.md for the languag
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from amberlite.context import StoreContext, context_of
 from amberlite.errors import AqlError
-from amberlite.exec.explain import explain_plan
-from amberlite.exec.scope import plan_schema
+from amberlite.exec.explain import explain_plan, plan_steps
+from amberlite.exec.scope import FeatureStep, plan_schema
 from amberlite.exec.select import QueryResult, execute
 from amberlite.plan import logical as L
 from amberlite.plan.build import build
 from amberlite.plan.rules import optimize
 from amberlite.syntax import ast as A
-from amberlite.syntax import parse_one
+from amberlite.syntax import bind, parse_one
 
 if TYPE_CHECKING:
     import polars as pl
@@ -27,16 +29,22 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def plan(store: Any, text: str) -> tuple[L.Plan, bool]:
-    """The optimized logical plan of one statement, and whether it was an EXPLAIN."""
+def plan(
+    store: Any, text: str, params: Mapping[str, Any] | None = None, limit: int | None = None
+) -> tuple[L.Plan, bool]:
+    """The optimized logical plan of one statement, and whether it was an EXPLAIN.
+    ``params`` fill the statement's ``$name`` placeholders (see :func:`amberlite.syntax.bind`);
+    ``limit`` caps a SELECT's LIMIT (an application's page size)."""
     if not isinstance(text, str):
         raise AqlError(f"a query is text, not {type(text).__name__}")
     ctx = context_of(store)
-    stmt = parse_one(text)
+    stmt = bind(parse_one(text), params)
     log.debug("parsed: %s", stmt)
     explained = isinstance(stmt, A.Explain)
     if explained:
         stmt = stmt.statement
+    if limit is not None and isinstance(stmt, A.Select):
+        stmt = replace(stmt, limit=limit if stmt.limit is None else min(stmt.limit, limit))
     logical = build(plan_schema(ctx), stmt)
     log.debug("logical plan:\n%s", L.show_plan(logical))
     optimized = optimize(logical)
@@ -44,12 +52,18 @@ def plan(store: Any, text: str) -> tuple[L.Plan, bool]:
     return optimized, explained
 
 
-def run(store: Any, text: str, rows: bool = False) -> QueryResult:
+def run(
+    store: Any,
+    text: str,
+    rows: bool = False,
+    params: Mapping[str, Any] | None = None,
+    limit: int | None = None,
+) -> QueryResult:
     """Run one AQL statement: its result table and, for NEAREST / MATCH, which search ran.
     An EXPLAIN returns one ``plan`` column. ``rows``: a SELECT's result as Python rows (no
     polars; see :class:`~amberlite.exec.select.QueryResult`)."""
     ctx: StoreContext = context_of(store)
-    optimized, explained = plan(ctx, text)
+    optimized, explained = plan(ctx, text, params, limit)
     if explained:
         lines = explain_plan(ctx, optimized).splitlines()
         return QueryResult(None, None, ("plan",), [(ln,) for ln in lines])
@@ -58,13 +72,21 @@ def run(store: Any, text: str, rows: bool = False) -> QueryResult:
     return result
 
 
-def run_query(store: Any, text: str) -> pl.DataFrame:
+def run_query(store: Any, text: str, params: Mapping[str, Any] | None = None) -> pl.DataFrame:
     """Run one AQL statement and return its result table."""
-    return run(store, text).table
+    return run(store, text, params=params).table
 
 
-def explain(store: Any, text: str) -> str:
+def work(store: Any, text: str, params: Mapping[str, Any] | None = None) -> list[FeatureStep]:
+    """What running a statement would read or compute, per feature (nothing is computed; an
+    EXPLAIN, SHOW or DESCRIBE has no steps)."""
+    ctx = context_of(store)
+    optimized, explained = plan(ctx, text, params)
+    return [] if explained else plan_steps(ctx, optimized)
+
+
+def explain(store: Any, text: str, params: Mapping[str, Any] | None = None) -> str:
     """The plan and per-feature stored / missing / failed counts; computes nothing."""
     ctx = context_of(store)
-    optimized, _ = plan(ctx, text)
+    optimized, _ = plan(ctx, text, params)
     return explain_plan(ctx, optimized)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # the façade imports what a method needs when it runs (a fas
     import polars as pl
     import pyarrow as pa
 
+    from amberlite.annotations import Annotations
     from amberlite.connectors.manager import ReplicaManager
     from amberlite.define.decorators import FeatureSpec
     from amberlite.ingest import IngestReport
@@ -117,6 +118,7 @@ class Store:
         )
         memo.listeners.append(self._on_commit)  # replica indexes follow commits
         self.ctx.resolver = Resolver(self.ctx)
+        self._annotations: Annotations | None = None
         if builtins_digest() != self._recorded_builtins_digest():
             self.ctx.registry  # noqa: B018 - loading the registry records changed built-ins
 
@@ -153,6 +155,15 @@ class Store:
 
     def _on_commit(self, key: Any, file_id: int) -> None:
         self.ctx.replicas.on_commit(key, file_id)
+
+    @property
+    def annotations(self) -> Annotations:
+        """Annotations from models and people (see amberlite.annotations)."""
+        if self._annotations is None:
+            from amberlite.annotations import Annotations
+
+            self._annotations = Annotations(self.ctx)
+        return self._annotations
 
     @property
     def registry(self) -> Registry:
@@ -249,9 +260,11 @@ class Store:
 
     def plan_apply(self, path: str | os.PathLike[str]) -> list[Change]:
         """Classify a definition file's features against the catalog; applies nothing."""
-        from amberlite.define.loader import load_definitions
+        from amberlite.define.loader import load_annotation_defs, load_definitions
 
-        return self._diff(load_definitions(path))[0]
+        return self._diff(load_definitions(path))[0] + self.annotations.classify(
+            *load_annotation_defs(path)
+        )
 
     def _diff(self, specs: list[FeatureSpec]) -> tuple[list[Change], Registry]:
         trial = Registry()
@@ -278,7 +291,7 @@ class Store:
             source = path.read_text()
         except OSError as e:
             raise DefinitionError(f"{path}: cannot read definition file: {e}") from e
-        from amberlite.define.loader import load_definitions
+        from amberlite.define.loader import load_annotation_defs, load_definitions
 
         specs = load_definitions(path, source)
         builtin = {s.name for s in self.registry.all() if s.module.startswith("amberlite.")}
@@ -286,7 +299,9 @@ class Store:
         if clash:
             raise DefinitionError(f"{path}: {', '.join(clash)} is a built-in feature name")
         changes, trial = self._diff(specs)
-        refusal = refusal_of(changes)
+        a_types, annotators = load_annotation_defs(path, source)
+        a_changes = self.annotations.classify(a_types, annotators)
+        refusal = refusal_of(changes + a_changes)
         if refusal is not None and not force:
             raise refusal
         sha = hashlib.sha256(source.encode()).hexdigest()
@@ -297,8 +312,9 @@ class Store:
             )
             for spec, change in zip(specs, changes):
                 self._upsert_feature(con, spec, change.fingerprint, sha, builtin=False)
+            self.annotations.record(con, a_types, annotators, sha)
         self.registry = trial
-        return changes
+        return changes + a_changes
 
     def drop(self, name: str, version: int | None = None) -> list[str]:
         """Remove a feature (every version, or ``version``) from the store; returns the
@@ -503,17 +519,18 @@ class Store:
         return self.memo.files(memo_key(self.feature(name, version), params))
 
     # -- queries ------------------------------------------------------------------------------
-    def query(self, text: str) -> pl.DataFrame:
-        """Run one AQL statement (see docs/aql.md); missing feature values are computed."""
+    def query(self, text: str, params: Mapping[str, Any] | None = None) -> pl.DataFrame:
+        """Run one AQL statement (see docs/aql.md); missing feature values are computed.
+        ``params`` fill its ``$name`` placeholders (``{"film": "film1"}``)."""
         from amberlite.query import run_query
 
-        return run_query(self, text)
+        return run_query(self, text, params)
 
-    def explain(self, text: str) -> str:
+    def explain(self, text: str, params: Mapping[str, Any] | None = None) -> str:
         """The plan of an AQL statement and what each feature would read or compute."""
         from amberlite.query import explain
 
-        return explain(self, text)
+        return explain(self, text, params)
 
     # -- scale-out: training data and triggers (amberlite.dataset, amberlite.triggers) --------
     def dataset(self, feature: str, assets: Sequence[str] | str | None = None, **options: Any):
@@ -554,6 +571,7 @@ class Store:
                 if n:
                     merged[f"{spec.key}/{pkey}"] = n
         self.memo.gc()
+        self.annotations.gc()
         return merged
 
     def failures(self, name: str | None = None) -> pl.DataFrame:

@@ -19,6 +19,8 @@ import pytest
 CLI_DIR = Path(__file__).resolve().parent.parent / "amberlite" / "cli"
 # Never imported by the CLI's start-up, nor by a query.
 COMPUTE = ["torch", "ray", "cv2", "hnswlib", "prompt_toolkit"]
+# Nor the web stack of `amberlite serve`.
+COMPUTE += ["fastapi", "starlette", "uvicorn", "pydantic", "amberlite.serve"]
 # Not imported by --help / --version either.
 DATA = ["polars", "pyarrow", "duckdb", "av", "numpy", "lark", "PIL", "tqdm"]
 HELP_ARGS = [
@@ -30,6 +32,7 @@ HELP_ARGS = [
     ["replicate", "add", "--help"],
     ["repl", "--help"],
     ["watch", "--help"],
+    ["serve", "--help"],
 ]
 
 

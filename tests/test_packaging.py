@@ -58,6 +58,7 @@ def test_wheel_ships_grammar_and_connectors(tmp_path):
         f"assert amberlite.__file__.startswith({str(site)!r}), amberlite.__file__\n"
         "assert (r.files('amberlite.grammar') / 'aql.lark').is_file()\n"
         "assert (r.files('amberlite.catalog') / 'schema.sql').is_file()\n"
+        "assert (r.files('amberlite.serve') / 'static' / 'app.js').is_file()\n"
         "s = amberlite.open('store')\n"
         "print(sorted(s.registry.names()))\n"
     )

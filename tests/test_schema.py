@@ -105,8 +105,8 @@ def test_v1_store_is_migrated_and_reads_its_values(tmp_path, caplog):
     assert len(expected) == 3
     with caplog.at_level(logging.INFO, logger="amberlite.catalog.catalog"):
         store = amberlite.open(root)
-    assert schema_version(root) == SCHEMA_VERSION == 2
-    assert any("migrating catalog from schema version 1 to 2" in r.message for r in caplog.records)
+    assert schema_version(root) == SCHEMA_VERSION == 3
+    assert any("migrating catalog from schema version 1 to 3" in r.message for r in caplog.records)
     tables, seqs = catalog_objects(root)
     assert (tables, seqs) == declared()
 
@@ -142,7 +142,7 @@ def test_v1_store_without_lazy_tables_is_migrated(tmp_path):
     assert not set(LAZY_IN_V1) & (tables | seqs)
 
     store = amberlite.open(root)
-    assert schema_version(root) == 2
+    assert schema_version(root) == SCHEMA_VERSION
     assert catalog_objects(root) == declared()
     assert store.replicas.list() == []
     assert store.status()["triggers"].height == 0
@@ -157,7 +157,7 @@ def test_migrating_again_is_a_no_op(tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="amberlite.catalog.catalog"):
         amberlite.open(root)
     assert not [r for r in caplog.records if "migrating" in r.message]
-    assert schema_version(root) == 2
+    assert schema_version(root) == SCHEMA_VERSION
     assert catalog_objects(root) == declared()
     con = duckdb.connect(str(root / "catalog.duckdb"), read_only=True)
     after = {t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in declared()[0]}

@@ -30,7 +30,7 @@ import duckdb
 
 from amberlite.errors import StoreError, StoreFull, out_of_space
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 LOCK_TIMEOUT_S = 120.0
 _process_lock = threading.RLock()
 log = logging.getLogger(__name__)
@@ -69,11 +69,24 @@ def migrate_1_to_2(con: duckdb.DuckDBPyConnection) -> None:
     _create(con, "trigger_seq", "triggers", "replicas", "replica_labels")
 
 
+def migrate_2_to_3(con: duckdb.DuckDBPyConnection) -> None:
+    """Version 3 adds the annotation tables (amberlite.annotations)."""
+    _create(
+        con,
+        "annotation_types",
+        "annotators",
+        "annotations",
+        "annotation_history",
+        "annotation_runs",
+    )
+
+
 # (from_version, step): step upgrades a catalog of from_version to from_version + 1, given the
 # connection of the write transaction that opens it. A later version that alters one of the
 # tables created above adds its own step (idempotent DDL: ``ADD COLUMN IF NOT EXISTS``...).
 MIGRATIONS: tuple[tuple[int, Callable[[duckdb.DuckDBPyConnection], None]], ...] = (
     (1, migrate_1_to_2),
+    (2, migrate_2_to_3),
 )
 
 
@@ -84,7 +97,7 @@ class Catalog:
         >>> import tempfile; cat = Catalog(tempfile.mkdtemp())
         >>> with cat.read() as con:
         ...     con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
-        '2'
+        '3'
     """
 
     def __init__(self, root: str | Path) -> None:

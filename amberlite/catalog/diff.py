@@ -24,24 +24,28 @@ class Change:
     resolution: Resolution
     fingerprint: str
     previous_fingerprint: str | None = None
+    kind: str = "feature"  # or "annotation type", "annotator"
 
     def describe(self) -> str:
+        what = "schema" if self.kind == "annotation type" else "code"
         text = {
-            "new": "new feature",
+            "new": f"new {self.kind}",
             "unchanged": "unchanged",
-            "changed": "code changed without a version bump",
+            "changed": f"{what} changed without a version bump",
             "new_version": "new version (older versions stay readable)",
         }[self.resolution]
         return f"{self.name}@{self.version}: {text}"
 
 
-def classify(name: str, version: int, fingerprint: str, catalog_rows: dict[int, str]) -> Change:
+def classify(
+    name: str, version: int, fingerprint: str, catalog_rows: dict[int, str], kind: str = "feature"
+) -> Change:
     """``catalog_rows`` maps each stored version of ``name`` to its fingerprint."""
     if not catalog_rows:
-        return Change(name, version, "new", fingerprint)
+        return Change(name, version, "new", fingerprint, kind=kind)
     if version not in catalog_rows:
-        return Change(name, version, "new_version", fingerprint)
+        return Change(name, version, "new_version", fingerprint, kind=kind)
     previous = catalog_rows[version]
     if previous == fingerprint:
-        return Change(name, version, "unchanged", fingerprint, previous)
-    return Change(name, version, "changed", fingerprint, previous)
+        return Change(name, version, "unchanged", fingerprint, previous, kind)
+    return Change(name, version, "changed", fingerprint, previous, kind)

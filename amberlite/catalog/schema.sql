@@ -1,4 +1,4 @@
--- amberlite catalog, schema version 2. One DuckDB file per store.
+-- amberlite catalog, schema version 3. One DuckDB file per store.
 -- Every catalog table and sequence is declared here and nowhere else (a new table or column
 -- is a new schema version, with a migration in catalog.py's MIGRATIONS).
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -116,4 +116,43 @@ CREATE TABLE IF NOT EXISTS replica_labels (
     target TEXT NOT NULL, entity_id TEXT NOT NULL, label BIGINT NOT NULL,
     deleted BOOLEAN NOT NULL DEFAULT FALSE,
     PRIMARY KEY (feature, version, params_key, target, entity_id)
+);
+
+-- Annotations (amberlite.annotations), version 3. Types and annotators from definition files.
+CREATE TABLE IF NOT EXISTS annotation_types (
+    name TEXT NOT NULL, version INTEGER NOT NULL, fingerprint TEXT NOT NULL,
+    declaration TEXT NOT NULL, definition_sha TEXT, applied_at TIMESTAMP,
+    PRIMARY KEY (name, version)
+);
+
+CREATE TABLE IF NOT EXISTS annotators (
+    name TEXT NOT NULL, version INTEGER NOT NULL, type TEXT NOT NULL, entity TEXT NOT NULL,
+    fingerprint TEXT NOT NULL, definition_sha TEXT, applied_at TIMESTAMP,
+    PRIMARY KEY (name, version)
+);
+
+-- Written by people and applications: the live state of each annotation (soft-deleted rows
+-- stay, deleted = TRUE) and every change to it.
+CREATE TABLE IF NOT EXISTS annotations (
+    id TEXT PRIMARY KEY, type TEXT NOT NULL, type_version INTEGER NOT NULL,
+    asset_id TEXT NOT NULL, start_s DOUBLE NOT NULL, end_s DOUBLE NOT NULL,
+    box DOUBLE[4], polygon DOUBLE[2][], label TEXT, confidence DOUBLE, text TEXT,
+    vector FLOAT[], fields TEXT,       -- user fields as JSON
+    author TEXT NOT NULL, created_at TIMESTAMP, updated_at TIMESTAMP,
+    deleted BOOLEAN NOT NULL DEFAULT FALSE
+);
+
+CREATE TABLE IF NOT EXISTS annotation_history (
+    id TEXT NOT NULL, seq INTEGER NOT NULL, author TEXT NOT NULL, changed_at TIMESTAMP NOT NULL,
+    action TEXT NOT NULL,              -- add | edit | remove | import
+    changes TEXT NOT NULL,             -- JSON: the new record, or {field: [old, new]}
+    PRIMARY KEY (id, seq)
+);
+
+-- Written by models: one row per committed run of annotator@version over a set of assets
+-- (its Parquet file under annotations/); readers take, per asset, the newest run covering it.
+CREATE TABLE IF NOT EXISTS annotation_runs (
+    run_id BIGINT PRIMARY KEY, annotator TEXT NOT NULL, version INTEGER NOT NULL,
+    type TEXT NOT NULL, type_version INTEGER NOT NULL, path TEXT, rows BIGINT NOT NULL,
+    assets TEXT[] NOT NULL, started_at TIMESTAMP, committed_at TIMESTAMP
 );

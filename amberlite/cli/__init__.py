@@ -40,11 +40,21 @@ def main(ctx: click.Context, store_path: str, verbose: int) -> None:
 
 
 # Commands defined in their own modules (helpers from amberlite.cli.util) are added here.
+from amberlite.cli.annotate import annotate  # noqa: E402
 from amberlite.cli.matchcut import matchcut  # noqa: E402
 from amberlite.cli.query import COMMANDS as _QUERY_COMMANDS  # noqa: E402
 from amberlite.cli.replicate import replicate  # noqa: E402
 from amberlite.cli.scale import COMMANDS as _SCALE_COMMANDS  # noqa: E402
+from amberlite.cli.serve import serve  # noqa: E402
 from amberlite.cli.store import COMMANDS as _STORE_COMMANDS  # noqa: E402
 
-for _command in (*_STORE_COMMANDS, *_QUERY_COMMANDS, *_SCALE_COMMANDS, matchcut, replicate):
+for _command in (
+    *_STORE_COMMANDS,
+    *_QUERY_COMMANDS,
+    *_SCALE_COMMANDS,
+    matchcut,
+    replicate,
+    annotate,
+    serve,
+):
     main.add_command(_command)

@@ -9,6 +9,7 @@ import linecache
 import sys
 from pathlib import Path
 
+from amberlite.define.annotation import AnnotationType, AnnotatorSpec
 from amberlite.define.decorators import FeatureSpec
 from amberlite.errors import DefinitionError
 
@@ -21,8 +22,38 @@ def load_definitions(path: str | Path, source: str | None = None) -> list[Featur
     """Execute a definition file and return its features in declaration order.
 
     ``source``, when given, is executed instead of the file's current text (the catalog keeps
-    the source that was applied, so later processes load exactly that).
+    the source that was applied, so later processes load exactly that). A file that declares
+    only annotation types or annotators returns no features.
     """
+    module = _load_module(path, source)
+    specs = [v for v in module.__dict__.values() if isinstance(v, FeatureSpec)]
+    if not specs and not any(isinstance(v, _ANNOTATION) for v in module.__dict__.values()):
+        raise DefinitionError(f"{path}: declares no @feature or @segmenter functions")
+    seen: dict[str, FeatureSpec] = {}
+    for s in specs:
+        if s.name in seen:
+            raise DefinitionError(f"{path}: feature {s.name!r} declared twice")
+        seen[s.name] = s
+    return specs
+
+
+def load_annotation_defs(
+    path: str | Path, source: str | None = None
+) -> tuple[list[AnnotationType], list[AnnotatorSpec]]:
+    """The annotation types and annotators a definition file declares, in order."""
+    module = _load_module(path, source)
+    values = list(module.__dict__.values())
+    types = [v for v in values if isinstance(v, AnnotationType)]
+    annotators = [v for v in values if isinstance(v, AnnotatorSpec)]
+    for kind, items in (("annotation type", types), ("annotator", annotators)):
+        names = [i.name for i in items]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise DefinitionError(f"{path}: {kind} {twice[0]!r} declared twice")
+    return types, annotators
+
+
+def _load_module(path: str | Path, source: str | None):
     path = Path(path)
     if source is None:
         try:
@@ -54,15 +85,10 @@ def load_definitions(path: str | Path, source: str | None = None) -> list[Featur
             del sys.modules[name]
             raise DefinitionError(f"{path}: error while loading: {type(e).__name__}: {e}") from e
     _check_redefinitions(path, source)
-    specs = [v for v in module.__dict__.values() if isinstance(v, FeatureSpec)]
-    if not specs:
-        raise DefinitionError(f"{path}: declares no @feature or @segmenter functions")
-    seen: dict[str, FeatureSpec] = {}
-    for s in specs:
-        if s.name in seen:
-            raise DefinitionError(f"{path}: feature {s.name!r} declared twice")
-        seen[s.name] = s
-    return specs
+    return module
+
+
+_ANNOTATION = (AnnotationType, AnnotatorSpec)
 
 
 def _check_redefinitions(path: Path, source: str) -> None:

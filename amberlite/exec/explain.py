@@ -27,6 +27,19 @@ from amberlite.plan import logical as L
 def explain_plan(ctx: StoreContext, plan: L.Plan) -> str:
     """Plan tree and per-feature stored / missing / failed counts (nothing is computed)."""
     lines = ["plan:"] + ["  " + ln for ln in L.show_plan(plan).splitlines()]
+    steps = plan_steps(ctx, plan, lines)
+    if steps:
+        lines.append("features:")
+        lines += ["  " + s.line() for s in steps]
+    return "\n".join(lines)
+
+
+def plan_steps(
+    ctx: StoreContext, plan: L.Plan, lines: list[str] | None = None
+) -> list[FeatureStep]:
+    """What each feature of a plan would read or compute, counted (nothing is computed);
+    appends the ``search:`` line of NEAREST / MATCH to ``lines``."""
+    lines = [] if lines is None else lines
     steps: list[FeatureStep] = []
     if isinstance(plan, L.SelectPlan):
         if plan.nearest is not None:
@@ -35,6 +48,8 @@ def explain_plan(ctx: StoreContext, plan: L.Plan) -> str:
             lines.append(f"search: {search_line(ctx, plan)}")
         with Reader(ctx) as reader:
             steps = prepare(ctx, plan, compute=False, reader=reader).steps
+            if any(s.annotation is not None for s in plan.sources):
+                lines += ["annotations:"] + ["  " + x for x in _annotation_lines(ctx, plan, reader)]
     elif isinstance(plan, L.MatchPlan):
         from amberlite.search.match import search_path
 
@@ -52,7 +67,17 @@ def explain_plan(ctx: StoreContext, plan: L.Plan) -> str:
             step.note = f" (+ {src.entity_type}s of assets not segmented yet)"
             step.action = "compute"
         steps = [seg, step]
-    if steps:
-        lines.append("features:")
-        lines += ["  " + s.line() for s in steps]
-    return "\n".join(lines)
+    return steps
+
+
+def _annotation_lines(ctx: StoreContext, plan: L.SelectPlan, reader: Reader) -> list[str]:
+    """Where each annotation set's rows come from and how its text search runs (nothing is
+    built or searched)."""
+    from amberlite.exec.sql import Sql
+
+    sql = Sql(ctx, plan)
+    sql.con, sql.dry = reader.get(), True
+    for src in plan.sources:
+        if src.annotation is not None:
+            sql.source_cte(src, None)
+    return sql.explain

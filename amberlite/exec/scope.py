@@ -142,6 +142,12 @@ def prepare(ctx: StoreContext, plan: L.SelectPlan, compute: bool, reader: Reader
     for src in plan.sources:
         assets = list(src.asset_ids) if src.asset_ids is not None else None
         note = ""
+        if src.annotation is not None:  # stored rows: nothing to segment or to scope
+            for use in plan.features:  # asset features broadcast over the annotations
+                if use.source == src.index:
+                    spec = schema.get(use.name, use.version)
+                    prep.steps.append(step(use.label, spec, dict(use.params), assets, None))
+            continue
         if src.entity_type not in ("asset", "frame"):
             prod = schema.producer_of(src.entity_type)
             seg = step(prod.key, prod, None, assets, None)
@@ -259,4 +265,17 @@ def feature_files(ctx: StoreContext, plan: L.SelectPlan, con) -> dict[int, list[
 def plan_schema(ctx: StoreContext) -> PlanSchema:
     """The planner's view of an open store (its names are cached until the catalog changes)."""
     names = ctx.names()
-    return PlanSchema(ctx.schema(), names.by_alias, names.ids, names.entity_types)
+
+    def annotation_types() -> dict:  # read only by a query that names annotations
+        from amberlite.annotations.read import type_columns
+
+        stamp = ctx.catalog.stamp()  # kept until the catalog changes
+        hit = getattr(ctx, "_annotation_types", None)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        with ctx.catalog.read() as con:
+            types = type_columns(con)
+        ctx._annotation_types = (stamp, types)  # type: ignore[attr-defined]
+        return types
+
+    return PlanSchema(ctx.schema(), names.by_alias, names.ids, names.entity_types, annotation_types)

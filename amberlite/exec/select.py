@@ -29,6 +29,7 @@ def compile_select(ctx: StoreContext, prep: Prepared, con) -> tuple[Sql, str]:
     """The DuckDB statement of a prepared SELECT (with its NEAREST result, if any), over the
     memo files committed as of ``con``'s transaction."""
     sql = Sql(ctx, prep.plan, prep.nearest)
+    sql.con = con
     text = sql.select(feature_files(ctx, prep.plan, con))
     log.debug("SQL %s", text)
     return sql, text

@@ -46,6 +46,27 @@ SQL_FUNCTIONS = {
 }
 
 
+def _area(b: str) -> str:
+    return f"(({b})[3] - ({b})[1]) * (({b})[4] - ({b})[2])"
+
+
+def _iou(a: str, b: str) -> str:
+    inter = (
+        f"greatest(0, least(({a})[3], ({b})[3]) - greatest(({a})[1], ({b})[1])) * "
+        f"greatest(0, least(({a})[4], ({b})[4]) - greatest(({a})[2], ({b})[2]))"
+    )
+    return f"({inter}) / NULLIF({_area(a)} + {_area(b)} - ({inter}), 0)"
+
+
+# Region functions of boxes (DOUBLE[] of x0, y0, x1, y1; DuckDB lists count from 1).
+REGION_SQL: dict[str, Callable[..., str]] = {
+    "area": _area,
+    "iou": _iou,
+    "box": lambda *xs: f"([{', '.join(xs)}]::DOUBLE[])",
+    "bucket": lambda start, width: f"floor({start} / NULLIF({width}, 0))",
+}
+
+
 # The error kind DuckDB puts first, and the names the compiled SQL uses (see the docstring).
 _DUCK_KIND = re.compile(r"^\s*(?:[A-Za-z]+ )+Error:\s*")
 _GENERATED_QUALIFIED = re.compile(r'\b(t\d+)\."?([A-Za-z_][A-Za-z0-9_]*)"?')
@@ -63,13 +84,17 @@ class Sql:
         self.tables: dict[str, pa.Table] = {}
         self.names: tuple[str, ...] = ()
         self.labels: dict[str, str] = {}  # generated name -> the user's text (error messages)
+        self.con: duckdb.DuckDBPyConnection | None = None  # the catalog connection it runs on
+        self.explain: list[str] = []  # how each annotation set and text search is read
+        self.dry = False  # EXPLAIN: describe annotation sets, search nothing
 
     def bind(self, value: Any) -> str:
-        # One parameter per distinct literal: ``index % 2`` in the select list and in GROUP
-        # BY must compile to the same expression for DuckDB to see it as grouped.
-        for name, have in self.params.items():
-            if type(have) is type(value) and have == value:
-                return f"${name}"
+        # One parameter per distinct scalar: ``index % 2`` or ``bucket(a, 1.0)`` in the select
+        # list and in GROUP BY must compile to the same expression for DuckDB to group by it.
+        if isinstance(value, (bool, int, float, str)):
+            for k, v in self.params.items():
+                if type(v) is type(value) and v == value:
+                    return f"${k}"
         name = f"p{len(self.params)}"
         self.params[name] = value
         return f"${name}"
@@ -113,7 +138,9 @@ class Sql:
         if src.asset_ids is not None:
             scope = f"a.asset_id IN (SELECT unnest({self.bind(list(src.asset_ids))}::TEXT[]))"
         spf = "a.fps_den::DOUBLE / a.fps_num AS _spf"
-        if src.entity_type == "asset":
+        if src.annotation is not None:
+            body = self._annotation_body(src, scope)
+        elif src.entity_type == "asset":
             body = f"""SELECT a.asset_id AS id, a.alias AS ref, a.alias AS asset, a.asset_id,
                 0 AS "index",
                 0::BIGINT AS start_frame, a.frame_count AS end_frame, 0.0::DOUBLE AS start_s,
@@ -141,6 +168,59 @@ class Sql:
         if pushed is None:
             return body
         return f"SELECT * FROM ({body}) AS t{i} WHERE {self.expr(pushed)}"
+
+    def _annotation_body(self, src: L.Source, scope: str) -> str:
+        """An annotation set: human rows and current model runs (amberlite.annotations.read),
+        with frame numbers at the asset's rate and the ``relevance`` of its MATCHES."""
+        from amberlite.annotations.read import source_sql
+
+        if self.con is None:
+            raise AqlError("annotations are read on a catalog connection (internal error)")
+        body, runs = source_sql(self.con, self.ctx.root, src.annotation, scope, self.bind)
+        rows = sum(r[0] for r in self.con.execute(
+            "SELECT count(*) FROM annotations WHERE type = ? AND NOT deleted",
+            [src.annotation]).fetchall())  # fmt: skip
+        self.explain.append(
+            f"annotations({src.annotation}) AS {src.alias}: {rows} by people (catalog), "
+            f"{len(runs)} model run(s) (Parquet: "
+            + (", ".join(f"{r.annotator}@{r.version} run {r.run_id}" for r in runs) or "none")
+            + ")"
+        )
+        relevance, join = "NULL::DOUBLE AS relevance", ""
+        for k, t in enumerate(self.plan.searches):
+            if t.source == src.index:
+                self.tables[f"_search{k}"] = self._search(src, t, body)
+                relevance = f"m{k}.relevance"
+                join = f"LEFT JOIN _search{k} AS m{k} ON m{k}.id = x.id"
+        return f"""SELECT x.*, x.id AS ref, floor(x.start_s / x._spf)::BIGINT AS start_frame,
+            ceil(x.end_s / x._spf)::BIGINT AS end_frame, {relevance}
+            FROM ({body}) AS x {join}"""
+
+    def _search(self, src: L.Source, t: L.TextSearch, body: str) -> pa.Table:
+        from amberlite.annotations.read import current_runs
+        from amberlite.annotations.search import ensure_index, index_dir, search, search_empty
+
+        con = self.con
+        human = con.execute(
+            "SELECT count(*), max(updated_at) FROM annotations WHERE type = ?", [src.annotation]
+        ).fetchone()
+        runs = current_runs(con, self.ctx.root, src.annotation)
+        stamp = repr((src.annotation, t.column, human, [(r.run_id, r.assets) for r in runs]))
+        folder = index_dir(self.ctx.root, src.annotation, t.column, stamp)
+        params = dict(self.params)  # the body's parameters as bound so far
+        used = set(re.findall(r"\$(p\d+)\b", body))
+
+        def rows() -> list[tuple[str, str]]:
+            sql = f"SELECT id, {t.column} FROM ({body}) WHERE {t.column} IS NOT NULL"
+            return con.execute(sql, {p: params[p] for p in used}).fetchall()
+
+        ready = (folder / "READY").exists()
+        state = "ready" if ready else "to build from the rows above"
+        self.explain.append(f"text search: {t.describe(src.alias)}; index {state}")
+        if self.dry:  # EXPLAIN builds and searches nothing
+            return search_empty()
+        ensure_index(folder, rows)
+        return search(folder, t.query)
 
     def _nearest_join(self, body: str) -> str:
         """The entities of ``body`` that the NEAREST search found, with their ``score``."""
@@ -238,7 +318,10 @@ class Sql:
             sql += "\nORDER BY ALL"
         else:  # a deterministic order: by asset, position, id, source by source
             keys = [
-                f't{s.index}."asset", t{s.index}."index", t{s.index}.id' for s in self.plan.sources
+                f't{s.index}."asset", t{s.index}.'
+                + ("start_s" if s.annotation is not None else '"index"')
+                + f", t{s.index}.id"
+                for s in self.plan.sources
             ]
             sql += "\nORDER BY " + ", ".join(keys)
         if limit is not None:
@@ -294,6 +377,8 @@ class Sql:
             return f"({self.expr(e.expr)} {'NOT ' if e.negated else ''}LIKE {self.expr(e.pattern)})"
         if isinstance(e, A.IsNull):
             return f"({self.expr(e.expr)} IS {'NOT ' if e.negated else ''}NULL)"
+        if isinstance(e, A.Call) and e.name in REGION_SQL:
+            return REGION_SQL[e.name](*[self.expr(a) for a in e.args])
         if isinstance(e, A.Call):
             parts = [self.expr(a) for a in e.args]
             if e.name == "round" and len(parts) == 2:  # DuckDB wants INTEGER decimals
@@ -302,6 +387,17 @@ class Sql:
             return f"{SQL_FUNCTIONS[e.name]}({args})"
         if isinstance(e, A.SpanPredicate):
             return self._span(e)
+        if isinstance(e, L.MatchesValue):
+            t = self.plan.searches[e.index]
+            return f"(t{t.source}.id IN (SELECT id FROM _search{e.index}))"
+        if isinstance(e, L.RegionPredicate):
+            a, b = f"({self.expr(e.left)})", f"({self.expr(e.right)})"
+            if e.op == "CONTAINS":
+                a, b = b, a
+            if e.op in ("INSIDE", "CONTAINS"):
+                return (f"({a}[1] >= {b}[1] AND {a}[2] >= {b}[2] AND {a}[3] <= {b}[3] "
+                        f"AND {a}[4] <= {b}[4])")  # fmt: skip
+            return f"({a}[1] < {b}[3] AND {b}[1] < {a}[3] AND {a}[2] < {b}[4] AND {b}[2] < {a}[4])"
         raise AqlError(f"cannot compile {type(e).__name__}")
 
     def _side(self, e: Any, other: Any) -> str:

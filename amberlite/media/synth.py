@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 import av
 import numpy as np
@@ -407,3 +408,101 @@ def corrupt_copy(
         raise MediaError(src, f"cannot read file ({exc.strerror or exc})") from exc
     with open(dst, "wb") as f:
         f.write(data[: int(len(data) * keep)])
+
+
+# --------------------------------------------------------------------------- subtitles
+Cue = tuple[float, float, str]  # (start_s, end_s, text)
+_ASS_HEADER = (
+    "[Script Info]\nScriptType: v4.00+\nPlayResX: 384\nPlayResY: 288\n\n[V4+ Styles]\n"
+    "Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, "
+    "BackColour, Bold, Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, "
+    "BorderStyle, Outline, Shadow, Alignment, MarginL, MarginR, MarginV, Encoding\n"
+    "Style: Default,Arial,16,&Hffffff,&Hffffff,&H0,&H0,0,0,0,0,100,100,0,0,1,1,0,2,10,10,10,0"
+    "\n\n[Events]\nFormat: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, "
+    "Text\n"
+)
+
+
+def _clock(t: float, sep: str = ",", hours: int = 2) -> str:
+    ms = int(round(t * 1000))
+    h, rest = divmod(ms, 3_600_000)
+    m, rest = divmod(rest, 60_000)
+    s, ms = divmod(rest, 1000)
+    if hours == 1:  # ASS: H:MM:SS.cc
+        return f"{h}:{m:02d}:{s:02d}.{ms // 10:02d}"
+    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
+
+
+def subtitle_text(fmt: str, cues: Sequence[Cue]) -> str:
+    """A subtitle file's text: ``fmt`` is ``srt``, ``vtt`` or ``ass``."""
+    if fmt == "srt":
+        return "".join(
+            f"{i}\n{_clock(a)} --> {_clock(b)}\n{t}\n\n" for i, (a, b, t) in enumerate(cues, 1)
+        )
+    if fmt == "vtt":
+        return "WEBVTT\n\n" + "".join(
+            f"{_clock(a, '.')} --> {_clock(b, '.')}\n{t}\n\n" for a, b, t in cues
+        )
+    if fmt == "ass":
+        return _ASS_HEADER + "".join(
+            f"Dialogue: 0,{_clock(a, hours=1)},{_clock(b, hours=1)},Default,,0,0,0,,"
+            + t.replace("\n", "\\N")
+            + "\n"
+            for a, b, t in cues
+        )
+    raise ValueError(f"unknown subtitle format {fmt!r}: srt, vtt or ass")
+
+
+def mux_subtitles(
+    video: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    tracks: Sequence[tuple[str, Sequence[Cue], str | None]],
+) -> None:
+    """Copy ``video``'s video stream into ``out`` with subtitle ``tracks`` of
+    ``(codec, cues, language)``: ``mov_text`` (an ``.mp4``/``.mov`` out) or ``srt``,
+    ``vtt``, ``ass`` (an ``.mkv`` out; the cues pass through FFmpeg's own demuxer of that
+    format and are stream-copied)."""
+    import struct
+    import tempfile
+
+    src = av.open(os.fspath(video))
+    dst = av.open(os.fspath(out), "w")
+    opened = [src]
+    try:
+        v = dst.add_stream_from_template(src.streams.video[0])
+        packets: list[tuple[av.Packet, Any]] = []
+        for codec, cues, lang in tracks:
+            if codec == "mov_text":
+                st = dst.add_stream("mov_text")
+                st.codec_context.subtitle_header = _ASS_HEADER.encode()
+                st.time_base = Fraction(1, 1000)
+                for a, b, t in cues:
+                    data = t.encode()
+                    pk = av.Packet(struct.pack(">H", len(data)) + data)
+                    pk.pts = pk.dts = round(a * 1000)
+                    pk.duration = round((b - a) * 1000)
+                    pk.time_base = Fraction(1, 1000)
+                    packets.append((pk, st))
+            else:
+                with tempfile.NamedTemporaryFile("w", suffix=f".{codec}", delete=False) as f:
+                    f.write(subtitle_text(codec, cues))
+                sub = av.open(f.name)
+                opened.append(sub)
+                os.unlink(f.name)
+                st = dst.add_stream_from_template(sub.streams.subtitles[0])
+                for pk in sub.demux(sub.streams.subtitles[0]):
+                    if pk.size:
+                        packets.append((pk, st))
+            if lang:
+                st.metadata["language"] = lang
+        for pk in src.demux(src.streams.video[0]):
+            if pk.dts is not None:
+                pk.stream = v
+                dst.mux(pk)
+        for pk, st in packets:
+            pk.stream = st
+            dst.mux(pk)
+    finally:
+        dst.close()
+        for c in opened:
+            c.close()

@@ -50,6 +50,30 @@ EXTRA_COLUMNS: dict[str, dict[str, str]] = {
     },
     "frame": {"n": "num", "t": "num"},
 }
+ANNOTATION_COLUMNS: dict[str, str] = {
+    "id": "str",
+    "ref": "str",
+    "asset": "str",
+    "asset_id": "str",
+    "start_frame": "num",
+    "end_frame": "num",
+    "start_s": "num",
+    "end_s": "num",
+    "label": "str",
+    "confidence": "num",
+    "text": "str",
+    "box": "box",
+    "polygon": "other",
+    "author": "str",
+    "relevance": "num",  # of its MATCHES (NULL without one)
+}
+# name: (argument types, result type); bucket's first argument is an entity set alias
+REGION_FUNCTIONS: dict[str, tuple[tuple[str, ...], str]] = {
+    "area": (("box",), "num"),
+    "iou": (("box", "box"), "num"),
+    "box": (("num", "num", "num", "num"), "box"),
+    "bucket": (("span", "num"), "num"),
+}
 TIME_COLUMNS = frozenset({"start_s", "end_s", "t", "duration_s"})
 SCORE = "score"  # the similarity column of a NEAREST source
 EF_RANGE = (1, 100_000)
@@ -68,7 +92,7 @@ SCALAR_FUNCTIONS: dict[str, tuple[int, int, str | None]] = {
     "upper": (1, 1, "str"),
     "length": (1, 1, "num"),
 }
-SCALAR_TYPES = frozenset({"num", "str", "bool", "null"})
+SCALAR_TYPES = frozenset({"num", "str", "bool", "null"})  # "box": a region, [x0, y0, x1, y1]
 # round(x, d): |d| beyond this changes nothing (a double has ~17 significant digits).
 MAX_ROUND_DIGITS = 400
 
@@ -99,13 +123,22 @@ def literal_value(lit: A.Literal) -> Any:
 
 
 def make_source(schema: PlanSchema, es: A.EntitySet, index: int) -> L.Source:
-    etype = schema.entity_type_of(es.name)
-    if etype not in ("asset", "frame") and schema.producer_of(etype) is None:
-        raise ResolveError(f"no segmenter produces entity type {etype!r}")
     ids = labels = None
     if es.of:
         ids = schema.resolve_assets(es.of)
         labels = tuple(dict.fromkeys(es.of))
+    if es.name == "annotations" or es.arg is not None:
+        if es.name != "annotations" or es.arg is None:
+            raise AqlError(
+                f"{es.name}(...): only annotations take an argument, as annotations('<type>')"
+                if es.arg is not None
+                else "annotations need their type: FROM annotations('<type>') a"
+            )
+        schema.annotation_columns(es.arg)  # an unknown type fails here
+        return L.Source(index, es.alias or es.name, "annotation", ids, labels, es.arg)
+    etype = schema.entity_type_of(es.name)
+    if etype not in ("asset", "frame") and schema.producer_of(etype) is None:
+        raise ResolveError(f"no segmenter produces entity type {etype!r}")
     return L.Source(index, es.alias or es.name, etype, ids, labels)
 
 
@@ -149,9 +182,12 @@ class Builder:
         self.aliases: dict[str, int] = {}
         self.alias_types: dict[str, str] = {}
         self.nearest_source = 0 if sel.nearest is not None else None
+        self.searches: list[L.TextSearch] = []
 
     def columns(self, src: L.Source) -> dict[str, str]:
         """Column name -> type of a source (``score`` on the source of a NEAREST)."""
+        if src.annotation is not None:
+            return {**ANNOTATION_COLUMNS, **self.schema.annotation_columns(src.annotation)}
         cols = columns_of(src.entity_type)
         return {**cols, SCORE: "num"} if src.index == self.nearest_source else cols
 
@@ -239,6 +275,8 @@ class Builder:
             return self.column(e.qualifier, e.name)
         if isinstance(e, A.FeatureRef):
             return self.feature(e, aa)
+        if isinstance(e, A.Placeholder):
+            raise AqlError(f"no value for ${e.name}: pass it in params")
         if isinstance(e, (A.Literal, A.Star, A.SpanLit)):
             return e
         if isinstance(e, A.SpanRef):
@@ -249,6 +287,12 @@ class Builder:
                     candidates=[s.alias for s in self.sources],
                 )
             return e
+        if isinstance(e, A.Matches):
+            return self._matches(e, aa, ag)
+        if isinstance(e, A.SpanPredicate) and not isinstance(e.left, (A.SpanRef, A.SpanLit)):
+            return L.RegionPredicate(e.op, self._expr(e.left, aa, ag), self._expr(e.right, aa, ag))
+        if isinstance(e, A.Call) and e.name == "bucket":
+            return self._bucket(e, aa, ag)
         if isinstance(e, A.Call):
             if e.name in AGGREGATES:
                 if not ag:
@@ -283,10 +327,52 @@ class Builder:
             return A.SpanPredicate(e.op, self._expr(e.left, aa, ag), self._expr(e.right, aa, ag))
         raise AqlError(f"unsupported expression {type(e).__name__}")
 
+    def _matches(self, e: A.Matches, aa: bool, ag: bool) -> L.MatchesValue:
+        col = self._expr(e.expr, aa, ag)
+        src = self.sources[col.source] if isinstance(col, L.ColumnValue) else None
+        if src is None or src.annotation is None or col.type != "str":
+            raise AqlTypeError(
+                f"MATCHES searches a text column of an annotation set (a.text, a.label), "
+                f"not {L.show_expr(col)}"
+            )
+        if any(t.source == src.index for t in self.searches):
+            raise AqlError(f"one MATCHES per annotation set: {src.alias!r} has two")
+        if not e.query.split():
+            raise AqlError("MATCHES needs at least one word")
+        self.searches.append(L.TextSearch(src.index, col.name, e.query))
+        return L.MatchesValue(len(self.searches) - 1, L.show_expr(A.Matches(col, e.query)))
+
+    def _bucket(self, e: A.Call, aa: bool, ag: bool) -> A.Call:
+        """``bucket(a, w)``: the index of the ``w``-second bucket ``a`` starts in."""
+        first = e.args[0] if e.args else None
+        aliases = [s.alias for s in self.sources]
+        if (
+            len(e.args) != 2
+            or not isinstance(first, A.FeatureRef)
+            or first.qualifier is not None
+            or first.name not in aliases
+        ):
+            raise AqlError(
+                "bucket(<alias>, <seconds>) takes an entity set alias and a bucket width "
+                f"(e.g. bucket(a, 1.0)); aliases here: {', '.join(aliases)}"
+            )
+        width = _constant_number(e.args[1])
+        if width is None or width <= 0:
+            raise AqlError("bucket(): the width must be a positive number of seconds")
+        src = self.sources[aliases.index(first.name)]
+        start = L.ColumnValue(src.index, "start_s", "num", first.name)
+        return A.Call("bucket", (start, self._expr(e.args[1], aa, ag)))
+
     def type_of(self, e: Any) -> str:  # noqa: C901 - one branch per node type
         """The static type of a resolved expression; raises AqlTypeError on a bad operand."""
         if isinstance(e, (L.ColumnValue, L.FeatureValue, L.AliasValue)):
             return e.type
+        if isinstance(e, L.MatchesValue):
+            return "bool"
+        if isinstance(e, L.RegionPredicate):
+            for side in (e.left, e.right):
+                self._want(side, {"box", "null"}, f"an operand of {e.op}")
+            return "bool"
         if isinstance(e, (A.Number, A.TimeLit, A.FrameLit)):
             return "num"
         if isinstance(e, A.String):
@@ -361,6 +447,13 @@ class Builder:
 
     def _call_type(self, e: A.Call) -> str:
         n = len(e.args)
+        if e.name in REGION_FUNCTIONS:
+            wanted, result = REGION_FUNCTIONS[e.name]
+            if n != len(wanted):
+                raise AqlError(f"{e.name}() takes {len(wanted)} arguments, not {n}")
+            for a, w in zip(e.args, wanted):
+                self._want(a, {"num" if w == "span" else w, "null"}, f"an argument of {e.name}()")
+            return result
         if e.name in AGGREGATES:
             if e.name == "count":
                 if n > 1:
@@ -375,7 +468,7 @@ class Builder:
             raise ResolveError(
                 f"unknown function {e.name!r}",
                 name=e.name,
-                candidates=sorted(AGGREGATES | set(SCALAR_FUNCTIONS)),
+                candidates=sorted(AGGREGATES | set(SCALAR_FUNCTIONS) | set(REGION_FUNCTIONS)),
             )
         lo, hi, result = SCALAR_FUNCTIONS[e.name]
         if not lo <= n <= hi:
@@ -475,6 +568,8 @@ def _children(e: Any) -> list[Any]:
         return [e.expr, e.low, e.high]
     if isinstance(e, A.Call):
         return list(e.args)
+    if isinstance(e, L.RegionPredicate):
+        return [e.left, e.right]
     return []
 
 
@@ -550,7 +645,7 @@ def build_select(schema: PlanSchema, sel: A.Select) -> L.SelectPlan:
         root = L.Sort(root, keys)
     if sel.limit is not None:
         root = L.Limit(root, sel.limit, sel.offset or 0)
-    return L.SelectPlan(root, tuple(b.sources), tuple(b.features), search)
+    return L.SelectPlan(root, tuple(b.sources), tuple(b.features), search, tuple(b.searches))
 
 
 def ef_option(options: tuple[tuple[str, A.Literal], ...], what: str) -> int | None:

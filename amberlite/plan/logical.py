@@ -67,10 +67,14 @@ class Source:
     entity_type: str
     asset_ids: tuple[str, ...] | None
     asset_labels: tuple[str, ...] | None
+    annotation: str | None = None  # the type of an ``annotations('...')`` set
 
     def describe(self) -> str:
         scope = "all assets" if self.asset_labels is None else ", ".join(self.asset_labels)
-        return f"{self.entity_type} AS {self.alias} OF [{scope}]"
+        what = self.entity_type
+        if self.annotation is not None:
+            what = f"annotations({quote_string(self.annotation)})"
+        return f"{what} AS {self.alias} OF [{scope}]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +197,36 @@ class NearestSearch:
 
 
 @dataclass(frozen=True, slots=True)
+class TextSearch:
+    """``<source>.<column> MATCHES 'words'``: the annotations of ``source`` whose ``column``
+    holds every word, ranked (BM25; the source's ``relevance`` column)."""
+
+    source: int
+    column: str
+    query: str
+
+    def describe(self, alias: str) -> str:
+        return f"{alias}.{self.column} MATCHES {quote_string(self.query)} (tantivy, BM25)"
+
+
+@dataclass(frozen=True, slots=True)
+class RegionPredicate(A.Expr):
+    """``left INSIDE|OVERLAPS|CONTAINS right`` on two resolved box expressions."""
+
+    op: str
+    left: A.Expr
+    right: A.Expr
+
+
+@dataclass(frozen=True, slots=True)
+class MatchesValue(A.Expr):
+    """A resolved MATCHES predicate: true for the rows text search ``index`` found."""
+
+    index: int  # into SelectPlan.searches
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
 class SelectPlan:
     """A planned SELECT: the node tree plus the sources and features it refers to."""
 
@@ -200,6 +234,7 @@ class SelectPlan:
     sources: tuple[Source, ...]
     features: tuple[FeatureUse, ...]
     nearest: NearestSearch | None = None
+    searches: tuple[TextSearch, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,7 +284,7 @@ def _py_text(value: Any) -> str:
 
 def show_expr(e: A.Expr | A.Star) -> str:  # noqa: C901 - one branch per node type
     """A deterministic, fully parenthesised text of a (resolved) expression."""
-    if isinstance(e, (ColumnValue, FeatureValue, AliasValue)):
+    if isinstance(e, (ColumnValue, FeatureValue, AliasValue, MatchesValue)):
         return e.label
     if isinstance(e, A.Star):
         return "*" if e.qualifier is None else f"{e.qualifier}.*"
@@ -285,13 +320,19 @@ def show_expr(e: A.Expr | A.Star) -> str:  # noqa: C901 - one branch per node ty
         return f"{e.name}({distinct}{', '.join(show_expr(a) for a in e.args)})"
     if isinstance(e, A.SpanPredicate):
         return f"({_span_text(e.left)} {e.op} {_span_text(e.right)})"
+    if isinstance(e, A.Matches):
+        return f"({show_expr(e.expr)} MATCHES {quote_string(e.query)})"
+    if isinstance(e, RegionPredicate):
+        return f"({show_expr(e.left)} {e.op} {show_expr(e.right)})"
     return type(e).__name__
 
 
-def _span_text(node: A.SpanRef | A.SpanLit) -> str:
+def _span_text(node: A.SpanRef | A.SpanLit | A.Expr) -> str:
     if isinstance(node, A.SpanRef):
         return node.name
-    return f"[{show_expr(node.start)}, {show_expr(node.end)}]"
+    if isinstance(node, A.SpanLit):
+        return f"[{show_expr(node.start)}, {show_expr(node.end)}]"
+    return show_expr(node)
 
 
 def show_plan(plan: Plan) -> str:
@@ -309,6 +350,8 @@ def show_plan(plan: Plan) -> str:
         )
     lines: list[str] = []
     _show_node(plan, plan.root, 0, lines)
+    for t in plan.searches:
+        lines.append(f"TextSearch {t.describe(plan.sources[t.source].alias)}")
     return "\n".join(lines)
 
 

@@ -16,8 +16,9 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from amberlite.core.refs import resolve_asset_refs
 from amberlite.define.info import FeatureInfo, as_info
@@ -35,6 +36,21 @@ class PlanSchema:
     assets: Mapping[str, str] = field(default_factory=dict)  # alias -> asset id
     asset_ids: frozenset[str] | None = None  # None: the values of ``assets``
     catalog_types: tuple[str, ...] = BUILTIN_TYPES
+    # annotation type -> {user column: kind}, or a function returning it (read on first use:
+    # a query that names no annotations never loads them)
+    annotation_types: Mapping[str, Mapping[str, str]] | Callable[[], Any] | None = None
+
+    def annotation_columns(self, name: str) -> Mapping[str, str]:
+        """The user columns (``vector`` included) of annotation type ``name``."""
+        types = self.annotation_types
+        if callable(types):
+            types = types()
+        types = types or {}
+        if name not in types:
+            raise ResolveError(
+                f"unknown annotation type {name!r}", name=name, candidates=sorted(types)
+            )
+        return types[name]
 
     @property
     def ids(self) -> frozenset[str]:

@@ -38,6 +38,7 @@ from amberlite.syntax.ast import (
     Like,
     Literal,
     Match,
+    Matches,
     Nearest,
     Node,
     Null,
@@ -56,6 +57,7 @@ from amberlite.syntax.ast import (
     TimeLit,
     UnaryOp,
 )
+from amberlite.syntax.bind import bind
 from amberlite.syntax.parse_tree import get_parser
 from amberlite.syntax.printer import pretty, to_aql
 from amberlite.syntax.to_ast import parse_text, parse_tree, to_ast
@@ -120,6 +122,7 @@ def _is_where(node: object) -> bool:
 
 
 __all__ = [
+    "bind",
     "AqlSyntaxError",
     "Between",
     "BinaryOp",
@@ -150,6 +153,7 @@ __all__ = [
     "SelectItem",
     "Show",
     "SpanLit",
+    "Matches",
     "SpanPredicate",
     "SpanRef",
     "Star",

@@ -28,6 +28,7 @@ COMPARE_OPS = frozenset({"=", "!=", "<", "<=", ">", ">="})
 BINARY_OPS = frozenset({"+", "-", "*", "/", "%", "AND", "OR"})
 UNARY_OPS = frozenset({"-", "NOT"})
 SPAN_OPS = frozenset({"DURING", "OVERLAPS", "CONTAINS", "BEFORE", "AFTER"})
+REGION_OPS = frozenset({"INSIDE", "OVERLAPS", "CONTAINS"})  # on boxes: a.box INSIDE box(...)
 MAX_SECONDS = 1e12  # timecodes beyond ~31,700 years are refused
 SHOW_TARGETS = frozenset({"ASSETS", "FEATURES", "ENTITIES"})
 
@@ -125,6 +126,18 @@ def _check_op(node: object, value: object, allowed: frozenset[str]) -> None:
 
 
 # ---------------------------------------------------------------- literals
+
+
+@dataclass(frozen=True, slots=True)
+class Placeholder(Literal):
+    """``$name``: a value supplied with the query (see :func:`amberlite.syntax.bind`)."""
+
+    name: str
+
+    def __post_init__(self) -> None:
+        _check_type(self, "name", self.name, str)
+        if not PARAM_NAME_RE.fullmatch(self.name):
+            _fail(self, f"name must be an identifier, not {self.name!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -401,13 +414,33 @@ class SpanPredicate(Expr):
     """``left DURING|OVERLAPS|CONTAINS|BEFORE|AFTER right`` on entity spans or literal spans."""
 
     op: str
-    left: SpanRef | SpanLit
-    right: SpanRef | SpanLit
+    left: SpanRef | SpanLit | Expr
+    right: SpanRef | SpanLit | Expr
 
     def __post_init__(self) -> None:
-        _check_op(self, self.op, SPAN_OPS)
-        _check_type(self, "left", self.left, (SpanRef, SpanLit))
-        _check_type(self, "right", self.right, (SpanRef, SpanLit))
+        spans = [isinstance(x, (SpanRef, SpanLit)) for x in (self.left, self.right)]
+        if all(spans):  # spans in time
+            _check_op(self, self.op, SPAN_OPS)
+            return
+        # regions: a qualified column (``a.box``) or a call (``box(0, 0, 0.5, 1)``) each side
+        _check_op(self, self.op, REGION_OPS)
+        for field in ("left", "right"):
+            value = getattr(self, field)
+            _check_type(self, field, value, (Column, FeatureRef, Call))
+            if isinstance(value, (Column, FeatureRef)) and value.qualifier is None:
+                _fail(self, f"a region operand is qualified (a.box), not {value.name!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Matches(Expr):
+    """``expr MATCHES 'words'``: ranked full-text search (every word must occur)."""
+
+    expr: Expr
+    query: str
+
+    def __post_init__(self) -> None:
+        _check_type(self, "expr", self.expr, Expr)
+        _check_type(self, "query", self.query, str)
 
 
 # ---------------------------------------------------------------- clauses
@@ -429,16 +462,20 @@ class SelectItem(Node):
 
 @dataclass(frozen=True, slots=True)
 class EntitySet(Node):
-    """``shots``, ``shots s``, ``frames AS f OF ('film1', 'film2')``."""
+    """``shots``, ``shots s``, ``frames AS f OF ('film1', 'film2')``,
+    ``annotations('comment') a``."""
 
     name: str
     alias: str | None = None
     of: tuple[str, ...] = ()
+    arg: str | None = None  # ``annotations('comment')``: the annotation type
 
     def __post_init__(self) -> None:
         _check_name(self, "name", self.name)
         _check_name(self, "alias", self.alias, optional=True)
         _check_tuple(self, "of", self.of, str, nonempty=False)
+        if self.arg is not None:
+            _check_type(self, "arg", self.arg, str)
 
 
 @dataclass(frozen=True, slots=True)
@@ -604,12 +641,15 @@ __all__ = [
     "Null",
     "Number",
     "OrderItem",
+    "Placeholder",
     "Script",
     "Select",
     "SelectItem",
     "Show",
     "SpanLit",
     "SpanPredicate",
+    "Matches",
+    "REGION_OPS",
     "SpanRef",
     "Star",
     "Statement",

@@ -119,6 +119,8 @@ def _literal_text(lit: A.Literal) -> str:
         return format_seconds(lit.seconds)
     if isinstance(lit, A.FrameLit):
         return f"f{lit.n}"
+    if isinstance(lit, A.Placeholder):
+        return f"${lit.name}"
     raise TypeError(f"not a literal: {lit!r}")
 
 
@@ -131,7 +133,9 @@ def _level(expr: A.Expr) -> int:
         return _BINARY_LEVEL[expr.op]
     if isinstance(expr, A.UnaryOp):
         return _NOT if expr.op == "NOT" else _UNARY
-    if isinstance(expr, (A.Compare, A.InList, A.Like, A.IsNull, A.Between, A.SpanPredicate)):
+    if isinstance(
+        expr, (A.Compare, A.InList, A.Like, A.IsNull, A.Between, A.SpanPredicate, A.Matches)
+    ):
         return _PREDICATE
     if isinstance(expr, A.Number) and expr.value < 0:
         return _UNARY
@@ -153,10 +157,12 @@ def _call_arg(arg: A.Expr | A.Star) -> str:
     return f"({text})" if _PARAM_PREFIX.match(text) else text
 
 
-def _span_operand(node: A.SpanRef | A.SpanLit) -> str:
+def _span_operand(node: A.SpanRef | A.SpanLit | A.Expr) -> str:
     if isinstance(node, A.SpanRef):
         return quote_name(node.name)
-    return f"[{_literal_text(node.start)}, {_literal_text(node.end)}]"
+    if isinstance(node, A.SpanLit):
+        return f"[{_literal_text(node.start)}, {_literal_text(node.end)}]"
+    return _expr_text(node)
 
 
 def _expr_text(expr: A.Expr | A.Star) -> str:  # noqa: C901 - one branch per node type
@@ -205,11 +211,15 @@ def _expr_text(expr: A.Expr | A.Star) -> str:  # noqa: C901 - one branch per nod
         return f"{_expr(expr.expr, _SUM)} {neg}BETWEEN {low} AND {high}"
     if isinstance(expr, A.SpanPredicate):
         return f"{_span_operand(expr.left)} {expr.op} {_span_operand(expr.right)}"
+    if isinstance(expr, A.Matches):
+        return f"{_expr(expr.expr, _SUM)} MATCHES {quote_string(expr.query)}"
     raise TypeError(f"not an expression: {expr!r}")
 
 
 def _entity_set(es: A.EntitySet) -> str:
     text = quote_name(es.name)
+    if es.arg is not None:
+        text += f"({quote_string(es.arg)})"
     if es.alias is not None:
         text += f" AS {quote_name(es.alias)}"
     if len(es.of) == 1:

@@ -170,7 +170,10 @@ class AstBuilder(Transformer):
         names = _names(children)
         alias = str(names[1]) if len(names) > 1 else None
         of = next((c for c in children if isinstance(c, tuple)), ())
-        return A.EntitySet(str(names[0]), alias, of)
+        arg = next((c for c in children if isinstance(c, Token) and c.type == "STRING"), None)
+        return A.EntitySet(
+            str(names[0]), alias, of, _unquote_string(arg) if arg is not None else None
+        )
 
     def of_target(self, children: list[Any]) -> tuple[str, ...]:
         return tuple(_unquote_string(c) for c in children if isinstance(c, Token))
@@ -292,10 +295,25 @@ class AstBuilder(Transformer):
 
     def span_predicate(self, children: list[Any]) -> A.SpanPredicate:
         left, op, right = children
-        return A.SpanPredicate(op, left, right)
+        try:
+            return A.SpanPredicate(op, left, right)
+        except (TypeError, ValueError):
+            raise SemanticError(
+                f"{op} compares two spans (aliases, [start, end]) or two regions (a.box, "
+                "box(x0, y0, x1, y1)); INSIDE is for regions"
+            ) from None
 
     def span_op(self, children: list[Any]) -> str:
         return children[0].type
+
+    def span_column(self, children: list[Any]) -> A.FeatureRef | A.Column:
+        qualifier, name = str(children[0]), str(children[1])
+        if name in A.ENTITY_COLUMNS:
+            return A.Column(name, qualifier)
+        return A.FeatureRef(name, None, (), qualifier)
+
+    def matches(self, children: list[Any]) -> A.Matches:
+        return A.Matches(children[0], _unquote_string(children[-1]))
 
     def feature_ref(self, children: list[Any]) -> A.FeatureRef | A.Column:
         # children: NAME, NAME | None, INT | None, then the params (or one None)
@@ -359,6 +377,9 @@ class AstBuilder(Transformer):
 
     def frame_lit(self, children: list[Any]) -> A.FrameLit:
         return A.FrameLit(int(str(children[0])[1:]))
+
+    def placeholder(self, children: list[Any]) -> A.Placeholder:
+        return A.Placeholder(str(children[0])[1:])
 
 
 _builder = AstBuilder()

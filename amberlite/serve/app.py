@@ -1,0 +1,803 @@
+"""The HTTP API (``/v1``) and the web app, over one store.
+
+Handlers are a few lines each over the functions the command line calls: AQL through
+:mod:`amberlite.query`, match cuts through :mod:`amberlite.matchcut`, materializations
+through :mod:`amberlite.serve.jobs` (worker processes), pictures and clips through
+:mod:`amberlite.serve.media`. Handlers that touch the store are plain ``def`` functions, so
+the ASGI server runs them in its thread pool and the event loop never waits on DuckDB,
+decoding or encoding. The server keeps no state of its own beyond caches of what the store
+holds (frame indexes, clips on disk): any number of servers and CLI processes share a store.
+
+Every error is a JSON object ``{"error": "...", "kind": "..."}`` with a 4xx status for a
+request the server will not serve; a 500 means a bug and carries no traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import io
+import json
+import logging
+import math
+import re
+import threading
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import StreamingResponse
+
+from amberlite.errors import (
+    AmberliteError,
+    AnnotationError,
+    AqlError,
+    AqlSyntaxError,
+    MediaError,
+    ResolveError,
+)
+from amberlite.serve import jobs
+from amberlite.serve.bind import LOCAL_HOSTS
+from amberlite.serve.media import BadMediaRequest, Media, Span
+from amberlite.version import __version__
+
+log = logging.getLogger(__name__)
+
+MAX_ROWS = 10_000  # rows one query answers (a larger `limit` is refused)
+MAX_BODY = 1 << 20  # bytes of a request body
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+TOKEN_COOKIE = "amberlite_token"
+REVIEW_LABELS = {"match-cut accepted": "accept", "match-cut rejected": "reject"}
+REVIEW_TEXT = re.compile(r"(\S+) -> (\S+)")
+WRITE_OK_READ_ONLY = frozenset({"/v1/query", "/v1/explain"})  # POSTs that only read
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How a server runs: the store, its token (None: no token), read-only, limits."""
+
+    store: Path
+    token: str | None = None
+    read_only: bool = False
+    max_compute_frames: int = 20_000  # a request computes inline over at most this many frames
+    max_jobs: int = 2  # materializations running at once (started by any server)
+    host: str = "127.0.0.1"  # where it listens: on localhost, other Host headers are refused
+
+
+class HttpError(AmberliteError):
+    """An error with its HTTP status."""
+
+    def __init__(self, status: int, message: str, kind: str = "request") -> None:
+        super().__init__(message)
+        self.status, self.kind = status, kind
+
+
+# -- request bodies ---------------------------------------------------------------------------
+class QueryBody(BaseModel):
+    aql: str = Field(..., max_length=100_000, description="one AQL statement")
+    params: dict[str, Any] = Field(default_factory=dict, description="values of $placeholders")
+    limit: int = Field(1000, ge=1, le=MAX_ROWS, description=f"rows at most (<= {MAX_ROWS})")
+
+
+class AnnotationBody(BaseModel):
+    type: str = Field("comment", max_length=200)
+    asset: str = Field(..., max_length=300)
+    start_s: float
+    end_s: float
+    box: list[float] | None = Field(None, min_length=4, max_length=4, description="0-1 x0,y0,x1,y1")
+    label: str | None = Field(None, max_length=1000)
+    confidence: float | None = None
+    text: str | None = Field(None, max_length=20_000)
+    author: str = Field(..., min_length=1, max_length=200)
+    fields: dict[str, Any] = Field(default_factory=dict)
+
+
+class EditBody(BaseModel):
+    author: str = Field(..., min_length=1, max_length=200)
+    changes: dict[str, Any]
+
+
+class ReviewBody(BaseModel):
+    a: str = Field(..., max_length=300, description="shot A (ref)")
+    b: str = Field(..., max_length=300, description="shot B (ref)")
+    decision: str = Field(..., pattern="^(accept|reject)$")
+    author: str = Field(..., min_length=1, max_length=200)
+
+
+class JobBody(BaseModel):
+    feature: str = Field(..., max_length=200, description="feature name or name@version")
+    assets: list[str] | None = Field(None, max_length=1000)
+    params: dict[str, Any] | None = None
+
+
+SETTINGS_ENV = "AMBERLITE_SERVE_SETTINGS"
+
+
+def app_from_env() -> FastAPI:
+    """The app of each worker process of ``amberlite serve --workers N`` (the settings come as
+    JSON in ``$AMBERLITE_SERVE_SETTINGS``)."""
+    import os
+
+    data = json.loads(os.environ[SETTINGS_ENV])
+    return create_app(Settings(**{**data, "store": Path(data["store"])}))
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The ASGI app serving one store."""
+    from amberlite.store import open as open_store
+
+    store = open_store(settings.store, create=False)
+    media = Media(store.ctx)
+    computing = threading.BoundedSemaphore(1)  # inline computations at once, per process
+    pin = threading.Lock()
+    results = StampedCache(256)
+    app = FastAPI(
+        title="amberlite",
+        version=__version__,
+        description="AQL queries, frames, clips, match cuts and materializations over one "
+        "amberlite store. Errors are JSON: {error, kind}.",
+        docs_url="/v1/docs",
+        openapi_url="/v1/openapi.json",
+        redoc_url=None,
+    )
+    app.state.settings, app.state.store, app.state.media = settings, store, media
+    _errors(app)
+    app.add_middleware(Guard, settings=settings)
+
+    # -- work that would compute --------------------------------------------------------------
+    def frames_of(asset_ids: list[str] | None) -> int:
+        with store.catalog.read() as con:
+            if asset_ids is None:
+                return con.execute("SELECT coalesce(sum(frame_count), 0) FROM assets").fetchone()[0]
+            return con.execute(
+                "SELECT coalesce(sum(frame_count), 0) FROM assets WHERE asset_id IN "
+                "(SELECT unnest(?::TEXT[]))",
+                [asset_ids],
+            ).fetchone()[0]
+
+    def allow_compute(what: str, asset_ids: list[str] | None) -> threading.Semaphore:
+        """Refuse (409) work over too many frames or on a read-only server; refuse (429)
+        while this process computes another request; else the semaphore, held."""
+        if settings.read_only:
+            raise HttpError(
+                409, f"{what} is not stored yet and this server is read-only", "needs-compute"
+            )
+        frames = frames_of(asset_ids)
+        if frames > settings.max_compute_frames:
+            raise HttpError(
+                409,
+                f"{what} is not stored yet and computing it reads {frames} frames (this "
+                f"server computes at most {settings.max_compute_frames} in a request): start "
+                "a job with POST /v1/jobs and query again when it is done",
+                "needs-compute",
+            )
+        if not computing.acquire(blocking=False):
+            raise HttpError(429, "the server is computing another request: retry shortly", "busy")
+        return computing
+
+    def run_query(body: QueryBody) -> Any:
+        """A statement's result: from the cache when the catalog has not changed since it was
+        computed; else read on one pinned connection when nothing is missing; else computed
+        within the limits (:func:`allow_compute`)."""
+        from amberlite.query import run, work
+
+        key = (body.aql, json.dumps(body.params, sort_keys=True, default=str), body.limit)
+        stamp = store.catalog.stamp()  # taken before reading: a cached answer is never too new
+        hit = results.get(key, stamp)
+        if hit is not None:
+            return hit
+        with pin, store.catalog.pinned():  # pins are per process: one thread at a time
+            todo = [s for s in work(store, body.aql, body.params) if s.action == "compute"]
+            if not todo:
+                result = run(store, body.aql, rows=True, params=body.params, limit=body.limit + 1)
+                results.put(key, stamp, result)
+                return result
+        scope = (
+            None
+            if any(s.asset_ids is None for s in todo)
+            else sorted({a for s in todo for a in s.asset_ids or []})
+        )
+        held = allow_compute(", ".join(s.label for s in todo), scope)
+        try:
+            return run(store, body.aql, rows=True, params=body.params, limit=body.limit + 1)
+        finally:
+            held.release()
+
+    # -- AQL ----------------------------------------------------------------------------------
+    @app.post("/v1/query", tags=["aql"])
+    def query(request: Request, body: QueryBody) -> Response:
+        """Run one AQL statement (SELECT, MATCH, SHOW, DESCRIBE, EXPLAIN): ``{columns, rows,
+        truncated}``, or an Arrow IPC stream with ``Accept: application/vnd.apache.arrow.stream``.
+        A statement that would compute more than the server allows gets 409."""
+        result = run_query(body)
+        if ARROW_STREAM in request.headers.get("accept", ""):
+            return Response(arrow_stream(result.table.head(body.limit)), media_type=ARROW_STREAM)
+        columns, rows = result_rows(result)
+        return JSONResponse(
+            {
+                "columns": list(columns),
+                "rows": [[jsonable(v) for v in r] for r in rows[: body.limit]],
+                "truncated": len(rows) > body.limit,
+            }
+        )
+
+    @app.post("/v1/explain", tags=["aql"])
+    def explain(body: QueryBody) -> dict[str, Any]:
+        """The plan of a statement and what each feature would read or compute."""
+        from amberlite.query import explain as explain_text
+
+        return {"plan": explain_text(store, body.aql, body.params)}
+
+    @app.get("/v1/status", tags=["store"])
+    def status() -> dict[str, Any]:
+        """The store, its assets and features, and this server's mode."""
+        from amberlite.query import run
+
+        feats = run(store, "SHOW FEATURES").table
+        return {
+            "store": str(store.root),
+            "version": __version__,
+            "read_only": settings.read_only,
+            "assets": asset_count(store),
+            "features": [jsonable(r) for r in feats.rows(named=True)],
+        }
+
+    @app.get("/v1/assets", tags=["store"])
+    def assets() -> dict[str, Any]:
+        """Every asset: alias, id, size, frame rate, duration."""
+        from amberlite.query import run
+
+        result = run(
+            store,
+            "SELECT alias, asset_id, width, height, fps, frame_count, duration_s FROM assets",
+            rows=True,
+        )
+        columns, rows = result_rows(result)
+        return {"assets": [dict(zip(columns, map(jsonable, r))) for r in rows]}
+
+    # -- media --------------------------------------------------------------------------------
+    known: dict[str, str] = {}  # alias or id -> asset id, as resolved (assets keep both)
+
+    def asset_id_of(ref: str) -> str:
+        if ref in known:  # a frame request then opens no catalog connection
+            return known[ref]
+        try:
+            asset_id = store.resolve_assets([ref])[0]
+        except ResolveError as e:
+            raise HttpError(404, str(e), "not-found") from None
+        if len(known) < 100_000:
+            known[ref] = asset_id
+        return asset_id
+
+    def shot(ref: str) -> dict[str, Any]:
+        from amberlite.query import run
+
+        result = run(
+            store,
+            "SELECT id, ref, asset, asset_id, index, start_frame, end_frame, start_s, end_s "
+            "FROM shots WHERE ref = $ref OR id = $ref",
+            rows=True,
+            params={"ref": ref},
+        )
+        columns, rows = result_rows(result)
+        if not rows:
+            raise HttpError(404, f"no shot {ref!r} (a shot is film1/3 or its id)", "not-found")
+        return dict(zip(columns, rows[0]))
+
+    @app.get("/v1/assets/{asset}/frame.jpg", tags=["media"], response_class=Response)
+    def frame(
+        asset: str,
+        t: float | None = Query(None, description="seconds"),
+        n: int | None = Query(None, description="frame number"),
+        w: int | None = Query(None, description="width to fit (aspect kept)"),
+        h: int | None = Query(None, description="height to fit (aspect kept)"),
+    ) -> Response:
+        """A frame as JPEG, at a time or a frame number, scaled to fit w x h."""
+        asset_id = asset_id_of(asset)
+        number = media.frame_number(asset_id, t, n)
+        return Response(
+            media.frame_jpeg(asset_id, number, w, h),
+            media_type="image/jpeg",
+            headers={"Cache-Control": "max-age=3600"},
+        )
+
+    @app.get("/v1/shots/strip.jpg", tags=["media"], response_class=Response)
+    def strip(
+        ref: str = Query(..., max_length=300, description="shot ref (film1/3) or id"),
+        count: int = Query(5, ge=1, le=32),
+        h: int = Query(90, ge=8, le=1080),
+    ) -> Response:
+        """A shot's thumbnail strip: ``count`` frames side by side, ``h`` pixels high."""
+        s = shot(ref)
+        span = Span(s["asset_id"], s["start_frame"], s["end_frame"])
+        return Response(
+            media.strip_jpeg(span, count, h),
+            media_type="image/jpeg",
+            headers={"Cache-Control": "max-age=3600"},
+        )
+
+    @app.get("/v1/shots/info", tags=["media"])
+    def shot_info(ref: str = Query(..., max_length=300)) -> dict[str, Any]:
+        """A shot's asset, frames and seconds."""
+        return {k: jsonable(v) for k, v in shot(ref).items()}
+
+    @app.get("/v1/assets/{asset}/clip.mp4", tags=["media"], response_class=FileResponse)
+    def clip(asset: str, start: float = Query(..., ge=0), end: float = Query(..., gt=0)):
+        """An MP4 (H.264) of ``[start, end)`` seconds of an asset (at most 30 s), made once and
+        cached in the store; byte-range requests work, so a browser can seek."""
+        asset_id = asset_id_of(asset)
+        path = media.clip([media.span_of_seconds(asset_id, start, end)])
+        return FileResponse(path, media_type="video/mp4")
+
+    @app.get("/v1/cut.mp4", tags=["media", "match cuts"], response_class=FileResponse)
+    def cut(
+        a: str = Query(..., max_length=300, description="shot A (ref or id)"),
+        b: str = Query(..., max_length=300, description="shot B (ref or id)"),
+        pre: float = Query(1.0, gt=0, le=10, description="seconds of A before the cut"),
+        post: float = Query(1.0, gt=0, le=10, description="seconds of B after the cut"),
+    ):
+        """The cut as it plays: the last ``pre`` seconds of shot A, then the first ``post``
+        seconds of shot B, as one MP4."""
+        sa, sb = shot(a), shot(b)
+        span_a = media.span_of_seconds(
+            sa["asset_id"], max(sa["start_s"], sa["end_s"] - pre), sa["end_s"]
+        )
+        span_b = media.span_of_seconds(
+            sb["asset_id"], sb["start_s"], min(sb["end_s"], sb["start_s"] + post)
+        )
+        span_a = Span(span_a.asset_id, span_a.start, min(span_a.end, sa["end_frame"]))
+        span_b = Span(span_b.asset_id, span_b.start, min(span_b.end, sb["end_frame"]))
+        return FileResponse(media.clip([span_a, span_b]), media_type="video/mp4")
+
+    # -- match cuts ---------------------------------------------------------------------------
+    @app.get("/v1/matchcuts", tags=["match cuts"])
+    def matchcuts(
+        assets: list[str] | None = Query(None, max_length=100),
+        type: str = Query("color", max_length=100, description="color, framing, motion..."),
+        top: int = Query(10, ge=1, le=500),
+        across: bool = Query(False, description="only pairs across assets"),
+    ) -> dict[str, Any]:
+        """The top pairs of shots by a match type, through the memoized path of ``amberlite
+        matchcut`` (values not stored yet are computed within the server's limits)."""
+        from amberlite.library.match_types import DEDUP, resolve_match_type
+        from amberlite.matchcut import match_cut
+
+        asset_ids = [asset_id_of(a) for a in assets] if assets else None
+        mspec = resolve_match_type(store.registry, type)
+        need = [store.feature(mspec.feature), store.feature(DEDUP)]
+        held = None
+        if not all(store.resolver.is_complete(s, None, asset_ids) for s in need):
+            held = allow_compute(f"{mspec.feature} over the assets", asset_ids)
+        try:
+            pairs = match_cut(store, asset_ids, type, top, across, progress=False)
+        finally:
+            if held is not None:
+                held.release()
+        return {
+            "type": type,
+            "pairs": [{k: jsonable(v) for k, v in r.items()} for r in pairs.iter_rows(named=True)],
+        }
+
+    # -- jobs ---------------------------------------------------------------------------------
+    def progress(record: dict[str, Any]) -> dict[str, int] | None:
+        try:
+            spec = store.feature(record["feature"])
+            scope = store.resolve_assets(record["assets"])
+            return store.resolver.counts(spec, record["params"], scope)
+        except AmberliteError:
+            return None
+
+    @app.post("/v1/jobs", tags=["jobs"], status_code=202)
+    def start_job(body: JobBody) -> dict[str, Any]:
+        """Start materializing a feature (inputs first) in a worker process."""
+        spec = store.feature(body.feature)  # unknown names fail here, with a suggestion
+        scope = store.resolve_assets(body.assets)
+        return jobs.start(store.root, spec.key, scope, body.params, settings.max_jobs)
+
+    @app.get("/v1/jobs", tags=["jobs"])
+    def list_jobs() -> dict[str, Any]:
+        """Every job of the store (newest first) with its state and progress."""
+        return {"jobs": jobs.list_jobs(store.root, progress)}
+
+    @app.get("/v1/jobs/{job_id}", tags=["jobs"])
+    def job(job_id: str) -> dict[str, Any]:
+        """A job's state (running, done, failed, cancelled, lost) and progress."""
+        return jobs.status(store.root, job_id, progress)
+
+    @app.post("/v1/jobs/{job_id}/cancel", tags=["jobs"])
+    def cancel_job(job_id: str) -> dict[str, Any]:
+        """Stop a running job (committed values are kept)."""
+        return jobs.cancel(store.root, job_id)
+
+    @app.get("/v1/jobs/{job_id}/events", tags=["jobs"])
+    async def job_events(job_id: str) -> StreamingResponse:
+        """Server-sent events: the job's status every half second until it ends."""
+        await run_in_threadpool(jobs.status, store.root, job_id)  # 404 before streaming
+
+        async def events():
+            while True:
+                record = await run_in_threadpool(jobs.status, store.root, job_id, progress)
+                yield f"data: {json.dumps(record)}\n\n"
+                if record["state"] != "running":
+                    return
+                await asyncio.sleep(0.5)
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    # -- annotations --------------------------------------------------------------------------
+    notes = store.annotations
+
+    @app.get("/v1/annotations", tags=["annotations"])
+    def list_annotations(
+        type: str | None = Query(None, max_length=200),
+        asset: str | None = Query(None, max_length=300),
+        start_s: float | None = None,
+        end_s: float | None = None,
+        q: str | None = Query(None, max_length=200, description="text in label or text"),
+        include_deleted: bool = False,
+        limit: int = Query(1000, ge=1, le=MAX_ROWS),
+    ) -> dict[str, Any]:
+        """Annotations overlapping a time window; ``q`` keeps those whose label or text
+        holds it (any case)."""
+        found = notes.list(type, asset, start_s, end_s, include_deleted)
+        if q:
+            needle = q.casefold()
+            found = [
+                a
+                for a in found
+                if needle in f"{a.get('label') or ''} {a.get('text') or ''}".casefold()
+            ]
+        return {
+            "annotations": [jsonable(a) for a in found[:limit]],
+            "truncated": len(found) > limit,
+        }
+
+    @app.post("/v1/annotations", tags=["annotations"], status_code=201)
+    def add_annotation(body: AnnotationBody) -> dict[str, Any]:
+        """Add an annotation (a ``comment`` with a box: a person's note on a frame)."""
+        new_id = notes.add(
+            body.type,
+            body.asset,
+            body.start_s,
+            body.end_s,
+            box=body.box,
+            label=body.label,
+            confidence=body.confidence,
+            text=body.text,
+            author=body.author,
+            **body.fields,
+        )
+        return jsonable(notes.get(new_id))
+
+    @app.get("/v1/annotations/{ann_id}", tags=["annotations"])
+    def get_annotation(ann_id: str) -> dict[str, Any]:
+        return jsonable(notes.get(ann_id))
+
+    @app.patch("/v1/annotations/{ann_id}", tags=["annotations"])
+    def edit_annotation(ann_id: str, body: EditBody) -> dict[str, Any]:
+        """Change fields; the history keeps old and new values."""
+        return jsonable(notes.edit(ann_id, author=body.author, **body.changes))
+
+    @app.delete("/v1/annotations/{ann_id}", tags=["annotations"])
+    def remove_annotation(ann_id: str, author: str = Query(..., min_length=1)) -> dict[str, Any]:
+        """Remove (soft-delete: it stays in history)."""
+        notes.remove(ann_id, author=author)
+        return jsonable(notes.get(ann_id))
+
+    @app.get("/v1/annotations/{ann_id}/history", tags=["annotations"])
+    def annotation_history(ann_id: str) -> dict[str, Any]:
+        return {"history": jsonable(notes.history(ann_id))}
+
+    # -- match-cut review: decisions are `comment` annotations -------------------------------
+    def reviews() -> list[dict[str, Any]]:
+        out = []
+        for a in notes.list("comment"):
+            m = REVIEW_TEXT.fullmatch(a.get("text") or "")
+            if a.get("label") in REVIEW_LABELS and m:
+                out.append(
+                    {
+                        "id": a["id"],
+                        "a": m[1],
+                        "b": m[2],
+                        "decision": REVIEW_LABELS[a["label"]],
+                        "author": a["author"],
+                        "updated_at": a["updated_at"],
+                    }
+                )
+        return out
+
+    @app.post("/v1/matchcuts/review", tags=["match cuts"])
+    def review(body: ReviewBody) -> dict[str, Any]:
+        """Accept or reject a pair: a ``comment`` annotation on shot A's last second, label
+        ``match-cut accepted`` / ``match-cut rejected``, text ``A -> B``; deciding again edits
+        it (history keeps both)."""
+        sa, sb = shot(body.a), shot(body.b)
+        label = {"accept": "match-cut accepted", "reject": "match-cut rejected"}[body.decision]
+        text = f"{sa['ref']} -> {sb['ref']}"
+        known = [r for r in reviews() if (r["a"], r["b"]) == (sa["ref"], sb["ref"])]
+        if known:
+            record = notes.edit(known[0]["id"], author=body.author, label=label)
+        else:
+            start = max(sa["start_s"], sa["end_s"] - 1.0)
+            new_id = notes.add(
+                "comment",
+                sa["asset_id"],
+                start,
+                sa["end_s"],
+                label=label,
+                text=text,
+                author=body.author,
+            )
+            record = notes.get(new_id)
+        return jsonable(record)
+
+    @app.get("/v1/matchcuts/reviews", tags=["match cuts"])
+    def list_reviews() -> dict[str, Any]:
+        """Every reviewed pair and its decision."""
+        return {"reviews": reviews()}
+
+    def accepted_cuts() -> list[dict[str, Any]]:
+        cuts = []
+        for r in reviews():
+            if r["decision"] != "accept":
+                continue
+            sa, sb = shot(r["a"]), shot(r["b"])
+            va, vb = media.view(sa["asset_id"]), media.view(sb["asset_id"])
+            cuts.append(
+                {
+                    "ref_a": sa["ref"],
+                    "ref_b": sb["ref"],
+                    "asset_a": sa["asset"],
+                    "asset_b": sb["asset"],
+                    "start_a": sa["start_s"],
+                    "end_a": sa["end_s"],
+                    "start_b": sb["start_s"],
+                    "end_b": sb["end_s"],
+                    "path_a": va.path,
+                    "path_b": vb.path,
+                    "fps_a": float(va.record.frame_rate),
+                    "fps_b": float(vb.record.frame_rate),
+                }
+            )
+        return sorted(cuts, key=lambda c: (c["ref_a"], c["ref_b"]))
+
+    @app.get("/v1/matchcuts/export.edl", tags=["match cuts"], response_class=Response)
+    def export_edl() -> Response:
+        """Accepted cuts as a CMX3600 EDL (A's last second, then B's first)."""
+        from amberlite.serve.export import edl
+
+        return Response(
+            edl(accepted_cuts()),
+            media_type="text/plain",
+            headers={"Content-Disposition": 'attachment; filename="cuts.edl"'},
+        )
+
+    @app.get("/v1/matchcuts/export.otio", tags=["match cuts"], response_class=Response)
+    def export_otio() -> Response:
+        """Accepted cuts as an OpenTimelineIO timeline."""
+        from amberlite.serve.export import otio
+
+        return Response(
+            otio(accepted_cuts()),
+            media_type="application/json",
+            headers={"Content-Disposition": 'attachment; filename="cuts.otio"'},
+        )
+
+    # -- the web app --------------------------------------------------------------------------
+    static = resources.files("amberlite.serve") / "static"
+
+    @app.get("/", include_in_schema=False)
+    def index(request: Request) -> HTMLResponse:
+        page = HTMLResponse((static / "index.html").read_text(encoding="utf-8"))
+        token = request.query_params.get("token")
+        if settings.token and token and hmac.compare_digest(token, settings.token):
+            page.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict")
+        return page
+
+    app.mount("/static", StaticFiles(directory=str(static)), name="static")
+    return app
+
+
+def asset_count(store: Any) -> int:
+    with store.catalog.read() as con:
+        return con.execute("SELECT count(*) FROM assets").fetchone()[0]
+
+
+class StampedCache:
+    """Answers keyed by request, each valid for the catalog stamp it was computed under (a
+    cache of what the store holds: any commit, by any process, invalidates it)."""
+
+    def __init__(self, size: int) -> None:
+        from collections import OrderedDict
+
+        self.size, self.items, self.lock = size, OrderedDict(), threading.Lock()
+
+    def get(self, key: Any, stamp: tuple) -> Any:
+        with self.lock:
+            found = self.items.get(key)
+            if found is None or found[0] != stamp:
+                return None
+            self.items.move_to_end(key)
+            return found[1]
+
+    def put(self, key: Any, stamp: tuple, value: Any) -> None:
+        with self.lock:
+            self.items[key] = (stamp, value)
+            self.items.move_to_end(key)
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+
+
+# -- results ----------------------------------------------------------------------------------
+def result_rows(result: Any) -> tuple[tuple[str, ...], list[tuple]]:
+    if result.rows is not None:
+        return tuple(result.columns), result.rows
+    table = result.table
+    return tuple(table.columns), table.rows()
+
+
+def jsonable(v: Any) -> Any:
+    """A JSON value: NaN / inf become null, vectors lists, dates ISO text."""
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if v is None or isinstance(v, (bool, int, str)):
+        return v
+    if isinstance(v, dict):
+        return {str(k): jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [jsonable(x) for x in v]
+    if hasattr(v, "tolist"):
+        return jsonable(v.tolist())
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
+    return str(v)
+
+
+def arrow_stream(table: Any) -> bytes:
+    import pyarrow as pa
+
+    arrow = table.to_arrow()
+    buf = io.BytesIO()
+    with pa.ipc.new_stream(buf, arrow.schema) as writer:
+        writer.write_table(arrow)
+    return buf.getvalue()
+
+
+# -- errors -----------------------------------------------------------------------------------
+def error_response(status: int, message: str, kind: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": message, "kind": kind, **extra}, status_code=status)
+
+
+def _errors(app: FastAPI) -> None:
+    @app.exception_handler(AmberliteError)
+    async def amberlite_error(request: Request, exc: AmberliteError) -> JSONResponse:
+        if isinstance(exc, HttpError):
+            return error_response(exc.status, str(exc), exc.kind)
+        if isinstance(exc, AqlSyntaxError):
+            return error_response(400, str(exc), "syntax", line=exc.line, column=exc.column)
+        if isinstance(exc, ResolveError):
+            return error_response(404 if request.method == "GET" else 400, str(exc), "resolve")
+        if isinstance(exc, jobs.JobError):
+            busy = "running" in str(exc)
+            return error_response(429 if busy else 404, str(exc), "busy" if busy else "job")
+        if isinstance(exc, BadMediaRequest):
+            return error_response(400, str(exc), "media-request")
+        if isinstance(exc, AnnotationError):
+            missing = "no annotation" in str(exc) or "unknown id" in str(exc)
+            return error_response(404 if missing else 400, str(exc), "annotation")
+        if isinstance(exc, MediaError):
+            return error_response(422, str(exc), "media")
+        if isinstance(exc, AqlError):
+            return error_response(400, str(exc), "aql")
+        return error_response(400, str(exc), type(exc).__name__)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for e in exc.errors():
+            where = ".".join(str(p) for p in e.get("loc", ()) if p != "body")
+            parts.append(f"{where}: {e.get('msg')}" if where else str(e.get("msg")))
+        return error_response(422, "; ".join(parts) or "bad request", "validation")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error_response(exc.status_code, str(exc.detail), "http")
+
+    @app.exception_handler(Exception)
+    async def bug(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("internal error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal error (logged by the server)", "internal")
+
+
+class Guard:
+    """ASGI middleware: the token, read-only mode and the body size limit, before any route."""
+
+    def __init__(self, app: Any, settings: Settings) -> None:
+        self.app, self.settings = app, settings
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        refusal = self._refusal(scope)
+        if refusal is not None:
+            return await refusal(scope, receive, send)
+        received = 0
+
+        async def limited() -> dict:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > MAX_BODY:
+                raise BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except BodyTooLarge:
+            await TooLarge()(scope, receive, send)
+
+    def _refusal(self, scope: dict) -> Response | None:
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        path, method = scope["path"], scope["method"]
+        if self.settings.host in LOCAL_HOSTS and not _local_host(headers.get("host", "")):
+            # a page elsewhere that resolves its own name to 127.0.0.1 (DNS rebinding)
+            return error_response(400, "bad Host header for a server on localhost", "host")
+        if self.settings.token and not self._authorized(headers, scope):
+            return error_response(
+                401,
+                "missing or wrong token: send `Authorization: Bearer TOKEN` (or open the app "
+                "at /?token=TOKEN once)",
+                "auth",
+            )
+        length = headers.get("content-length", "0")
+        if not length.isdigit() or int(length) > MAX_BODY:
+            return TooLarge()
+        read_only_write = method not in ("GET", "HEAD") and path not in WRITE_OK_READ_ONLY
+        if self.settings.read_only and read_only_write:
+            return error_response(403, "this server is read-only", "read-only")
+        return None
+
+    def _authorized(self, headers: dict[str, str], scope: dict) -> bool:
+        token = self.settings.token or ""
+        if scope["path"] == "/" or scope["path"].startswith("/static/"):
+            return True  # the page itself holds no data; its API calls need the token
+        auth = headers.get("authorization", "")
+        if auth.startswith("Bearer ") and hmac.compare_digest(auth[7:].encode(), token.encode()):
+            return True
+        for part in headers.get("cookie", "").split(";"):
+            name, _, value = part.strip().partition("=")
+            if name == TOKEN_COOKIE and hmac.compare_digest(value.encode(), token.encode()):
+                return True
+        return False
+
+
+def _local_host(host: str) -> bool:
+    name = host.rsplit(":", 1)[0] if host.count(":") == 1 or host.startswith("[") else host
+    return name.strip("[]") in LOCAL_HOSTS
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class TooLarge:
+    """The 413 answer; reads (and drops) a body of up to 8 x MAX_BODY first, so that a client
+    still sending it reads the answer instead of a broken connection."""
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        drained = 0
+        while drained <= 8 * MAX_BODY:
+            message = await receive()
+            drained += len(message.get("body", b""))
+            if message["type"] != "http.request" or not message.get("more_body"):
+                break
+        answer = error_response(413, f"request body over {MAX_BODY} bytes", "too-large")
+        await answer(scope, receive, send)

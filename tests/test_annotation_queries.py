@@ -1,0 +1,196 @@
+"""AQL over annotations: goldens (tests/annotation_goldens.txt: query, plan, result), text
+ranking, spatial predicates, buckets, edits seen by the next query, the docs' examples.
+
+Regenerate the goldens with ``AQL_UPDATE_GOLDENS=1`` (or ``--update-goldens``) and review the
+diff; a case without an expected block fails.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pytest
+
+import amberlite
+from amberlite.errors import AqlError, AqlTypeError, ResolveError
+from amberlite.plan.logical import show_plan
+from amberlite.query import plan
+
+GOLDENS = Path(__file__).parent / "annotation_goldens.txt"
+DOC = Path(__file__).parent.parent / "docs" / "aql.md"
+UPDATE = os.environ.get("AQL_UPDATE_GOLDENS") == "1"
+
+FACES = """
+import pyarrow as pa
+from amberlite import annotation_type
+
+faces = annotation_type("faces", fields={"character": pa.string(), "age": pa.int64()},
+                        vector_dim=3)
+"""
+COMMENTS = [  # (asset, start, end, box, text, author)
+    ("film1", 0.1, 0.5, [0.1, 0.1, 0.4, 0.6], "the black glove should be white", "ana"),
+    ("film1", 0.9, 1.3, [0.5, 0.5, 0.9, 0.9], "black glove, black glove again", "ben"),
+    ("film1", 1.7, 2.2, None, "nice cut here", "ben"),
+    ("film2", 0.2, 0.6, [0.0, 0.0, 1.0, 1.0], "glove on the left", "ana"),
+]
+
+
+@pytest.fixture(scope="module")
+def qstore(tmp_path_factory, media_dir):
+    root = tmp_path_factory.mktemp("aq")
+    store = amberlite.open(root / "store")
+    store.ingest([media_dir / "clip_a.mp4", media_dir / "clip_b.mp4"], aliases=["film1", "film2"])
+    (root / "faces.py").write_text(FACES)
+    store.apply(root / "faces.py")
+    ann = store.annotations
+    for asset, s, e, box, text, who in COMMENTS:
+        ann.add("comment", asset, s, e, box=box, text=text, author=who)
+    ann.add("faces", "film1", 0.0, 0.8, box=[0.2, 0.1, 0.5, 0.7], character="A", age=30,
+            vector=[1.0, 0.0, 0.0], author="ana")  # fmt: skip
+    ann.add("faces", "film1", 1.0, 1.4, box=[0.55, 0.5, 0.85, 0.95], character="B", age=41,
+            vector=[0.0, 1.0, 0.0], author="ana")  # fmt: skip
+    film = store.resolve_assets("film1")[0]
+    ann.write_run(
+        "detector",
+        pa.table(
+            {
+                "asset_id": [film] * 3,
+                "start_s": [0.2, 1.0, 1.8],
+                "end_s": [0.3, 1.1, 1.9],
+                "box": pa.array(
+                    [[0.1, 0.1, 0.45, 0.6], [0.6, 0.6, 0.8, 0.8], [0.0, 0.0, 0.2, 0.2]],
+                    pa.list_(pa.float64(), 4),
+                ),  # fmt: skip
+                "label": ["person", "person", "dog"],
+                "confidence": [0.9, 0.8, 0.4],
+            }
+        ),
+        type="subjects",
+    )
+    store.materialize("shots", progress=False)
+    return store
+
+
+def cases() -> list[tuple[str, str, str | None]]:
+    """(title, query, expected block or None) of each golden case."""
+    out = []
+    for block in GOLDENS.read_text().split("\n=====\n"):
+        if not block.strip():
+            continue
+        head, _, expected = block.partition("\n----\n")
+        lines = head.strip().splitlines()
+        title = lines[0].removeprefix("# title: ").strip()
+        out.append((title, "\n".join(lines[1:]).strip(), expected.strip() or None))
+    return out
+
+
+def render(store, query: str) -> str:
+    with pl.Config(tbl_rows=50, tbl_cols=20, fmt_str_lengths=60, float_precision=4,
+                   tbl_formatting="ASCII_MARKDOWN", tbl_hide_column_data_types=True,
+                   tbl_hide_dataframe_shape=True):  # fmt: skip
+        table = str(store.query(query))
+    return show_plan(plan(store, query)[0]) + "\n----\n" + table
+
+
+def test_goldens(qstore):
+    found = cases()
+    assert len(found) >= 10
+    out, failures = [], []
+    for title, query, expected in found:
+        got = render(qstore, query)
+        out.append(f"# title: {title}\n{query}\n----\n{got}\n")
+        if not UPDATE and got != expected:
+            failures.append(f"{title}:\n--- expected\n{expected}\n--- got\n{got}")
+    if UPDATE:
+        GOLDENS.write_text("\n=====\n".join(out))
+    assert not failures, "\n\n".join(failures)
+
+
+def test_text_search_ranks_and_needs_every_word(qstore):
+    df = qstore.query(
+        "SELECT a.text, a.relevance FROM annotations('comment') a "
+        "WHERE a.text MATCHES 'Black GLOVE' ORDER BY a.relevance DESC"
+    )
+    assert df["text"].to_list() == [
+        "black glove, black glove again",  # both words twice: ranked first
+        "the black glove should be white",
+    ]
+    assert df["relevance"][0] > df["relevance"][1] > 0
+    none = qstore.query("SELECT a.text FROM annotations('comment') a WHERE a.text MATCHES 'zebra'")
+    assert none.height == 0
+    # without MATCHES the relevance is NULL
+    assert (
+        qstore.query("SELECT a.relevance FROM annotations('comment') a")["relevance"].null_count()
+        == 4
+    )
+
+
+def test_an_edit_is_seen_by_the_next_query_and_search(qstore):
+    ann = qstore.annotations
+    i = ann.add("comment", "film2", 1.0, 1.2, text="purple umbrella", author="t")
+    q = "SELECT a.text FROM annotations('comment') a WHERE a.text MATCHES 'umbrella'"
+    assert qstore.query(q)["text"].to_list() == ["purple umbrella"]
+    ann.edit(i, author="t", text="purple hat")
+    assert qstore.query(q).height == 0
+    ann.remove(i, author="t")
+    assert i not in qstore.query("SELECT a.id FROM annotations('comment') a")["id"].to_list()
+
+
+def test_spatial_functions_against_python(qstore):
+    df = qstore.query(
+        "SELECT a.text, area(a.box) AS area, iou(a.box, box(0.1, 0.1, 0.4, 0.6)) AS iou "
+        "FROM annotations('comment') a WHERE a.box IS NOT NULL ORDER BY a.start_s"
+    )
+    for (_, _, _, box, _, _), (area, iou) in zip(
+        sorted((c for c in COMMENTS if c[3]), key=lambda c: c[1]), zip(df["area"], df["iou"])
+    ):
+        x0, y0, x1, y1 = box
+        assert area == pytest.approx((x1 - x0) * (y1 - y0))
+        ix = max(0.0, min(x1, 0.4) - max(x0, 0.1)) * max(0.0, min(y1, 0.6) - max(y0, 0.1))
+        assert iou == pytest.approx(ix / ((x1 - x0) * (y1 - y0) + 0.15 - ix))
+
+
+def test_errors_are_clear(qstore):
+    for query, error, message in [
+        ("SELECT * FROM annotations('coment') a", ResolveError, "did you mean 'comment'"),
+        ("SELECT * FROM annotations a", AqlError, "annotations need their type"),
+        (
+            "SELECT a.start_s FROM annotations('comment') a WHERE a.start_s MATCHES 'x'",
+            AqlTypeError,
+            "MATCHES searches a text column",
+        ),  # fmt: skip
+        ("SELECT area(a.text) FROM annotations('comment') a", AqlTypeError, "must be box"),
+        ("SELECT a.index FROM annotations('comment') a", ResolveError, "no column 'index'"),
+        ("SELECT bucket(a, -1) FROM annotations('comment') a", AqlError, "positive number"),
+        (
+            "SELECT a.text FROM annotations('comment') a WHERE a.text MATCHES 'x' AND "
+            "a.label MATCHES 'y'",
+            AqlError,
+            "one MATCHES per annotation set",
+        ),  # fmt: skip
+    ]:
+        with pytest.raises(error, match=message):
+            qstore.query(query)
+
+
+def test_explain_shows_sources_and_search(qstore):
+    text = qstore.explain(
+        "SELECT a.text FROM annotations('subjects') a JOIN annotations('comment') c "
+        "ON a.box OVERLAPS c.box WHERE c.text MATCHES 'glove'"
+    )
+    assert "EntityScan annotations('subjects') AS a OF [all assets]" in text
+    assert "annotations(subjects) AS a: 0 by people (catalog), 1 model run(s)" in text
+    assert "detector@1 run" in text
+    assert "text search: c.text MATCHES 'glove' (tantivy, BM25)" in text
+
+
+def test_doc_examples_return_rows(qstore):
+    blocks = [b.strip() for b in re.findall(r"```aql\n(.*?)```", DOC.read_text(), re.S)]
+    mine = [b for b in blocks if "annotations(" in b]
+    assert len(mine) >= 8
+    for text in mine:
+        assert qstore.query(text).height > 0, text
