@@ -29,7 +29,9 @@ def explain_plan(ctx: StoreContext, plan: L.Plan) -> str:
     lines = ["plan:"] + ["  " + ln for ln in L.show_plan(plan).splitlines()]
     steps: list[FeatureStep] = []
     if isinstance(plan, L.SelectPlan):
-        if plan.nearest is not None:
+        if plan.nearest is not None and plan.sources[plan.nearest.source].annotation is not None:
+            lines.append("search: exact cosine similarity of the vectors, in the query's SQL")
+        elif plan.nearest is not None:
             from amberlite.search.nearest import search_line
 
             lines.append(f"search: {search_line(ctx, plan)}")
