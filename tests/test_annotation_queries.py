@@ -50,7 +50,7 @@ def qstore(tmp_path_factory, media_dir):
     for asset, s, e, box, text, who in COMMENTS:
         ann.add("comment", asset, s, e, box=box, text=text, author=who)
     ann.add("faces", "film1", 0.0, 0.8, box=[0.2, 0.1, 0.5, 0.7], character="A", age=30,
-            vector=[1.0, 0.0, 0.0], author="ana")  # fmt: skip
+            vector=[1.0, 0.0, 0.0], author="ana", id="face_a")  # fmt: skip
     ann.add("faces", "film1", 1.0, 1.4, box=[0.55, 0.5, 0.85, 0.95], character="B", age=41,
             vector=[0.0, 1.0, 0.0], author="ana")  # fmt: skip
     film = store.resolve_assets("film1")[0]
@@ -194,3 +194,20 @@ def test_doc_examples_return_rows(qstore):
     assert len(mine) >= 8
     for text in mine:
         assert qstore.query(text).height > 0, text
+
+
+def test_nearest_over_a_vector_field(qstore):
+    ann = qstore.annotations
+    ann.add("faces", "film2", 0.0, 0.2, character="C", vector=[0.9, 0.1, 0.0], author="t")
+    ann.add("faces", "film2", 0.3, 0.5, character="D", vector=[0.0, 0.0, 1.0], author="t")
+    doc = re.search(r"    (SELECT f.character, f.score .*? BY vector)\n", DOC.read_text()).group(1)
+    df = qstore.query(doc)
+    assert df["character"].to_list()[0] == "C"  # [0.9, 0.1, 0] is closest to A's [1, 0, 0]
+    assert df.height == 2 and df["score"][0] == pytest.approx(0.9 / (0.82**0.5), abs=1e-5)
+    assert "face_a" not in qstore.query(doc.replace("f.character", "f.id"))["id"].to_list()
+    scoped = qstore.query(doc.replace("f NEAREST", "f OF 'film1' NEAREST"))
+    assert scoped["character"].to_list() == ["B"]
+    with pytest.raises(AqlTypeError, match="declares no vector"):
+        qstore.query("SELECT * FROM annotations('comment') c NEAREST 2 TO annotation 'x' BY vector")
+    with pytest.raises(AqlError, match="no annotation of the set has that id"):
+        qstore.query("SELECT * FROM annotations('faces') f NEAREST 2 TO annotation 'zz' BY vector")

@@ -290,28 +290,37 @@ def test_sigkilled_writer_leaves_nothing(astore):
     assert astore.annotations.add("comment", "film", 0.0, 0.5, author="after")
 
 
+def _run(store: Path, *args: str):
+    """The amberlite command in this process (click's runner): real store, no start-up cost."""
+    from click.testing import CliRunner
+
+    from amberlite.cli import main
+
+    return CliRunner().invoke(main, ["--store", str(store), *args])
+
+
 def test_cli_workflow(astore, tmp_path):
-    added = _cli(astore.root, "annotate", "add", "comment", "film", "0:00.5", "1.25",
+    added = _run(astore.root, "annotate", "add", "comment", "film", "0:00.5", "1.25",
                  "--box", "0.1,0.1,0.3,0.3", "--text", "cli note", "--author", "dee")  # fmt: skip
-    assert added.returncode == 0, added.stderr
+    assert added.exit_code == 0, added.output
     new = added.stdout.strip()
     assert astore.annotations.get(new)["start_s"] == 0.5
-    listed = _cli(astore.root, "annotate", "list", "comment", "--format", "jsonl")
+    listed = _run(astore.root, "annotate", "list", "comment", "--format", "jsonl")
     assert new in {json.loads(x)["id"] for x in listed.stdout.splitlines()}
-    table = _cli(astore.root, "annotate", "list", "comment", "--asset", "film")
+    table = _run(astore.root, "annotate", "list", "comment", "--asset", "film")
     assert "cli note" in table.stdout
-    assert _cli(astore.root, "annotate", "rm", new, "--author", "dee").returncode == 0
-    hist = _cli(astore.root, "annotate", "history", new).stdout
+    assert _run(astore.root, "annotate", "rm", new, "--author", "dee").exit_code == 0
+    hist = _run(astore.root, "annotate", "history", new).stdout
     assert "add" in hist and "remove" in hist
     out = tmp_path / "x.csv"
-    exported = _cli(astore.root, "annotate", "export", str(out), "--type", "comment")
-    assert exported.returncode == 0 and out.read_text().startswith("id,type,asset")
+    exported = _run(astore.root, "annotate", "export", str(out), "--type", "comment")
+    assert exported.exit_code == 0 and out.read_text().startswith("id,type,asset")
     for args, message in (
         (("add", "comment", "film", "0", "99", "--author", "d"), "outside the asset"),
         (("add", "comment", "film", "0", "1", "--box", "1,2"), "a box is X0,Y0,X1,Y1"),
         (("edit", new, "--text", "t"), "was removed"),
         (("import", str(tmp_path / "missing.jsonl")), "cannot read"),
     ):
-        bad = _cli(astore.root, "annotate", *args)
-        assert bad.returncode == 2, (args, bad.stderr)
+        bad = _run(astore.root, "annotate", *args)
+        assert bad.exit_code == 2, (args, bad.output)
         assert message in bad.stderr and "Traceback" not in bad.stderr

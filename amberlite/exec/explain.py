@@ -42,7 +42,9 @@ def plan_steps(
     lines = [] if lines is None else lines
     steps: list[FeatureStep] = []
     if isinstance(plan, L.SelectPlan):
-        if plan.nearest is not None:
+        if plan.nearest is not None and plan.sources[plan.nearest.source].annotation is not None:
+            lines.append("search: exact cosine similarity of the vectors, in the query's SQL")
+        elif plan.nearest is not None:
             from amberlite.search.nearest import search_line
 
             lines.append(f"search: {search_line(ctx, plan)}")

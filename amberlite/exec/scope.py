@@ -127,7 +127,7 @@ def prepare(ctx: StoreContext, plan: L.SelectPlan, compute: bool, reader: Reader
     schema = ctx.schema()  # what counting needs, without the features' code
     pushed = L.pushed_filters(plan.root)
     near = plan.nearest
-    if near is not None and compute:
+    if near is not None and compute and plan.sources[near.source].annotation is None:
         from amberlite.search.nearest import run_search
 
         reader.close()  # the search may compute (write lock)

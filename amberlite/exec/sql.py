@@ -164,7 +164,9 @@ class Sql:
                 WHERE e.entity_type = {self.bind(src.entity_type)}
                 AND e.producer = {self.bind(producer)} AND {scope}"""
         if self.plan.nearest is not None and self.plan.nearest.source == i:
-            body = self._nearest_join(body)
+            body = (
+                self._nearest_join(body) if src.annotation is None else self._nearest_vectors(body)
+            )
         if pushed is None:
             return body
         return f"SELECT * FROM ({body}) AS t{i} WHERE {self.expr(pushed)}"
@@ -196,6 +198,26 @@ class Sql:
             ceil(x.end_s / x._spf)::BIGINT AS end_frame, {relevance}
             FROM ({body}) AS x {join}"""
 
+    def _nearest_vectors(self, body: str) -> str:
+        """The k annotations of ``body`` whose vectors are most similar (cosine) to the
+        target's, with their ``score``; the target itself is left out."""
+        near = self.plan.nearest
+        assert near is not None and self.con is not None
+        target, k = self.bind(near.target_id), self.bind(near.k)
+        found = self.con.execute(
+            f"SELECT count(*) FROM ({body}) WHERE id = {target} AND vector IS NOT NULL",
+            {p: self.params[p] for p in set(re.findall(r"\$(p\d+)\b", body + target))},
+        ).fetchall()[0][0]
+        if not found:
+            raise AqlError(
+                f"NEAREST TO annotation {near.target_id!r}: no annotation of the set has that "
+                "id and a vector"
+            )
+        return f"""SELECT b.*, array_cosine_similarity(b.vector, q.v) AS score
+            FROM ({body}) AS b, (SELECT vector AS v FROM ({body}) WHERE id = {target}) AS q
+            WHERE b.id <> {target} AND b.vector IS NOT NULL
+            ORDER BY score DESC, b.id LIMIT {k}"""
+
     def _search(self, src: L.Source, t: L.TextSearch, body: str) -> pa.Table:
         from amberlite.annotations.read import current_runs
         from amberlite.annotations.search import ensure_index, index_dir, search, search_empty
@@ -203,7 +225,7 @@ class Sql:
         con = self.con
         human = con.execute(
             "SELECT count(*), max(updated_at) FROM annotations WHERE type = ?", [src.annotation]
-        ).fetchone()
+        ).fetchall()[0]
         runs = current_runs(con, self.ctx.root, src.annotation)
         stamp = repr((src.annotation, t.column, human, [(r.run_id, r.assets) for r in runs]))
         folder = index_dir(self.ctx.root, src.annotation, t.column, stamp)

@@ -187,8 +187,9 @@ class Builder:
     def columns(self, src: L.Source) -> dict[str, str]:
         """Column name -> type of a source (``score`` on the source of a NEAREST)."""
         if src.annotation is not None:
-            return {**ANNOTATION_COLUMNS, **self.schema.annotation_columns(src.annotation)}
-        cols = columns_of(src.entity_type)
+            cols = {**ANNOTATION_COLUMNS, **self.schema.annotation_columns(src.annotation)}
+        else:
+            cols = columns_of(src.entity_type)
         return {**cols, SCORE: "num"} if src.index == self.nearest_source else cols
 
     # -- names --------------------------------------------------------------------------------
@@ -702,6 +703,8 @@ def nearest_search(b: Builder, n: A.Nearest) -> L.NearestSearch:
     """Resolve ``NEAREST k TO [f OF] <type> '<id>' BY <feature> [WITH (ef=N)]`` over the FROM
     set (the target entity itself is resolved when the query runs)."""
     src = b.sources[0]
+    if src.annotation is not None:
+        return _annotation_nearest(b, n, src)
     by = vector_feature(b.schema, n.by, src, "NEAREST ... BY")
     ttype = b.schema.entity_type_of(n.target.entity_type)
     tsrc = L.Source(-1, ttype, ttype, None, None)
@@ -723,6 +726,22 @@ def nearest_search(b: Builder, n: A.Nearest) -> L.NearestSearch:
             )
     ef = ef_option(n.options, "NEAREST")
     return L.NearestSearch(src.index, n.k, ttype, n.target.id, by, target_feature, ef)
+
+
+def _annotation_nearest(b: Builder, n: A.Nearest, src: L.Source) -> L.NearestSearch:
+    """``FROM annotations('t') a NEAREST k TO annotation '<id>' BY vector``: an exact cosine
+    search over the type's ``vector`` field (run in the query's SQL)."""
+    plain = n.by.version is None and not n.by.params and n.by.qualifier in (None, src.alias)
+    if not plain or n.by.name != "vector":
+        raise AqlError("NEAREST over annotations searches their vector: BY vector")
+    if "vector" not in b.schema.annotation_columns(src.annotation):
+        raise AqlTypeError(f"annotation type {src.annotation!r} declares no vector")
+    if n.target.entity_type not in ("annotation", "annotations") or n.target_feature is not None:
+        raise AqlError("NEAREST over annotations takes an annotation: TO annotation '<id>'")
+    if n.options:
+        raise AqlError("NEAREST over annotations is an exact search: it takes no options")
+    use = L.FeatureUse(-1, src.index, "vector", 0, (), "annotation", "vector", "vec", False)
+    return L.NearestSearch(src.index, n.k, "annotation", n.target.id, use)
 
 
 def _select_items(b: Builder, sel: A.Select) -> tuple[list[A.Expr], list[str]]:

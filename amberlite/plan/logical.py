@@ -189,6 +189,8 @@ class NearestSearch:
     ef: int | None = None
 
     def describe(self) -> str:
+        if self.target_type == "annotation":
+            return f"{self.k} TO annotation {quote_string(self.target_id)} BY vector (exact cosine)"
         target = f"{self.target_type} {quote_string(self.target_id)}"
         if self.target_feature is not None:
             target = f"{self.target_feature.label} OF {target}"
