@@ -12,6 +12,7 @@ from amberlite.version import __version__ as __version__
 
 if TYPE_CHECKING:
     from amberlite.define.decorators import feature, segmenter
+    from amberlite.define.model import model
     from amberlite.errors import (
         AmberliteError,
         AqlSyntaxError,
@@ -33,6 +34,7 @@ __all__ = [
     "ResolveError",
     "Store",
     "feature",
+    "model",
     "open",
     "segmenter",
 ]
@@ -64,6 +66,10 @@ def __getattr__(name: str) -> Any:
         from amberlite.define.decorators import segmenter
 
         value = segmenter
+    elif name == "model":
+        from amberlite.define.model import model
+
+        value = model
     elif name == "Decode":
         from amberlite.media.decode import Decode
 

@@ -9,6 +9,8 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+
 import hashlib
 import logging
 import os
@@ -262,13 +264,20 @@ class Store:
         for s in specs:
             trial.check_applicable(s)
         stored: dict[str, dict[int, str]] = {}
-        for name, version, fp in self.catalog.query(
-            "SELECT name, version, fingerprint FROM features"
+        declared: dict[tuple[str, int], str] = {}
+        for name, version, fp, decl in self.catalog.query(
+            "SELECT name, version, fingerprint, declaration FROM features"
         ):
             stored.setdefault(name, {})[version] = fp
-        changes = [
-            classify(s.name, s.version, trial.fingerprint(s), stored.get(s.name, {})) for s in specs
-        ]
+            declared[(name, version)] = decl
+        changes = []
+        for s in specs:
+            change = classify(s.name, s.version, trial.fingerprint(s), stored.get(s.name, {}))
+            if change.resolution == "changed" and s.models:
+                reason = _model_change(s, declared.get((s.name, s.version)))
+                if reason:
+                    change = dataclasses.replace(change, reason=reason)
+            changes.append(change)
         return changes, trial
 
     def apply(self, path: str | os.PathLike[str], force: bool = False) -> list[Change]:
@@ -596,6 +605,20 @@ class Store:
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
+
+
+def _model_change(spec: FeatureSpec, declaration: str | None) -> str:
+    """``model net@1 weights changed (sha256 ab.. -> cd..)`` when a model file of ``spec``
+    differs from the one recorded in ``declaration`` (the catalog's JSON); else ''."""
+    import json
+
+    applied = json.loads(declaration or "{}").get("models") or {}
+    for m in spec.models:
+        was = (applied.get(m.name) or {}).get("sha256")
+        now_sha = m.sha256()
+        if was and was != now_sha:
+            return f"model {m.key} weights changed (sha256 {was[:12]} -> {now_sha[:12]})"
+    return ""
 
 
 def builtins_digest() -> str:

@@ -24,8 +24,11 @@ class Change:
     resolution: Resolution
     fingerprint: str
     previous_fingerprint: str | None = None
+    reason: str = ""  # what changed, when it is known (a model's weights)
 
     def describe(self) -> str:
+        if self.resolution == "changed" and self.reason:
+            return f"{self.name}@{self.version}: {self.reason} without a version bump"
         text = {
             "new": "new feature",
             "unchanged": "unchanged",

@@ -59,6 +59,7 @@ class FeatureInfo:
     params: Mapping[str, Any] = field(default_factory=dict)
     produces: str | None = None
     description: str = ""
+    alternative: bool = False  # a segmenter never chosen by default (see @segmenter)
 
     @classmethod
     def of(cls, spec: Any) -> FeatureInfo:
@@ -70,6 +71,7 @@ class FeatureInfo:
             dict(spec.params),
             spec.produces,
             spec.description,
+            bool(getattr(spec, "alternative", False)),
         )
 
     @classmethod
@@ -83,8 +85,12 @@ class FeatureInfo:
         declaration: str,
         description: str | None,
     ) -> FeatureInfo:
-        params = json.loads(declaration or "{}").get("params") or {}
-        return cls(name, version, entity, output_type, params, produces, description or "")
+        decl = json.loads(declaration or "{}")
+        params = decl.get("params") or {}
+        alternative = bool(decl.get("alternative"))
+        return cls(
+            name, version, entity, output_type, params, produces, description or "", alternative
+        )
 
     @property
     def key(self) -> str:

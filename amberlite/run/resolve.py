@@ -391,6 +391,30 @@ class Resolver:
         visit(spec, params)
         return out
 
+    def check_models(self, spec: FeatureSpec) -> None:
+        """Refuse to compute with a model file that differs from the one the feature was
+        applied with (its values would silently mix with the stored ones)."""
+        import json
+
+        from amberlite.errors import DefinitionError
+
+        rows = self.ctx.catalog.query(
+            "SELECT declaration FROM features WHERE name = ? AND version = ?",
+            [spec.name, spec.version],
+        )
+        if not rows:
+            return
+        applied = json.loads(rows[0][0] or "{}").get("models") or {}
+        for m in spec.models:
+            was = (applied.get(m.name) or {}).get("sha256")
+            now_sha = m.sha256()
+            if was is not None and was != now_sha:
+                raise DefinitionError(
+                    f"{spec.key}: model {m.key} file {m.file} changed since it was applied "
+                    f"(sha256 {now_sha[:12]}, applied {was[:12]}): bump the model's and the "
+                    "feature's versions and apply again"
+                )
+
     def _drop_stale_claims(self, con, key: MemoKey) -> None:
         holders = con.execute(
             """SELECT DISTINCT host, pid, owner FROM claims
@@ -438,6 +462,8 @@ class Resolver:
         from amberlite.run.executor import make_executor
 
         key = memo_key(spec, params)
+        if spec.models:
+            self.check_models(spec)
         done = _done if _done is not None else set()
         stats = RunStats(spec.key)
         started = time.perf_counter()
