@@ -116,6 +116,10 @@ def test_a_model_of_a_name_taken_by_a_parameter_is_a_definition_error():
     from amberlite.define.model import Model
 
     with pytest.raises(DefinitionError, match="both a model and a parameter"):
-        feature(entity="frame", output=pa.int64(), params={"net": 1}, models=[Model("net", "x")])(
-            lambda f, net: 1
-        )
+        feature(
+            entity="frame",
+            output=pa.int64(),
+            params={"net": 1},
+            models=[Model("net", "x")],
+            name="f",
+        )(lambda f, net: 1)

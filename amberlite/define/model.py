@@ -116,12 +116,12 @@ def model(
 ) -> Model:
     """Declare a model in a definition file (relative ``path``: next to the file)::
 
-        net = model("net", "shot_model.pt", version=1)            # TorchScript
-        net = model("net", "net.pth", version=1, build=MyNet)      # state_dict + class
+    net = model("net", "shot_model.pt", version=1)            # TorchScript
+    net = model("net", "net.pth", version=1, build=MyNet)      # state_dict + class
 
-        @feature(entity="shot", output=pa.list_(pa.float32(), 32), models=[net], batch=32)
-        def embedding(shots, net):
-            return net(frames_of(shots))   # numpy in, numpy out, on the worker's device
+    @feature(entity="shot", output=pa.list_(pa.float32(), 32), models=[net], batch=32)
+    def embedding(shots, net):
+        return net(frames_of(shots))   # numpy in, numpy out, on the worker's device
     """
     import sys
 
