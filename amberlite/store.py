@@ -10,7 +10,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-
 import hashlib
 import logging
 import os
@@ -423,21 +422,50 @@ class Store:
         order."""
         asset_ids = self.resolve_assets(assets)
         if entity_type not in ("asset", "frame"):
-            prod = self.registry.producer_of(entity_type)
-            if prod is None:
+            if self.registry.producer_of(entity_type) is None:
                 raise ResolveError(
                     f"unknown entity type {entity_type!r}",
                     name=entity_type,
                     candidates=self.entity_types(),
                 )
             if compute:
-                self.resolver.materialize(prod, None, asset_ids)
+                seg = self.ctx.segmentation(entity_type, code=True)
+                self.resolver.materialize(seg.spec, dict(seg.params), asset_ids)
         df = self.resolver.entity_table(entity_type, asset_ids).rename({"entity_id": "id"})
         if "idx" in df.columns:
             df = df.rename({"idx": "index"})
         from amberlite.search.targets import with_refs
 
         return with_refs(self.ctx, entity_type, df)
+
+    def set_segmenter(self, entity_type: str, name: str | None, **params: Any) -> str:
+        """Choose how this store segments a span type: the segmenter ``name`` (``"transnetv2"``
+        or ``"shots"`` for ``"shot"``) with ``params``; None goes back to the type's default.
+        Queries, features, NEAREST and MATCH then use that segmentation; entities of another
+        one stay stored and are named with ``FROM shots USING <segmenter>``. Returns the
+        segmentation's description (``transnetv2@1``)."""
+        import json
+
+        key = f"segmenter:{entity_type}"
+        if entity_type in ("asset", "frame") or self.registry.producer_of(entity_type) is None:
+            raise ResolveError(
+                f"{entity_type!r} is not a span type a segmenter produces",
+                name=entity_type,
+                candidates=[t for t in self.entity_types() if t not in ("asset", "frame")],
+            )
+        if name is None:
+            with self.catalog.write() as con:
+                con.execute("DELETE FROM meta WHERE key = ?", [key])
+            return self.ctx.segmentation(entity_type).describe()
+        spec = self.registry.segmenter(entity_type, name)
+        spec.resolve_params(params)  # unknown names are an error
+        value = json.dumps({"segmenter": name, "params": params}, sort_keys=True)
+        with self.catalog.write() as con:
+            con.execute(
+                "INSERT INTO meta VALUES (?, ?) ON CONFLICT DO UPDATE SET value = excluded.value",
+                [key, value],
+            )
+        return self.ctx.segmentation(entity_type).describe()
 
     # -- values -------------------------------------------------------------------------------
     def feature(self, name: str, version: int | None = None) -> FeatureSpec:

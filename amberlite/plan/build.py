@@ -105,7 +105,16 @@ def make_source(schema: PlanSchema, es: A.EntitySet, index: int) -> L.Source:
     if es.of:
         ids = schema.resolve_assets(es.of)
         labels = tuple(dict.fromkeys(es.of))
-    return L.Source(index, es.alias or es.name, etype, ids, labels)
+    using = None
+    if es.using is not None:
+        if etype in ("asset", "frame"):
+            raise ResolveError(f"USING names a segmenter: {es.name} are not segmented")
+        u = es.using
+        seg = schema.registry.segmenter(etype, u.name, u.version)
+        given = {k: literal_value(v) for k, v in u.params}
+        seg.resolve_params(given)  # unknown parameter names are an error here
+        using = (u.name, u.version, tuple(sorted(given.items())))
+    return L.Source(index, es.alias or es.name, etype, ids, labels, using)
 
 
 def feature_use(

@@ -67,10 +67,17 @@ class Source:
     entity_type: str
     asset_ids: tuple[str, ...] | None
     asset_labels: tuple[str, ...] | None
+    # USING: (segmenter, version or None, parameters sorted by name); None: the store's own
+    using: tuple[str, int | None, tuple[tuple[str, Any], ...]] | None = None
 
     def describe(self) -> str:
         scope = "all assets" if self.asset_labels is None else ", ".join(self.asset_labels)
-        return f"{self.entity_type} AS {self.alias} OF [{scope}]"
+        using = ""
+        if self.using is not None:
+            name, version, params = self.using
+            using = f" USING {name}" + (f"@{version}" if version is not None else "")
+            using += f"({', '.join(f'{k}={v!r}' for k, v in params)})" if params else ""
+        return f"{self.entity_type}{using} AS {self.alias} OF [{scope}]"
 
 
 @dataclass(frozen=True, slots=True)
