@@ -8,7 +8,13 @@ PySceneDetect ContentDetector and AdaptiveDetector (PyAV backend, decoder thread
 pure PyAV decode of the same file (all threads, no conversion) as the physical limit. Times
 are the best of ``--repeat`` interleaved runs (the machine may be shared).
 
+A second table compares the learned segmenter (``transnetv2``: amberlite's decode thread,
+windows and cut rule around the TransNetV2 model) with TransNetV2 called as its package does
+it (``predict_frames``, ``predictions_to_scenes``) and the classical segmenter, on shorter
+clips of the same classes (CPU: about 80 frames/s).
+
     python -m benchmarks.shot_detection [--seconds 180] [--hd-seconds 60] [--repeat 3]
+    python -m benchmarks.shot_detection --only-learned [--learned-seconds 20] [--repeat 1]
 """
 
 from __future__ import annotations
@@ -127,6 +133,44 @@ def adaptive_cuts(path: Path) -> list[int]:
     return _scenedetect(path, AdaptiveDetector())
 
 
+def learned_cuts(path: Path) -> list[int]:
+    """amberlite's ``transnetv2`` segmenter as it runs in a worker: its model loaded once
+    per process (amberlite.run.models), decode in a thread overlapping the model."""
+    from amberlite.library import transnet
+    from amberlite.run.models import loaded
+
+    net = loaded(transnet.TRANSNET)
+    probs = transnet.probabilities(transnet.decoded_chunks(str(path), frame_index(path)), net)
+    return transnet.cuts(probs, **transnet.transnetv2.params)
+
+
+def transnet_package_cuts(path: Path) -> list[int]:
+    """The peer: TransNetV2 called as its package does it (``predict_frames`` over all frames
+    at 48x27, ``predictions_to_scenes``); frames from PyAV, as its ``predict_video`` would
+    read them from an ffmpeg pipe (no ffmpeg binary here)."""
+    import torch
+
+    from amberlite.media.decode import Decode, read_frames
+
+    net = _package_net()
+    frames = np.stack([f for _, f in read_frames(str(path), 0, None, Decode(size=(48, 27)))])
+    with torch.no_grad():
+        single, _ = net.predict_frames(torch.from_numpy(frames), quiet=True)
+    scenes = np.asarray(net.predictions_to_scenes(single.numpy(), threshold=0.5))
+    return [int(s) for s in scenes[1:, 0]]
+
+
+_NET: list = []
+
+
+def _package_net():
+    from amberlite.library.transnet import build_transnet
+
+    if not _NET:
+        _NET.append(build_transnet())
+    return _NET[0]
+
+
 def pure_decode(path: Path) -> list[int]:
     """Decode every frame with PyAV, FFmpeg threads on, no conversion (the speed limit)."""
     with av.open(str(path)) as container:
@@ -143,6 +187,12 @@ METHODS: dict[str, Callable[[Path], list[int]]] = {
     "psd_content": content_cuts,
     "psd_adaptive": adaptive_cuts,
     "decode": pure_decode,
+}
+# The learned method and its peer, on shorter clips (TransNetV2 runs ~80 frames/s on 2 CPUs).
+LEARNED: dict[str, Callable[[Path], list[int]]] = {
+    "learned": learned_cuts,
+    "transnetv2_pkg": transnet_package_cuts,
+    "amberlite": amberlite_cuts,
 }
 
 
@@ -172,20 +222,47 @@ def score(found: list[int], truth: SynthTruth) -> Score:
     return Score(p, r, 2 * p * r / (p + r) if p + r else 0.0)
 
 
-def run(path: Path, truth: SynthTruth, repeat: int) -> dict[str, tuple[float, Score | None]]:
+def run(
+    path: Path, truth: SynthTruth, repeat: int, methods: dict | None = None
+) -> dict[str, tuple[float, Score | None]]:
     """fps (best of ``repeat`` interleaved runs) and score of every method on one video."""
-    best = {name: float("inf") for name in METHODS}
+    methods = METHODS if methods is None else methods
+    best = {name: float("inf") for name in methods}
     found: dict[str, list[int]] = {}
     for _ in range(repeat):
-        for name, fn in METHODS.items():
+        for name, fn in methods.items():
             t = time.perf_counter()
             found[name] = fn(path)
             best[name] = min(best[name], time.perf_counter() - t)
     n = truth.frame_count
     return {
         name: (n / best[name], None if name == "decode" else score(found[name], truth))
-        for name in METHODS
+        for name in methods
     }
+
+
+def learned_table(seconds: float, hd_seconds: float, repeat: int) -> None:
+    """F1 per class and frames/s of the learned segmenter, TransNetV2 as its package runs it,
+    and the classical segmenter, on the same (shorter) clips."""
+    videos = [(k, seconds, (640, 360), 10 + i) for i, k in enumerate(CLASSES)]
+    videos.append(("mixed", hd_seconds, (1920, 1080), 99))
+    prepared = [(k, size, *media(k, s, size, seed)) for k, s, size, seed in videos]
+    _package_net()  # its load is not timed (the learned method's model is cached likewise)
+    learned_cuts(prepared[0][2])
+    head = (
+        f"{'video':18s} {'frames':>6s} | {'F1 lrn':>6s} {'F1 pkg':>6s} {'F1 amb':>6s} | "
+        f"{'fps lrn':>7s} {'pkg':>6s} {'amb':>6s} | {'lrn/pkg':>7s}"
+    )
+    print("\nlearned (TransNetV2, CPU)\n" + head)
+    print("-" * len(head))
+    for kind, size, path, truth in prepared:
+        res = run(path, truth, repeat, LEARNED)
+        (fl, sl), (fp, sp), (fa, sa) = (res[m] for m in LEARNED)
+        print(
+            f"{kind + f' {size[1]}p':18s} {truth.frame_count:6d} | "
+            f"{sl.f1:6.3f} {sp.f1:6.3f} {sa.f1:6.3f} | {fl:7.1f} {fp:6.1f} {fa:6.0f} | "
+            f"{fl / fp:7.2f}"
+        )
 
 
 def main() -> None:
@@ -193,7 +270,13 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=180.0, help="length of each 360p video")
     ap.add_argument("--hd-seconds", type=float, default=60.0, help="length of the 1080p video")
     ap.add_argument("--repeat", type=int, default=3, help="timed runs per method (best kept)")
+    ap.add_argument("--learned-seconds", type=float, default=20.0, help="learned: 360p length")
+    ap.add_argument("--learned-hd-seconds", type=float, default=8.0, help="learned: 1080p")
+    ap.add_argument("--only-learned", action="store_true", help="only the learned table")
     args = ap.parse_args()
+    if args.only_learned:
+        learned_table(args.learned_seconds, args.learned_hd_seconds, max(1, args.repeat))
+        return
     videos = [(k, args.seconds, (640, 360), 10 + i) for i, k in enumerate(CLASSES)]
     videos.append(("mixed", args.hd_seconds, (1920, 1080), 99))
     t0 = time.perf_counter()
@@ -216,6 +299,7 @@ def main() -> None:
             f"{fa:7.0f} {fc:6.0f} {fd:6.0f} {fp:6.0f} | "
             f"{fa / fc:6.2f} {fa / fd:6.2f} {fa / fp:5.2f}"
         )
+    learned_table(args.learned_seconds, args.learned_hd_seconds, max(1, args.repeat))
 
 
 if __name__ == "__main__":

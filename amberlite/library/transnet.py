@@ -97,9 +97,11 @@ def transnetv2(asset, threshold: float = 0.5, min_frames: int = 8, transnet=None
 # --------------------------------------------------------------------------- decode
 
 
-def decoded_chunks(path: str, index=None, chunk: int = CHUNK) -> Iterator[np.ndarray]:
-    """48x27 RGB frames, ``chunk`` at a time, decoded by a CPU thread that runs ahead of the
-    consumer by a few chunks (so decoding overlaps the model)."""
+def decoded_chunks(
+    path: str, index=None, chunk: int = CHUNK, size: tuple[int, int] = SIZE
+) -> Iterator[np.ndarray]:
+    """RGB frames at ``size`` (48x27), ``chunk`` at a time, decoded by a CPU thread that runs
+    ahead of the consumer by a few chunks (so decoding overlaps the model)."""
     from amberlite.media.decode import Decode, read_frames
 
     q: queue.Queue = queue.Queue(maxsize=4)
@@ -109,7 +111,7 @@ def decoded_chunks(path: str, index=None, chunk: int = CHUNK) -> Iterator[np.nda
     def decode() -> None:
         try:
             buf: list[np.ndarray] = []
-            for _, frame in read_frames(path, 0, None, Decode(size=SIZE), index):
+            for _, frame in read_frames(path, 0, None, Decode(size=size), index):
                 buf.append(frame)
                 if len(buf) == chunk:
                     _put(q, np.stack(buf), stop)

@@ -286,6 +286,7 @@ class RayExecutor:
         self.max_retries = max_retries
         self.max_in_flight = max_in_flight or 2 * self.workers
         self._pools: dict[tuple[Any, ...], list[Any]] = {}
+        self._pool_gpus: dict[tuple[Any, ...], float] = {}  # GPUs each actor of a pool holds
 
     @staticmethod
     def _single_node() -> bool:
@@ -349,7 +350,10 @@ class RayExecutor:
         models takes two calls at once: one batch decodes on the CPU while the other runs
         on the model (amberlite.run.models holds the model's lock only while it runs)."""
         key = (spec.module, spec.key, repr(sorted(opts.items())), n)
+        if key not in self._pools and opts.get("num_gpus"):
+            self._release_gpus()  # idle actors of another feature must not hold the GPUs
         if key not in self._pools:
+            self._pool_gpus[key] = opts.get("num_gpus") or 0
             extra = {"max_concurrency": 2} if spec.models else {}
             self._pools[key] = [
                 _remote_actor()
@@ -363,6 +367,14 @@ class RayExecutor:
                 for _ in range(n)
             ]
         return self._pools[key]
+
+    def _release_gpus(self) -> None:
+        """Stop the kept actors that hold GPUs (another feature needs them now)."""
+        import ray
+
+        for key in [k for k in self._pools if self._pool_gpus.get(k)]:
+            for actor in self._pools.pop(key):
+                ray.kill(actor)
 
     def close(self) -> None:
         """Stop the actors this executor started (Ray also stops them when the driver exits)."""
