@@ -520,7 +520,9 @@ class Store:
         table = self.read_values(spec, params, asset_ids)
         from amberlite.search.targets import with_refs
 
-        return with_refs(self.ctx, spec.entity, table.rename_columns(["id", "asset_id", spec.name]))
+        # values of the store's segmentation only (another one's are read with USING in AQL)
+        table = table.rename_columns(["id", "asset_id", spec.name])
+        return with_refs(self.ctx, spec.entity, table, members_only=True)
 
     def read_values(
         self,

@@ -231,14 +231,18 @@ def run(
     found: dict[str, list[int]] = {}
     for _ in range(repeat):
         for name, fn in methods.items():
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             found[name] = fn(path)
             best[name] = min(best[name], time.perf_counter() - t)
+            CPU_S[name] = time.process_time() - c
     n = truth.frame_count
     return {
         name: (n / best[name], None if name == "decode" else score(found[name], truth))
         for name in methods
     }
+
+
+CPU_S: dict[str, float] = {}  # CPU seconds (all threads) of each method's last run
 
 
 def learned_table(seconds: float, hd_seconds: float, repeat: int) -> None:
@@ -251,17 +255,21 @@ def learned_table(seconds: float, hd_seconds: float, repeat: int) -> None:
     learned_cuts(prepared[0][2])
     head = (
         f"{'video':18s} {'frames':>6s} | {'F1 lrn':>6s} {'F1 pkg':>6s} {'F1 amb':>6s} | "
-        f"{'fps lrn':>7s} {'pkg':>6s} {'amb':>6s} | {'lrn/pkg':>7s}"
+        f"{'fps lrn':>7s} {'pkg':>6s} {'amb':>6s} | {'f/cpu-s lrn':>11s} {'pkg':>6s} "
+        f"{'amb':>6s} | {'lrn/pkg':>7s} {'cpu':>5s}"
     )
     print("\nlearned (TransNetV2, CPU)\n" + head)
     print("-" * len(head))
     for kind, size, path, truth in prepared:
         res = run(path, truth, repeat, LEARNED)
         (fl, sl), (fp, sp), (fa, sa) = (res[m] for m in LEARNED)
+        n = truth.frame_count
+        cl, cp, ca = (n / CPU_S[m] for m in LEARNED)
         print(
-            f"{kind + f' {size[1]}p':18s} {truth.frame_count:6d} | "
+            f"{kind + f' {size[1]}p':18s} {n:6d} | "
             f"{sl.f1:6.3f} {sp.f1:6.3f} {sa.f1:6.3f} | {fl:7.1f} {fp:6.1f} {fa:6.0f} | "
-            f"{fl / fp:7.2f}"
+            f"{cl:11.1f} {cp:6.1f} {ca:6.0f} | {fl / fp:7.2f} {cl / cp:5.2f}",
+            flush=True,
         )
 
 

@@ -283,3 +283,16 @@ def test_model_loads_once_per_ray_actor(ray_exe, media_dir, tmp_path):
     assert batches[0][0] >= 13 > len(pids)  # 60 + 40 frames in batches of (at most) 8
     assert store.get("scaled_luma", compute=False).height == 100
     ray_exe.close()
+
+
+def test_learned_segmenter_runs_in_a_ray_actor_with_a_gpu(ray_exe, media_dir, tmp_path):
+    store = amberlite.open(tmp_path / "s")
+    store.ingest([media_dir / "clip_b.mp4"], progress=False)  # 40 frames: one model window
+    store.set_segmenter("shot", "transnetv2")
+    stats = store.materialize("transnetv2", executor=ray_exe, progress=False)
+    assert stats.computed == 1 and stats.failed == 0
+    assert list(ray_exe._pool_gpus.values()) == [1]  # one actor holding the (logical) GPU
+    shots = store.entities("shot", compute=False)
+    assert shots["start_frame"].to_list() == [0, 20]
+    assert all(i.endswith("~transnetv2@1") for i in shots["id"])
+    ray_exe.close()

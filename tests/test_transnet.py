@@ -82,6 +82,8 @@ def test_learned_and_classical_shots_are_kept_apart(learned):
     assert not set(classical["id"]) & set(tn["id"])  # ids of their own: values never shared
     assert all(i.endswith("~transnetv2@1") for i in tn["id"])
     assert tn["shots_in_asset"].to_list() == [3, 3, 3]
+    # get() reads the store's segmentation only, though both have values stored
+    assert learned.get("shots_in_asset", compute=False)["id"].to_list() == classical["id"].to_list()
     producers = learned.catalog.query(
         "SELECT producer, count(*) FROM entities GROUP BY producer ORDER BY producer"
     )

@@ -368,7 +368,7 @@ class Resolver:
         failure for every entity of the scope: one shared-lock read, no claims. A positive
         answer is remembered until the catalog changes."""
         key = memo_key(spec, params)
-        cache_key = (key, None if asset_ids is None else tuple(asset_ids), seg)
+        cache_key = (key, None if asset_ids is None else tuple(asset_ids), seg and seg.label)
         stamp = self.ctx.catalog.stamp()
         if self._complete_cache.get(cache_key) == stamp:
             return True
