@@ -658,6 +658,7 @@ def builtins_digest() -> str:
     files = sorted((here / "library").glob("*.py")) + [
         here / "define" / "decorators.py",
         here / "define" / "fingerprint.py",
+        here / "define" / "model.py",
         here / "media" / "decode.py",
     ]
     h = hashlib.sha256(__version__.encode())

@@ -114,6 +114,24 @@ def test_the_store_setting_chooses_the_method_of_shots(learned):
     assert learned.query("SELECT id FROM shots")["id"].to_list() == before["id"].to_list()
 
 
+def test_the_segmenter_command_shows_and_sets_the_method(learned):
+    from click.testing import CliRunner
+
+    from amberlite.cli import main
+
+    root = ["--store", str(learned.root)]
+    shown = CliRunner().invoke(main, [*root, "segmenter", "shot"])
+    assert shown.exit_code == 0 and shown.output.strip() == "shots@2"
+    chosen = CliRunner().invoke(
+        main, [*root, "segmenter", "shot", "transnetv2", "--param", "min_frames=4"]
+    )
+    assert chosen.exit_code == 0 and chosen.output.strip() == "transnetv2@1(min_frames=4)"
+    back = CliRunner().invoke(main, [*root, "segmenter", "shot", "--default"])
+    assert back.exit_code == 0 and back.output.strip() == "shots@2"
+    bad = CliRunner().invoke(main, [*root, "segmenter", "shot", "nope"])
+    assert bad.exit_code == 2 and bad.output.startswith("error:")
+
+
 def test_a_segmenter_that_does_not_make_the_type_is_an_error(learned):
     with pytest.raises(ResolveError, match="does not produce"):
         learned.query("SELECT id FROM shots USING shots_in_asset")
