@@ -27,19 +27,28 @@ import numpy as np
 
 from amberlite.library.segment import detect, features, shots
 from amberlite.media.frame_index import frame_index
-from amberlite.media.synth import Scene, SynthTruth, render
+from amberlite.media.synth import LOCAL_CHANGES, Scene, SynthTruth, local_change_scene, render
 
 MEDIA = Path(__file__).parent / ".media"
 FPS = 25
-_GEN_VERSION = 2  # bump when the generator changes (invalidates the cache)
-CLASSES = ("hard_cuts", "dissolves", "fades", "flashes", "fast_motion")
+_GEN_VERSION = 3  # bump when the generator changes (invalidates the cache)
+CLASSES = ("hard_cuts", "dissolves", "fades", "flashes", "fast_motion", *LOCAL_CHANGES)
 
 
 # --------------------------------------------------------------------------- media
 
 
 def _scene(rng: np.random.Generator, kind: str, frames: int, i: int) -> Scene:
-    """A random scene; ``kind`` shapes its motion, transition in and flashes."""
+    """A random scene; ``kind`` shapes its motion, transition in, flashes or local changes."""
+    if kind in LOCAL_CHANGES:
+        dissolve = i > 0 and rng.random() < 0.3
+        return local_change_scene(
+            kind,
+            frames,
+            int(rng.integers(1 << 30)),
+            transition_in="dissolve" if dissolve else "cut",
+            transition_frames=min(int(rng.integers(10, 26)), frames) if dissolve else 0,
+        )
     fast = kind == "fast_motion"
     speed = 1.5 if fast else 0.25
     pan = float(rng.normal(0, 12 if fast else 2))
