@@ -31,7 +31,7 @@ from amberlite.media.synth import LOCAL_CHANGES, Scene, SynthTruth, local_change
 
 MEDIA = Path(__file__).parent / ".media"
 FPS = 25
-_GEN_VERSION = 3  # bump when the generator changes (invalidates the cache)
+_GEN_VERSION = 4  # bump when the generator changes (invalidates the cache)
 CLASSES = ("hard_cuts", "dissolves", "fades", "flashes", "fast_motion", *LOCAL_CHANGES)
 
 

@@ -104,7 +104,8 @@ class Scene:
     width/height) and of ``radius`` (fraction of height; a rect is 3r x 2r). The shape moves
     by ``motion`` (fractions of width/height per second, bouncing off the edges); the
     textured background moves by ``pan`` pixels per frame (camera pan), plus ``dx`` pixels
-    per frame during each ``(start, frames, dx)`` of ``whips`` (sudden fast pans). ``bands``
+    per frame during each ``(start, frames, dx)`` of ``whips`` (sudden fast pans; the
+    background is motion-blurred over half of each frame's displacement). ``bands``
     > 0 lays that many high-contrast vertical bands of seeded colours under the texture (a
     backdrop whose pans change much of the picture). ``overlays`` are local changes (see
     :class:`Overlay`). The first
@@ -199,6 +200,9 @@ class _SceneRenderer:
         ox = (-round(px)) % w
         oy = (-round(py)) % h
         img = self.tile2[oy : oy + h, ox : ox + w].copy()
+        streak = round(abs(px - s.pan_offset(j - 1)[0]) / 2)  # motion blur, half-open shutter
+        if streak > 1:
+            img = _smear(self.tile2[oy : oy + h], ox, w, streak)
         t = j / self.fps
         cx = _bounce(s.position[0] + s.motion[0] * t) * w
         cy = _bounce(s.position[1] + s.motion[1] * t) * h
@@ -256,6 +260,15 @@ class _SceneRenderer:
     ) -> None:
         x0, x1, y0, y1 = _bbox(cx, cy, hw, hh, self.width, self.height)
         img[y0:y1, x0:x1] = color
+
+
+def _smear(rows: np.ndarray, ox: int, w: int, length: int) -> np.ndarray:
+    """Columns ``[ox, ox + w)`` of the ``w``-periodic ``rows``, each averaged over ``length``
+    pixels along x around it (horizontal motion blur)."""
+    cols = np.arange(ox - length // 2, ox + w + length - length // 2) % w
+    strip = rows[:, cols].astype(np.int32)
+    acc = np.concatenate([np.zeros_like(strip[:, :1]), np.cumsum(strip, axis=1)], axis=1)
+    return ((acc[:, length : length + w] - acc[:, :w]) // length).astype(np.uint8)
 
 
 def _bounce(p: float) -> float:
@@ -488,8 +501,9 @@ def local_change_scene(
 ) -> Scene:
     """One scene of ``frames`` frames holding local changes of ``kind`` (none of them a cut).
 
-    Contract: ``"objects"``: a big high-contrast disc or rect (radius 0.2-0.35 of the
-    height) pops in, pops out, teleports or visits for 4-20 frames; ``"captions"``: a
+    Contract: ``"objects"``: a big high-contrast disc (radius 0.2-0.35 of the height) or
+    rect (up to 0.75 x 0.5 of the height), covering up to ~22% of a 16:9 picture, pops in,
+    pops out, teleports or visits for 4-20 frames; ``"captions"``: a
     lower-third bar with text-like marks appears (popping or fading in) and may disappear;
     ``"whip_pans"``: a backdrop of high-contrast vertical bands that whips sideways at 25-60
     px per frame of a 640-wide picture (scaled to ``width``) for 6-15 frames, at rest
@@ -560,7 +574,7 @@ def _local_overlay(
         return Overlay("disc", t, t + n, at, to, size=float(rng.uniform(0.2, 0.35)),
                        color=color)  # fmt: skip
     shape = "disc" if rng.random() < 0.5 else "rect"
-    size = float(rng.uniform(0.2, 0.35))
+    size = float(rng.uniform(0.2, 0.35) if shape == "disc" else rng.uniform(0.15, 0.25))
     at = (float(rng.uniform(0.25, 0.75)), float(rng.uniform(0.3, 0.7)))
     to = (float(rng.uniform(0.25, 0.75)), float(rng.uniform(0.3, 0.7)))
     how = rng.choice(["in", "out", "jump", "visit"])
