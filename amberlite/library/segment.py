@@ -59,6 +59,7 @@ GRID = (8, 6)  # blocks across and down a thumbnail for the block spread
 BLOCK_TAU = 8.0  # mean Y+U+V difference of a block that counts it as changed
 PIXEL_TAU = 16.0  # Y+U+V difference of a pixel (beyond its motion tolerance): changed
 SPREAD = 0.6  # default smallest fraction of the picture a cut changes
+GATE_SPREAD = 0.5  # block spread from which a jump's spread is measured exactly
 MOTION_PEAK = 0.12  # phase-correlation peak of a real global motion (cuts: ~0.07)
 _DARK = 24  # luma at or below which a pixel in both frames is letterbox/black: not counted
 
@@ -265,14 +266,16 @@ def _block_spread(d: np.ndarray, size: tuple[int, int], grid: tuple[int, int] = 
     return (total >= BLOCK_TAU).mean(axis=(1, 2)).astype(np.float32)
 
 
-def _planes(desc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The Y, U, V thumbnails of one full descriptor."""
+def _yuv(desc: np.ndarray) -> np.ndarray:
+    """One full descriptor as a luma-sized 3-channel image (chroma repeated 2x2)."""
+    import cv2
+
     w, h = THUMB
-    return (
-        desc[:_Y_PIX].reshape(h, w),
-        desc[_Y_PIX : _Y_PIX + _C_PIX].reshape(h // 2, w // 2),
-        desc[_Y_PIX + _C_PIX :].reshape(h // 2, w // 2),
-    )
+    y = desc[:_Y_PIX].reshape(h, w)
+    u = desc[_Y_PIX : _Y_PIX + _C_PIX].reshape(h // 2, w // 2)
+    v = desc[_Y_PIX + _C_PIX :].reshape(h // 2, w // 2)
+    uv = cv2.resize(cv2.merge([u, v]), THUMB, interpolation=cv2.INTER_NEAREST)
+    return cv2.merge([y, *cv2.split(uv)])
 
 
 def _tolerant_diff(cur: np.ndarray, ref: np.ndarray, kernel: np.ndarray) -> np.ndarray:
@@ -284,17 +287,19 @@ def _tolerant_diff(cur: np.ndarray, ref: np.ndarray, kernel: np.ndarray) -> np.n
     return cv2.add(over, cv2.subtract(cv2.erode(ref, kernel), cur))
 
 
-def _pixel_diff(cur: tuple, ref: tuple, ky: np.ndarray, kc: np.ndarray) -> np.ndarray:
-    """Motion-tolerant Y+U+V difference per luma pixel (chroma repeated 2x2), both ways (a
+def _pixel_diff(cur: np.ndarray, ref: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """Motion-tolerant Y+U+V difference per pixel of two :func:`_yuv` images, both ways (a
     blurred frame lies within the range of the sharp one, whichever comes first)."""
     import cv2
 
-    def both(p: int, k: np.ndarray) -> np.ndarray:
-        return cv2.min(_tolerant_diff(cur[p], ref[p], k), _tolerant_diff(ref[p], cur[p], k))
+    d = cv2.min(_tolerant_diff(cur, ref, kernel), _tolerant_diff(ref, cur, kernel))
+    return d.sum(axis=2, dtype=np.uint16)
 
-    uv = cv2.add(both(1, kc), both(2, kc))
-    y = both(0, ky).astype(np.float32)
-    return y + cv2.resize(uv, THUMB, interpolation=cv2.INTER_NEAREST).astype(np.float32)
+
+_NEAR_ZERO = (  # the 3x3 shifts around none, wrapped: rows, columns
+    np.array([0, 0, 0, 1, 1, 1, -1, -1, -1]),
+    np.array([0, 1, -1, 0, 1, -1, 0, 1, -1]),
+)
 
 
 def _translation(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
@@ -302,14 +307,17 @@ def _translation(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
     none: the phase-correlation peak outside one pixel of zero, refined to subpixels by a
     parabola (so a panning background is found even behind a still subject); ``strength``
     is the peak's height (about 1 for a pure shift, under ~0.1 for unrelated pictures)."""
-    fa = np.fft.rfft2(a - a.mean())
-    fb = np.fft.rfft2(b - b.mean())
-    cross = fb * np.conj(fa)
-    cross /= np.abs(cross) + 1e-6
-    r = np.fft.irfft2(cross, s=a.shape)
+    import cv2
+
+    fa = cv2.dft(a, flags=cv2.DFT_COMPLEX_OUTPUT)
+    fb = cv2.dft(b, flags=cv2.DFT_COMPLEX_OUTPUT)
+    fa[0, 0] = fb[0, 0] = 0  # the means: no information on motion
+    cross = cv2.mulSpectrums(fb, fa, 0, conjB=True)
+    cross /= cv2.magnitude(cross[..., 0], cross[..., 1])[..., None] + 1e-6
+    r = cv2.idft(cross, flags=cv2.DFT_REAL_OUTPUT | cv2.DFT_SCALE)
     h, w = r.shape
     masked = r.copy()
-    masked[np.ix_([0, 1, h - 1], [0, 1, w - 1])] = -np.inf
+    masked[_NEAR_ZERO] = -np.inf
     py, px = np.unravel_index(int(np.argmax(masked)), r.shape)
 
     def vertex(m1: float, m0: float, p1: float) -> float:
@@ -321,42 +329,37 @@ def _translation(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
     return (px + w // 2) % w - w // 2 + fx, (py + h // 2) % h - h // 2 + fy, float(r[py, px])
 
 
-def _shifted(plane: np.ndarray, dx: float, dy: float) -> np.ndarray:
-    """``plane`` moved by ``(dx, dy)`` pixels (bilinear, edges repeated)."""
-    import cv2
-
-    size = (plane.shape[1], plane.shape[0])
-    shift = np.float32([[1, 0, dx], [0, 1, dy]])
-    return cv2.warpAffine(
-        plane, shift, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
-    )
-
-
 def motion_spread(prev: np.ndarray, cur: np.ndarray) -> float:
     """Fraction (0-1) of the picture that changed from ``prev`` to ``cur`` (full
     descriptors), after the best of no motion and the strongest global translation, each
     with a tolerance of a pixel or more (more along fast motion: blur). Near-black pixels in
     both (letterbox) and pixels the shift uncovers do not count; with too few left, 1."""
+    import cv2
 
-    a, b = _planes(prev), _planes(cur)
-    k3 = np.ones((3, 3), np.uint8)
-    d = _pixel_diff(b, a, k3, k3)
+    a, b = _yuv(prev), _yuv(cur)
+    d = _pixel_diff(b, a, np.ones((3, 3), np.uint8))
     w, h = THUMB
-    counted = np.ones((h, w), bool)
-    dx, dy, strength = _translation(a[0].astype(np.float32), b[0].astype(np.float32))
+    counted = (a[..., 0] > _DARK) | (b[..., 0] > _DARK)
+    if np.count_nonzero(counted) < 0.1 * counted.size:
+        return 1.0
+    still = np.count_nonzero(d[counted] >= PIXEL_TAU) / np.count_nonzero(counted)
+    if still < GATE_SPREAD / 2:  # a local change even without motion compensation
+        return still
+    dx, dy, strength = _translation(a[..., 0].astype(np.float32), b[..., 0].astype(np.float32))
     if strength >= MOTION_PEAK and abs(dx) <= w / 4 and abs(dy) <= h / 4:
-        moved = [_shifted(a[0], dx, dy)] + [_shifted(p, dx / 2, dy / 2) for p in a[1:]]
+        shift = np.float32([[1, 0, dx], [0, 1, dy]])
+        moved = cv2.warpAffine(
+            a, shift, THUMB, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
         ax, ay = 1 + int(abs(dx)) // 4, 1 + int(abs(dy)) // 4  # blur: half the motion
-        ky = np.ones((2 * ay + 1, 2 * ax + 1), np.uint8)
-        kc = np.ones((2 * max(1, ay // 2) + 1, 2 * max(1, ax // 2) + 1), np.uint8)
+        kernel = np.ones((2 * ay + 1, 2 * ax + 1), np.uint8)
         xs, ys = np.arange(w) - dx, np.arange(h) - dy
         inside = ((ys >= 0) & (ys <= h - 1))[:, None] & ((xs >= 0) & (xs <= w - 1))[None, :]
-        d = np.where(inside, np.minimum(d, _pixel_diff(b, moved, ky, kc)), d)
-        counted = inside | (d < PIXEL_TAU)  # uncovered: counts only when nothing changed
-    counted &= (a[0] > _DARK) | (b[0] > _DARK)
-    if counted.sum() < 0.1 * counted.size:
+        d = np.where(inside, np.minimum(d, _pixel_diff(b, moved, kernel)), d)
+        counted &= inside | (d < PIXEL_TAU)  # uncovered: counts only when nothing changed
+    if np.count_nonzero(counted) < 0.1 * counted.size:
         return 1.0
-    return float((d[counted] >= PIXEL_TAU).mean())
+    return np.count_nonzero(d[counted] >= PIXEL_TAU) / np.count_nonzero(counted)
 
 
 def _cdfs(full: np.ndarray) -> np.ndarray:
@@ -404,7 +407,7 @@ def chunk_features(t: Thumbs, half_window: int) -> Features:
         # where the change is a jump over a wide area, measure it exactly (motion-compensated)
         c = np.nan_to_num(d1 + 50.0 * h1, nan=0.0)
         base = _rolling_median(c, _radius(half_window))
-        gate = (c >= 4.0) & (c >= 1.5 * (base + 1.0)) & (spread >= 0.3)
+        gate = (c >= 4.0) & (c >= 1.5 * (base + 1.0)) & (spread >= GATE_SPREAD)
         for j in np.flatnonzero(gate):
             spread[j] = motion_spread(t.full[j - 1], t.full[j])
     lag = np.full((FLASH_SPAN + 1, n), np.nan, np.float32)
