@@ -11,8 +11,10 @@ import pytest
 
 import amberlite
 from amberlite.errors import ResolveError
+from amberlite.library.segment import shots
 from amberlite.media.synth import Scene, render
 
+CLASSICAL = f"shots@{shots.version}"  # the default segmenter of shot
 CUTS = (30, 56)  # an 80-frame clip of three hard-cut scenes (two model windows)
 SHOT_LEN = """
 import pyarrow as pa
@@ -87,7 +89,7 @@ def test_learned_and_classical_shots_are_kept_apart(learned):
     producers = learned.catalog.query(
         "SELECT producer, count(*) FROM entities GROUP BY producer ORDER BY producer"
     )
-    assert [p.split("/")[0] for p, _ in producers] == ["shots@2", "transnetv2@1"]
+    assert [p.split("/")[0] for p, _ in producers] == [CLASSICAL, "transnetv2@1"]
     # Other parameters are another entity set again, segmented on demand.
     plan = learned.explain("SELECT id FROM shots USING transnetv2(threshold=0.3)")
     assert "transnetv2@1(threshold=0.3): stored 0, missing 1, failed 0 -> compute" in plan
@@ -110,7 +112,7 @@ def test_the_store_setting_chooses_the_method_of_shots(learned):
         back = learned.query("SELECT id FROM shots USING shots")
         assert back["id"].to_list() == before["id"].to_list()
     finally:
-        assert learned.set_segmenter("shot", None) == "shots@2"
+        assert learned.set_segmenter("shot", None) == CLASSICAL
     assert learned.query("SELECT id FROM shots")["id"].to_list() == before["id"].to_list()
 
 
@@ -121,13 +123,13 @@ def test_the_segmenter_command_shows_and_sets_the_method(learned):
 
     root = ["--store", str(learned.root)]
     shown = CliRunner().invoke(main, [*root, "segmenter", "shot"])
-    assert shown.exit_code == 0 and shown.output.strip() == "shots@2"
+    assert shown.exit_code == 0 and shown.output.strip() == CLASSICAL
     chosen = CliRunner().invoke(
         main, [*root, "segmenter", "shot", "transnetv2", "--param", "min_frames=4"]
     )
     assert chosen.exit_code == 0 and chosen.output.strip() == "transnetv2@1(min_frames=4)"
     back = CliRunner().invoke(main, [*root, "segmenter", "shot", "--default"])
-    assert back.exit_code == 0 and back.output.strip() == "shots@2"
+    assert back.exit_code == 0 and back.output.strip() == CLASSICAL
     bad = CliRunner().invoke(main, [*root, "segmenter", "shot", "nope"])
     assert bad.exit_code == 2 and bad.output.startswith("error:")
 
