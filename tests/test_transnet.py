@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import amberlite
-from amberlite.errors import ResolveError
+from amberlite.errors import AqlError, ResolveError
 from amberlite.library.segment import shots
 from amberlite.media.synth import Scene, render
 
@@ -141,6 +141,8 @@ def test_a_segmenter_that_does_not_make_the_type_is_an_error(learned):
         learned.query("SELECT id FROM shots USING transnetv2(bogus=1)")
     with pytest.raises(ResolveError):
         learned.set_segmenter("frame", "transnetv2")
+    with pytest.raises(AqlError, match="MATCH searches the store's segmentation"):
+        learned.query("MATCH shots USING transnetv2 BY color TOP 3")
 
 
 def test_the_transnet_weights_are_part_of_its_identity(learned):

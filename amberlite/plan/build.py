@@ -97,6 +97,12 @@ def literal_value(lit: A.Literal) -> Any:
     return None
 
 
+_USING_SEARCH = (
+    "{} searches the store's segmentation: USING is not supported here (choose the store's "
+    "with `amberlite segmenter shot NAME`)"
+)
+
+
 def make_source(schema: PlanSchema, es: A.EntitySet, index: int) -> L.Source:
     etype = schema.entity_type_of(es.name)
     if etype not in ("asset", "frame") and schema.producer_of(etype) is None:
@@ -157,6 +163,8 @@ class Builder:
         self.aliases: dict[str, int] = {}
         self.alias_types: dict[str, str] = {}
         self.nearest_source = 0 if sel.nearest is not None else None
+        if sel.nearest is not None and self.sources[0].using is not None:
+            raise AqlError(_USING_SEARCH.format("NEAREST"))
 
     def columns(self, src: L.Source) -> dict[str, str]:
         """Column name -> type of a source (``score`` on the source of a NEAREST)."""
@@ -645,6 +653,8 @@ def build_match(schema: PlanSchema, stmt: A.Match) -> L.MatchPlan:
     """MATCH over shots: ``BY`` names a match type (``color``, ``framing``, ``motion``; see
     :mod:`amberlite.library.match_types`) or a shot feature whose value is a float vector."""
     src = make_source(schema, stmt.entity_set, 0)
+    if src.using is not None:
+        raise AqlError(_USING_SEARCH.format("MATCH"))
     if src.entity_type != "shot":
         raise AqlError(f"MATCH pairs shots, not {src.entity_type}s: use MATCH shots ...")
     if stmt.by.version is not None or stmt.by.params or stmt.by.qualifier is not None:
