@@ -63,7 +63,7 @@ class LoadedModel:
         import torch
 
         t = torch.as_tensor(x)
-        if self.device != "cpu":
+        if self.device != "cpu" and t.device.type == "cpu":
             t = t.pin_memory().to(self.device, non_blocking=True)
         cast = self.spec.autocast
         use_cast = cast is not None and not (cast == "float16" and self.device == "cpu")
