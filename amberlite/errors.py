@@ -17,10 +17,14 @@ class AmberliteError(Exception):
 class MediaError(AmberliteError):
     """A media file could not be read: missing, truncated, not media, or without video."""
 
-    def __init__(self, path: object, reason: str) -> None:
+    def __init__(self, path: object, reason: str, frame: int | None = None) -> None:
         self.path = str(path)
         self.reason = reason
+        self.frame = frame  # the first frame that could not be decoded, when known
         super().__init__(f"{self.path}: {reason}")
+
+    def __reduce__(self):  # keeps ``frame`` across process boundaries (fork pool, Ray)
+        return (type(self), (self.path, self.reason, self.frame))
 
 
 class DefinitionError(AmberliteError):
@@ -33,6 +37,34 @@ class ChangeRefused(DefinitionError):
 
 class StoreError(AmberliteError):
     """The store is missing, locked for too long, or of an unsupported schema version."""
+
+
+class StoreFull(StoreError):
+    """The disk (or quota) under the store is full. What was committed before stays; the
+    step that ran out of space wrote nothing visible: free space and run it again."""
+
+    def __init__(self, where: object, detail: object = "") -> None:
+        self.where = str(where)
+        super().__init__(
+            f"no space left on device under {self.where}"
+            + (f" ({detail})" if detail else "")
+            + ": what was committed before is kept; free space and run again"
+        )
+
+
+_OUT_OF_SPACE = ("No space left on device", "Disk quota exceeded")
+
+
+def out_of_space(exc: BaseException) -> bool:
+    """True for an error caused by a full disk or quota: an ``OSError`` (ENOSPC, EDQUOT), or
+    a library's error (DuckDB's I/O and transaction errors) whose message says so."""
+    import errno
+
+    if isinstance(exc, StoreFull):
+        return True
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return any(s in str(exc) for s in _OUT_OF_SPACE)
 
 
 class ResolveError(AmberliteError):

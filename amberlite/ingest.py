@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from amberlite.context import StoreContext
 from amberlite.core.entities import AssetRecord, cached_frame_index
-from amberlite.errors import AmberliteError, MediaError
+from amberlite.errors import AmberliteError, MediaError, StoreFull
 from amberlite.media.ids import content_id
 from amberlite.media.probe import probe
 from amberlite.memo.store import now
@@ -31,6 +31,10 @@ from amberlite.run.resolve import RunStats
 class IngestReport:
     assets: list[dict[str, Any]] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)
+    # Files not ingested because the disk under the store is full: not the file's fault, so
+    # not recorded as ingest failures (and the catalog could not take the record anyway).
+    no_space: list[tuple[str, str]] = field(default_factory=list)
+    store_full: str | None = None  # the disk-full message, when the disk filled up
 
 
 def ingest(
@@ -62,14 +66,21 @@ def ingest(
         alias = aliases[i] if aliases else None
         try:
             row, is_new = _ingest_one(ctx, path, alias)
+        except StoreFull as e:
+            report.no_space.append((str(path), str(e)))
+            report.store_full = str(e)
+            continue  # the batch goes on: space may come back (another process frees it)
         except MediaError as e:
             report.failures.append((str(path), e.reason))
-            with ctx.catalog.write() as con:
-                con.execute(
-                    """INSERT INTO ingest_failures VALUES (?, ?, ?) ON CONFLICT DO UPDATE
-                       SET error = excluded.error, failed_at = excluded.failed_at""",
-                    [str(path.absolute()), e.reason, now()],
-                )
+            try:
+                with ctx.catalog.write() as con:
+                    con.execute(
+                        """INSERT INTO ingest_failures VALUES (?, ?, ?) ON CONFLICT DO UPDATE
+                           SET error = excluded.error, failed_at = excluded.failed_at""",
+                        [str(path.absolute()), e.reason, now()],
+                    )
+            except StoreFull as full:  # reported all the same, just not recorded
+                report.store_full = str(full)
             continue
         report.assets.append(row)
         if is_new:
@@ -155,7 +166,7 @@ def _ingest_one(ctx: StoreContext, path: Path, alias: str | None) -> tuple[dict[
     info = probe(path)
     record = AssetRecord(
         asset_id,
-        alias or path.stem,
+        alias or _default_alias(path),
         str(path.absolute()),
         info.width,
         info.height,
@@ -171,7 +182,7 @@ def _ingest_one(ctx: StoreContext, path: Path, alias: str | None) -> tuple[dict[
             con.execute("UPDATE assets SET path = ? WHERE asset_id = ?", [record.path, asset_id])
             con.execute("DELETE FROM ingest_failures WHERE path = ?", [record.path])
             return _asset_row(con, asset_id), False
-        name = _free_alias(con, alias or path.stem)
+        name = _free_alias(con, alias or _default_alias(path))
         con.execute(
             "INSERT INTO assets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
@@ -193,6 +204,12 @@ def _ingest_one(ctx: StoreContext, path: Path, alias: str | None) -> tuple[dict[
         )
         con.execute("DELETE FROM ingest_failures WHERE path = ?", [record.path])
         return _asset_row(con, asset_id), True
+
+
+def _default_alias(path: Path) -> str:
+    """The file's stem, unless it could be read as an asset id (a file named after another
+    asset's id would take over that id in ``OF`` and NEAREST): then ``asset-<stem>``."""
+    return f"asset-{path.stem}" if _ID.fullmatch(path.stem) else path.stem
 
 
 def _free_alias(con, alias: str) -> str:

@@ -349,7 +349,8 @@ class Store:
                 ).fetchall()
                 if replicas:
                     raise DefinitionError(
-                        f"cannot drop {s.key}: a {replicas[0][0]} replica follows it"
+                        f"cannot drop {s.key}: a {replicas[0][0]} replica follows it "
+                        f"(remove it first: amberlite replicate remove {s.key})"
                     )
                 con.execute(
                     """INSERT INTO retired_files
@@ -617,7 +618,11 @@ class Store:
                 "SELECT path, error FROM ingest_failures ORDER BY path"
             ).fetchall()
             runs = con.sql(
-                """SELECT run_id, feature || '@' || version AS feature, executor, trigger,
+                """SELECT run_id, feature || '@' || version AS feature,
+                          CASE WHEN ends_with(trigger, ' (interrupted)') THEN 'interrupted'
+                               WHEN computed = 0 AND failed > 0 THEN 'failed'
+                               ELSE 'done' END AS state,
+                          executor, regexp_replace(trigger, ' \\(interrupted\\)$', '') AS trigger,
                           started_at, requested, stored, computed, failed,
                           round(seconds, 3) AS seconds
                    FROM runs ORDER BY run_id DESC LIMIT 10"""

@@ -102,6 +102,22 @@ def test_ingest_alias_that_is_or_looks_like_an_asset_id_is_refused(tmp_path, med
     assert amberlite.open(store).assets().height == 1
 
 
+def test_a_file_named_like_an_asset_id_gets_an_alias_that_is_not_one(tmp_path, media_dir):
+    import shutil
+
+    import amberlite
+
+    store = tmp_path / "s"
+    assert cli(store, "ingest", str(media_dir / "clip_a.mp4")).exit_code == 0
+    first = amberlite.open(store).assets()["asset_id"][0]
+    named = tmp_path / f"{first}.mp4"  # clip_b saved under clip_a's id
+    shutil.copy(media_dir / "clip_b.mp4", named)
+    r = cli(store, "ingest", str(named))
+    assert r.exit_code == 0 and f"ingested asset-{first}" in r.output, r.output
+    s = amberlite.open(store)
+    assert s.query(f"SELECT alias FROM assets OF '{first}'")["alias"].to_list() == ["clip_a"]
+
+
 def test_ingest_alias_count_is_checked_before_ingesting(tmp_path, media_dir):
     a, b = str(media_dir / "clip_a.mp4"), str(media_dir / "clip_b.mp4")
     refused(cli(tmp_path / "s", "ingest", a, b, "--alias", "onlyone"), "1 alias(es) for 2")
@@ -211,6 +227,8 @@ def test_materialize_where_every_value_failed_shows_why_and_exits_1(tmp_path, me
     assert r.exit_code == 0
     assert "failures (2)" in r.output
     assert r.output.count("lens cap") == 1 and "x" * 200 in r.output
+    run = next(ln for ln in r.output.splitlines() if "boom@1" in ln and "request" in ln)
+    assert "| failed " in run  # the run's state: nothing succeeded
 
 
 NONE_BODY = (
@@ -314,6 +332,15 @@ def test_drop_refuses_while_a_replica_follows_it(tmp_path, media_dir):
 
     feats = amberlite.open(store).features()
     assert feats.filter(feats["name"] == "emb")["rows_stored"].to_list() == [1]  # rolled back
+    # the way out the refusal names: remove the replica (its index goes, values stay), drop
+    index_dir = next((store / "replicas").rglob("hnsw.json")).parent
+    r = cli(store, "replicate", "remove", "emb")
+    assert r.exit_code == 0 and "removed 1 replica(s) of emb" in r.output, r.output
+    assert not list(index_dir.glob("*.bin")) and not (index_dir / "hnsw.json").exists()
+    assert "no replicas" in cli(store, "replicate", "status").output
+    refused(cli(store, "replicate", "remove", "emb"), "no replica of emb")
+    r = cli(store, "drop", "emb")
+    assert r.exit_code == 0 and "dropped emb@1" in r.output, r.output
 
 
 def test_drop_refuses_a_builtin(tmp_path):

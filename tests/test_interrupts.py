@@ -69,6 +69,17 @@ def test_ctrl_c_in_materialize_records_an_interrupted_run(tmp_path, media_dir):
     assert f"interrupted: {computed} computed, 0 failed" in err
     assert store.catalog.query("SELECT count(*) FROM claims") == [(0,)]
     assert store.resolver.counts(store.registry.get("slow"), None, None)["stored"] == computed
+    # status names the run's state, with the trigger as it was asked
+    run = store.status()["runs"].row(0, named=True)
+    assert (run["state"], run["trigger"], run["computed"]) == ("interrupted", "request", computed)
+    shown = subprocess.run(
+        [sys.executable, "-m", "amberlite.cli", "--store", str(store.root), "status"],
+        capture_output=True,
+        text=True,
+        env=env(tmp_path),
+    ).stdout
+    line = next(ln for ln in shown.splitlines() if "slow@1" in ln and "interrupted" in ln)
+    assert "request" in line and "(interrupted)" not in line
 
 
 def test_ctrl_c_drops_the_thread_pools_queued_batches(monkeypatch):

@@ -21,6 +21,20 @@ def slow_asset(asset):
 
     time.sleep(2.5)
     return asset.record.frame_count
+
+
+@feature(entity="asset", output=pa.int64(), parallel="serial")
+def slow_decode(asset):
+    """Frames decoded, slowly (0.08 s a frame)."""
+    import time
+
+    from amberlite.media.decode import read_frames
+
+    n = 0
+    for _ in read_frames(asset.path, decode=asset.decode, index=asset.index):
+        time.sleep(0.08)
+        n += 1
+    return n
 '''
 )
 
@@ -54,4 +68,16 @@ def test_asset_level_progress_counts_frames(tmp_path, media_dir):
     lines = re.findall(r"^slow_asset@1: (\d+)/(\d+) frames, \d+ s$", r.stderr, re.M)
     assert lines, r.stderr
     assert int(lines[-1][1]) > 2  # frames of two assets, not "2"
+    assert lines[-1][0] == lines[-1][1]
+
+
+def test_progress_moves_inside_one_video(tmp_path, media_dir):
+    """Frames count as they are decoded, not when the asset's value commits."""
+    r = materialize(tmp_path, media_dir, "slow_decode", "--asset", "film1")
+    assert r.returncode == 0, r.stderr
+    lines = re.findall(r"^slow_decode@1: (\d+)/(\d+) frames, \d+ s$", r.stderr, re.M)
+    assert len(lines) >= 2, r.stderr
+    total = int(lines[-1][1])
+    assert 0 < int(lines[0][0]) < total  # part of the one video, before it committed
+    assert [int(n) for n, _ in lines] == sorted(int(n) for n, _ in lines)
     assert lines[-1][0] == lines[-1][1]

@@ -120,6 +120,26 @@ def test_group_by_having_and_aggregates(full):
     assert df["last"].to_list() == pytest.approx([2.4, 1.6])
 
 
+def test_group_by_an_expression_however_its_names_are_spelled(full):
+    want = {0: 3, 1: 2}  # film1 has shots 0, 1, 2 and film2 shots 0, 1
+    for select, group in [
+        ("s.index % 2", "s.index % 2"),
+        ("index % 2", "index % 2"),
+        ("s.index % 2", "index % 2"),
+        ("index % 2", "s.index % 2"),
+    ]:
+        df = run_query(
+            full, f"SELECT {select} AS p, count(*) AS n FROM shots s GROUP BY {group} ORDER BY p"
+        )
+        assert dict(zip(df["p"].to_list(), df["n"].to_list())) == want, (select, group)
+    df = run_query(
+        full, "SELECT (index % 2) * 10 AS p, count(*) AS n FROM shots s GROUP BY s.index % 2"
+    )
+    assert dict(zip(df["p"].to_list(), df["n"].to_list())) == {0: 3, 10: 2}
+    with pytest.raises(AqlError, match="index in the select list is neither grouped"):
+        run_query(full, "SELECT index % 3 AS p, count(*) AS n FROM shots GROUP BY index % 2")
+
+
 def test_temporal_join_frames_during_shots(full):
     df = run_query(
         full,

@@ -28,7 +28,7 @@ from typing import Any
 
 import duckdb
 
-from amberlite.errors import StoreError
+from amberlite.errors import StoreError, StoreFull, out_of_space
 
 SCHEMA_VERSION = 2
 LOCK_TIMEOUT_S = 120.0
@@ -211,17 +211,24 @@ class Catalog:
         if self._pin_thread == threading.get_ident():
             self._unpin()
         with self._locked(exclusive=True):
-            con = duckdb.connect(str(self.path))
             try:
-                con.execute("BEGIN TRANSACTION")
+                con = duckdb.connect(str(self.path))
                 try:
-                    yield con
-                except BaseException:
-                    con.execute("ROLLBACK")
-                    raise
-                con.execute("COMMIT")
-            finally:
-                con.close()
+                    con.execute("BEGIN TRANSACTION")
+                    try:
+                        yield con
+                    except BaseException:
+                        con.execute("ROLLBACK")
+                        raise
+                    con.execute("COMMIT")
+                finally:
+                    con.close()
+            except (duckdb.Error, OSError) as e:
+                # A full disk fails the commit (or the write-ahead log) and nothing of the
+                # transaction is kept: say so plainly instead of DuckDB's message.
+                if out_of_space(e) and not isinstance(e, StoreFull):
+                    raise StoreFull(self.root, "catalog commit") from e
+                raise
 
     @contextlib.contextmanager
     def read(self) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -5,6 +5,7 @@
     amberlite replicate status
     amberlite replicate sync
     amberlite replicate rebuild FEATURE
+    amberlite replicate remove FEATURE [--to hnsw]
 
 Registered in :mod:`amberlite.cli` (``main.add_command(replicate)``).
 """
@@ -117,3 +118,14 @@ def rebuild(ctx: click.Context, feature: str, target: str | None) -> None:
     """Drop FEATURE's replicas and rebuild them from the stored values."""
     n = store_of(ctx).replicas.rebuild(feature, target)
     click.echo(f"rebuilt {feature}: {n} rows indexed")
+
+
+@replicate.command("remove")
+@click.argument("feature")
+@click.option("--to", "target", default=None, help="Only this target.")
+@click.pass_context
+@friendly
+def remove(ctx: click.Context, feature: str, target: str | None) -> None:
+    """Stop replicating FEATURE: delete its replica declaration and index (values stay)."""
+    n = store_of(ctx).replicas.remove(feature, target)
+    click.echo(f"removed {n} replica(s) of {feature}")

@@ -29,6 +29,15 @@ def ingest(ctx: click.Context, paths: tuple[str, ...], aliases: tuple[str, ...])
         )
     for path, reason in report.failures:
         click.secho(f"failed   {path}: {reason}", fg="yellow")
+    for path, _ in report.no_space:
+        click.secho(f"failed   {path}: no space left on device", fg="yellow")
+    if report.store_full:
+        click.secho(
+            f"error: {len(report.no_space)} file(s) not ingested: {report.store_full}",
+            fg="red",
+            err=True,
+        )
+        sys.exit(2)
     if report.failures and not report.assets:
         sys.exit(1)
 

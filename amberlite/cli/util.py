@@ -84,12 +84,19 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from amberlite.errors import AmberliteError
+        from amberlite.errors import AmberliteError, StoreFull, out_of_space
 
         try:
             return fn(*args, **kwargs)
         except AmberliteError as e:
             click.secho(f"error: {e}", fg="red", err=True)
+            sys.exit(2)
+        except Exception as e:  # a full disk met where no amberlite code could name it
+            if not out_of_space(e):
+                raise
+            ctx = click.get_current_context(silent=True)
+            where = ctx.obj.get("store_path", "the store") if ctx and ctx.obj else "the store"
+            click.secho(f"error: {StoreFull(where, e)}", fg="red", err=True)
             sys.exit(2)
 
     return wrapper

@@ -467,6 +467,30 @@ class ReplicaManager:
                 total += conn.count()
         return total
 
+    def remove(self, feature: str, target: str | None = None, params: dict | None = None) -> int:
+        """Stop replicating ``feature`` (to ``target``, or to every target): its declaration
+        and saved index are deleted; the stored values stay. Returns replicas removed."""
+        _, key = self._key(feature, params)
+        infos = [r for r in self.list() if r.key.sql_args() == key.sql_args()]
+        if target is not None:
+            infos = [r for r in infos if r.target == target]
+        if not infos:
+            raise ReplicaError(f"no replica of {key.label}" + (f" to {target}" if target else ""))
+        for r in infos:
+            with self._lock, self._file_lock(key, r.target):
+                conn = self._open.pop((key, r.target), None) or self._new_connector(key, r.target)
+                self._damaged.pop((key, r.target), None)
+                self._unverified.discard((key, r.target))
+                with self.ctx.catalog.write() as con:
+                    for table in ("replica_labels", "replicas"):
+                        con.execute(
+                            f"""DELETE FROM {table} WHERE feature = ? AND version = ?
+                                AND params_key = ? AND target = ?""",
+                            [*key.sql_args(), r.target],
+                        )
+                conn.drop()  # after the commit: a crash between leaves files, never a record
+        return len(infos)
+
     def status(self) -> list[dict[str, Any]]:
         """Per replica: rows indexed vs rows stored, lag (commits not yet applied), and health
         (``"ok"`` or ``"damaged"``, with ``reason``).

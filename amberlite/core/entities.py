@@ -8,6 +8,7 @@ so two segmenter versions that agree on a span share its feature values. A frame
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -16,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from amberlite.errors import StoreFull, out_of_space
 from amberlite.media.decode import Decode, read_batch, read_luma
 from amberlite.media.frame_index import FrameIndex, frame_index
 
@@ -60,8 +62,14 @@ def cached_frame_index(cache_dir: Path, asset: AssetRecord) -> FrameIndex:
         idx = frame_index(asset.path)
         cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.npz")
-        idx.save(tmp)
-        tmp.replace(path)
+        try:
+            idx.save(tmp)
+            tmp.replace(path)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            if out_of_space(e):
+                raise StoreFull(cache_dir, "caching the frame index") from e
+            raise
         return idx
 
 
@@ -91,6 +99,13 @@ class AssetView:
         if self._index is None:
             self._index = cached_frame_index(self.cache_dir, self.record)
         return self._index
+
+    def readable(self, n: int) -> AssetView:
+        """This asset cut to its first ``n`` frames: what a segmenter sees of a file whose
+        decoding fails at frame ``n`` (garbage mid-stream)."""
+        index = self.index.head(n)
+        record = dataclasses.replace(self.record, frame_count=n, duration_s=index.duration_s)
+        return AssetView(record, self.decode, self.cache_dir, index)
 
     def frames(self, start: int = 0, end: int | None = None) -> np.ndarray:
         """Decoded frames ``[start, end)`` as one uint8 array (N, H, W[, C])."""

@@ -65,6 +65,11 @@ class Sql:
         self.labels: dict[str, str] = {}  # generated name -> the user's text (error messages)
 
     def bind(self, value: Any) -> str:
+        # One parameter per distinct literal: ``index % 2`` in the select list and in GROUP
+        # BY must compile to the same expression for DuckDB to see it as grouped.
+        for name, have in self.params.items():
+            if type(have) is type(value) and have == value:
+                return f"${name}"
         name = f"p{len(self.params)}"
         self.params[name] = value
         return f"${name}"

@@ -25,10 +25,10 @@ def media_errors(path: PathLike, what: str) -> Iterator[None]:
     except MediaError:
         raise
     except _AV_ERRORS as exc:
-        raise MediaError(path, f"{what}: {_describe(exc)}") from exc
+        raise MediaError(path, f"{what}: {describe_av_error(exc)}") from exc
 
 
-def _describe(exc: BaseException) -> str:
+def describe_av_error(exc: BaseException) -> str:
     """A short description of an FFmpeg/OS error without repeating the file name."""
     if isinstance(exc, av.FFmpegError) and getattr(exc, "strerror", None):
         return str(exc.strerror)

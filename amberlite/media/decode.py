@@ -8,8 +8,11 @@ functions (:func:`read_batch`, :func:`read_luma`) therefore raise and return not
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable, Iterator
+import os
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import partial
@@ -18,7 +21,7 @@ import av
 import numpy as np
 
 from amberlite.errors import MediaError
-from amberlite.media._av import PathLike, check_file, media_errors, open_video
+from amberlite.media._av import _AV_ERRORS, PathLike, check_file, describe_av_error, open_video
 from amberlite.media.frame_index import FrameIndex, frame_index
 
 FORMATS = ("rgb24", "gray")
@@ -184,6 +187,39 @@ def _converter(decode: Decode) -> Callable[[av.VideoFrame], np.ndarray]:
     )
 
 
+# --------------------------------------------------------------------------- progress
+
+_TICK_EVERY = 32  # frames between two progress ticks of one decode
+_watch_lock = threading.Lock()
+_watchers: dict[str, list[Callable[[int], None]]] = {}
+
+
+@contextlib.contextmanager
+def watching(callbacks: Mapping[str, Callable[[int], None]]) -> Iterator[None]:
+    """Inside the block, every decode of a file named in ``callbacks`` (by path) in this
+    process calls its callback with the number of frames decoded, every few frames and from
+    whichever thread decodes: progress inside one long video, not only per finished asset."""
+    keys = [(os.fspath(p), cb) for p, cb in callbacks.items()]
+    with _watch_lock:
+        for p, cb in keys:
+            _watchers.setdefault(p, []).append(cb)
+    try:
+        yield
+    finally:
+        with _watch_lock:
+            for p, cb in keys:
+                cbs = _watchers.get(p, [])
+                if cb in cbs:
+                    cbs.remove(cb)
+                if not cbs:
+                    _watchers.pop(p, None)
+
+
+def _tick(path: str, k: int) -> None:
+    for cb in list(_watchers.get(path, ())):
+        cb(k)
+
+
 # --------------------------------------------------------------------------- decoding
 
 
@@ -250,8 +286,9 @@ def _decode_from(
     Raises _Reseek (before yielding anything) if the first wanted frame was passed.
     """
     k, total = 0, int(wanted.size)
+    watched, ticked = path in _watchers, 0
     with open_video(path, threads=True) as (container, stream):
-        with media_errors(path, f"decoding failed near frame {int(wanted[k])}"):
+        try:
             if seek is not None:
                 container.seek(seek, stream=stream, backward=True)
             for n, frame in _numbered(container.decode(stream), index):
@@ -260,12 +297,25 @@ def _decode_from(
                 if n > wanted[k]:
                     if k == 0:
                         raise _Reseek
-                    raise MediaError(path, f"decoder skipped frame {int(wanted[k])}")
+                    at = int(wanted[k])
+                    raise MediaError(path, f"decoder skipped frame {at}", frame=at)
                 yield n, convert(frame)
                 k += 1
+                if watched and k - ticked >= _TICK_EVERY:
+                    _tick(path, k - ticked)
+                    ticked = k
                 if k == total:
                     return
-    raise MediaError(path, f"truncated or corrupt: decoding stopped before frame {int(wanted[k])}")
+        except _AV_ERRORS as exc:  # the real place: the first wanted frame not decoded
+            at = int(wanted[k])
+            raise MediaError(
+                path, f"decoding failed at frame {at}: {describe_av_error(exc)}", frame=at
+            ) from exc
+        finally:
+            if watched and k > ticked:
+                _tick(path, k - ticked)
+    at = int(wanted[k])
+    raise MediaError(path, f"truncated or corrupt: decoding stopped before frame {at}", frame=at)
 
 
 def _prepare(

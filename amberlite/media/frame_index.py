@@ -114,6 +114,23 @@ class FrameIndex:
         k = int(np.searchsorted(self.keyframe_pts, pts, side="right")) - 1
         return int(self.keyframe_pts[k]) if k >= 0 else int(self.pts[0])
 
+    def head(self, n: int) -> FrameIndex:
+        """The index of the first ``n`` frames (the readable part of a file damaged at
+        frame ``n``): frame ``n - 1`` is shown until frame ``n`` would have been."""
+        if not 0 < n <= len(self):
+            raise ValueError(f"head({n}) of an index of {len(self)} frames")
+        if n == len(self):
+            return self
+        cut = int(self.pts[n])
+        return FrameIndex(
+            self.pts[:n],
+            self.time_base,
+            self.start_pts,
+            cut,
+            self.keyframe_pts[self.keyframe_pts < cut],
+            self.synthetic,
+        )
+
     def save(self, path: PathLike) -> None:
         """Write the index to ``path`` (numpy ``.npz`` format, at exactly that path)."""
         with open(path, "wb") as f:

@@ -21,6 +21,7 @@ import duckdb
 from amberlite import faults
 from amberlite.catalog import Catalog
 from amberlite.core.types import duck_array_type
+from amberlite.errors import StoreFull, out_of_space
 from amberlite.memo.key import MemoKey
 
 if TYPE_CHECKING:
@@ -59,8 +60,14 @@ def write_aside_to(directory: str | os.PathLike[str], table: pa.Table) -> Path:
     import pyarrow.parquet as pq
 
     path = Path(directory) / f"{uuid.uuid4().hex}.parquet"
-    pq.write_table(table, path, compression="zstd")
-    fsync_path(path)
+    try:
+        pq.write_table(table, path, compression="zstd")
+        fsync_path(path)
+    except BaseException as e:
+        path.unlink(missing_ok=True)  # a half-written batch is nobody's
+        if out_of_space(e):
+            raise StoreFull(directory, "writing values") from e
+        raise
     return path
 
 

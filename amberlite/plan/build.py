@@ -17,6 +17,7 @@ type raise :class:`AqlTypeError` naming the operand. Nothing here reads values o
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from amberlite.errors import AqlError, AqlTypeError, ResolveError
@@ -421,6 +422,20 @@ def _leaf_key(e: Any) -> Any:
     return e
 
 
+def expr_key(e: Any) -> Any:
+    """A resolved expression with how the user spelled its names left out: ``s.index % 2``
+    and ``index % 2`` over the same source are the same GROUP BY key."""
+    if isinstance(e, (L.ColumnValue, L.FeatureValue)):
+        return _leaf_key(e)
+    if dataclasses.is_dataclass(e) and not isinstance(e, type):
+        return (type(e).__name__,) + tuple(
+            expr_key(getattr(e, f.name)) for f in dataclasses.fields(e) if f.name != "label"
+        )
+    if isinstance(e, tuple):
+        return tuple(expr_key(x) for x in e)
+    return e
+
+
 def _not_constant(e: Any, what: str) -> None:
     """A GROUP BY or ORDER BY key must depend on the rows (`ORDER BY 1` is not a position)."""
     if not _refs(e):
@@ -440,11 +455,11 @@ def _refs(e: Any) -> bool:
 def _check_grouped(e: Any, group: tuple[A.Expr, ...], what: str) -> None:
     """With GROUP BY or aggregates, ``e`` must be an aggregate, a GROUP BY key, a select alias
     or built from them."""
-    keys = {_leaf_key(g) for g in group}
+    keys = {expr_key(g) for g in group}
     stack = [e]
     while stack:
         x = stack.pop()
-        if _leaf_key(x) in keys or isinstance(x, L.AliasValue):
+        if expr_key(x) in keys or isinstance(x, L.AliasValue):
             continue
         if isinstance(x, A.Call) and x.name in AGGREGATES:
             continue

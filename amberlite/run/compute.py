@@ -7,6 +7,7 @@ when the feature is called per entity; a batch-mode feature that raises fails it
 
 from __future__ import annotations
 
+import logging
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -17,6 +18,9 @@ import pyarrow as pa
 
 from amberlite.core.entities import asset_id_of
 from amberlite.define.decorators import FeatureSpec
+from amberlite.errors import MediaError
+
+log = logging.getLogger(__name__)
 
 NONE_MESSAGE = "returned None; declare nullable=True to store a NULL"
 
@@ -83,6 +87,31 @@ def _models(spec: FeatureSpec) -> dict[str, Any]:
     return {m.name: loaded(m) for m in spec.models}
 
 
+def _segment_readable(
+    spec: FeatureSpec, view: Any, kwargs: Mapping[str, Any], params: Mapping[str, Any], error
+) -> Any:
+    """A segmenter over a file damaged mid-stream (decoding fails at frame ``n > 0``):
+    segment the frames before the damage, and give the unreadable rest one span of its own,
+    so that features over the shots before the damage succeed and those over the rest fail
+    naming the real frame. Any other error (or damage at frame 0) fails the asset."""
+    n = getattr(error, "frame", None)
+    total = getattr(getattr(view, "record", None), "frame_count", None)
+    if spec.produces is None or not n or total is None or not 0 < n < total:
+        raise error
+    spans = [tuple(s) for s in spec.fn(view.readable(n), **kwargs, **params)]
+    log.warning(
+        "%s: frames %d-%d of %d cannot be decoded (%s): %s segmented the readable frames, "
+        "the rest is one span",
+        view.alias,
+        n,
+        total - 1,
+        total,
+        error.reason,
+        spec.name,
+    )
+    return [*spans, (n, total)]
+
+
 def compute_batch(
     spec: FeatureSpec,
     params: Mapping[str, Any],
@@ -125,7 +154,10 @@ def compute_batch(
     for i, view in enumerate(views):
         try:
             kwargs = {name: vals[i] for name, vals in inputs.items()}
-            value = spec.fn(view, **kwargs, **params, **models)
+            try:
+                value = spec.fn(view, **kwargs, **params, **models)
+            except MediaError as e:
+                value = _segment_readable(spec, view, {**kwargs, **models}, params, e)
             if value is None and not spec.nullable:
                 failures.append((ids[i], assets[i], NONE_MESSAGE))
                 continue

@@ -21,10 +21,11 @@ import logging
 import os
 import socket
 import sys
+import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -120,6 +121,8 @@ class Progress:
 
     def __init__(self, label: str, total: int, unit: str, progress: bool | None) -> None:
         self.label, self.total, self.unit, self.n = label, total, unit, 0
+        self._lock = threading.Lock()
+        self._live: dict[str, int] = {}  # frames decoded, not yet committed, by asset
         self.bar = None
         self.plain = False
         self.printed = False
@@ -141,6 +144,21 @@ class Progress:
             self.bar.update(k)
         elif self.plain and time.monotonic() - self.last >= PLAIN_EVERY_S:
             self._line()
+
+    def live(self, asset_id: str, k: int, cap: int) -> None:
+        """``k`` more frames of ``asset_id`` decoded (from any thread): shown before the
+        asset's value commits, never more than its ``cap`` frames."""
+        with self._lock:
+            had = self._live.get(asset_id, 0)
+            now_ = min(cap, had + k)
+            self._live[asset_id] = now_
+            self.update(now_ - had)
+
+    def settle(self, asset_ids: Iterable[str], k: int) -> None:
+        """A commit of ``k`` units for ``asset_ids``: what was shown live counts towards it."""
+        with self._lock:
+            shown = sum(self._live.pop(a, 0) for a in asset_ids)
+            self.update(k - shown)
 
     def _line(self) -> None:
         self.last = time.monotonic()
@@ -616,7 +634,10 @@ class Resolver:
                     stats.computed += ok
                     stats.failed += failed
                     if bar is not None:
-                        bar.update(sum(_weight(spec, t) for t, _ in done))
+                        bar.settle(
+                            [v.id for t, _ in done for v in t.views if spec.entity == "asset"],
+                            sum(_weight(spec, t) for t, _ in done),
+                        )
                     done.clear()
             last = time.monotonic()
 
@@ -629,8 +650,16 @@ class Resolver:
             ):
                 flush()
 
+        from amberlite.media.decode import watching
+
+        watch: dict[str, Any] = {}
+        if bar is not None and spec.entity == "asset":  # frames as this process decodes them
+            for v in views:
+                cap = int(v.record.frame_count or 0)
+                watch[v.path] = lambda k, a=v.id, cap=cap: bar.live(a, k, cap)
         try:
-            exe.map(spec, params, tasks, on_done)
+            with watching(watch):
+                exe.map(spec, params, tasks, on_done)
         finally:
             flush()  # what finished before an error is kept
 
