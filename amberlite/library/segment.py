@@ -15,16 +15,28 @@ segmented in frames, not in nominal-rate time):
    on half-size thumbnails, the difference to each of the ``FLASH_SPAN + 1`` previous
    frames (flash bridging), the colour distance ``hL`` and pixel distance ``dL`` over ``2L``
    frames (L ~ 0.2 s) and the dissolve residual ``|Y[j-L] - (Y[j-2L] + Y[j]) / 2|``; mean
-   and spread of luma.
+   and spread of luma; how much of the picture changed: ``spread``, the fraction of 8x6
+   blocks whose Y+U+V difference to the previous frame (``spread_long``: to frame
+   ``j-2L``) is at least 8. Where the change is sudden (``c`` at least 1.5x its
+   rolling median) and wide (half the blocks), ``spread`` is measured exactly instead
+   (:func:`motion_spread`): the fraction of pixels that changed after the best of no
+   motion and the strongest global translation (a phase-correlation peak away from zero,
+   so a pan is found behind a still subject), each with a pixel of tolerance (more along
+   fast motion: blur), both ways, letterbox black left out. A chunk's last frames wait for
+   the next chunk, so this gate sees both sides and nothing depends on the chunking.
 3. **Hard cuts.** A frame is a cut candidate when its content change ``c = d1 + 50 * h1``
    is at least ``min_content`` and ``threshold`` times the rolling median of ``c`` around it
    (like PySceneDetect's AdaptiveDetector): fast motion and pans raise the median too.
+   **Local change** is no cut: ``spread`` must reach the parameter of that name (a big
+   object popping in, out or jumping, a caption, a hand sweeping through, a whip pan once
+   compensated, all change less of the picture).
    **Flashes** are suppressed: a change is no cut if, within ``FLASH_SPAN`` frames, some frame
    after it looks like some frame before it (difference under 40% of the jump).
 4. **Dissolves.** A window ``[m-L, m+L]`` is dissolve-like when its ends differ
    (``dL >= 2 * min_content`` and ``hL >= gradual``), no single step holds more than half
    of that change (no hard cut), and its middle frame is close to the average of its ends
-   (residual <= dL / 4; motion and pans give about dL / 2). Runs of such windows (joined
+   (residual <= dL / 4; motion and pans give about dL / 2), and ``spread_long`` reaches
+   ``spread`` (a caption fading in is no dissolve). Runs of such windows (joined
    over gaps <= L) give one cut each, at the run's centre: the transition's midpoint.
 5. **Fades.** Runs of near-black, flat frames strictly inside the asset, entered and left
    by luma ramps, give one cut at the middle of the dark run; hard-cut and dissolve
