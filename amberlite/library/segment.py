@@ -267,15 +267,20 @@ def _absdiff_mean(
 def _block_spread(d: np.ndarray, size: tuple[int, int], grid: tuple[int, int] = GRID) -> np.ndarray:
     """Per row of ``d`` (absolute differences of descriptors whose luma is ``size``), the
     fraction of the ``grid`` blocks whose mean Y+U+V difference is at least ``BLOCK_TAU``:
-    a cut changes nearly all of them, a local change a few."""
+    a cut changes nearly all of them, a local change a few. (Each plane of all rows is one
+    tall image that OpenCV box-averages into blocks, which never straddle two frames.)"""
+    import cv2
+
     n, (w, h), (gw, gh) = d.shape[0], size, grid
     ny, nc = w * h, (w // 2) * (h // 2)
-    by = d[:, :ny].reshape(n, gh, h // gh, gw, w // gw).sum(axis=(2, 4), dtype=np.uint32)
-    total = by / (ny // (gw * gh))
-    for lo in (ny, ny + nc):
-        plane = d[:, lo : lo + nc].reshape(n, gh, h // 2 // gh, gw, w // 2 // gw)
-        total = total + plane.sum(axis=(2, 4), dtype=np.uint32) / (nc // (gw * gh))
-    return (total >= BLOCK_TAU).mean(axis=(1, 2)).astype(np.float32)
+
+    def means(lo: int, pw: int, ph: int) -> np.ndarray:
+        plane = np.ascontiguousarray(d[:, lo : lo + pw * ph]).reshape(n * ph, pw)
+        return cv2.resize(plane, (gw, n * gh), interpolation=cv2.INTER_AREA)
+
+    chroma = cv2.add(means(ny, w // 2, h // 2), means(ny + nc, w // 2, h // 2), dtype=cv2.CV_16U)
+    total = cv2.add(means(0, w, h), chroma, dtype=cv2.CV_16U).reshape(n, gh * gw)
+    return (total >= BLOCK_TAU).mean(axis=1).astype(np.float32)
 
 
 def _yuv(desc: np.ndarray) -> np.ndarray:
