@@ -72,6 +72,7 @@ BLOCK_TAU = 8.0  # mean Y+U+V difference of a block that counts it as changed
 PIXEL_TAU = 16.0  # Y+U+V difference of a pixel (beyond its motion tolerance): changed
 SPREAD = 0.6  # default smallest fraction of the picture a cut changes
 GATE_SPREAD = 0.5  # block spread from which a jump's spread is measured exactly
+GATE_CONTENT, GATE_RATIO = 4.0, 1.5  # ... when its change c is this big and this sudden
 MOTION_PEAK = 0.12  # phase-correlation peak of a real global motion (cuts: ~0.07)
 _DARK = 24  # luma at or below which a pixel in both frames is letterbox/black: not counted
 
@@ -424,7 +425,7 @@ def chunk_features(t: Thumbs, half_window: int) -> Features:
         # where the change is a jump over a wide area, measure it exactly (motion-compensated)
         c = np.nan_to_num(d1 + 50.0 * h1, nan=0.0)
         base = _rolling_median(c, _radius(half_window))
-        gate = (c >= 4.0) & (c >= 1.5 * (base + 1.0)) & (spread >= GATE_SPREAD)
+        gate = (c >= GATE_CONTENT) & (c >= GATE_RATIO * (base + 1.0)) & (spread >= GATE_SPREAD)
         for j in np.flatnonzero(gate):
             spread[j] = motion_spread(t.full[j - 1], t.full[j])
     lag = np.full((FLASH_SPAN + 1, n), np.nan, np.float32)
