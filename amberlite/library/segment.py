@@ -15,16 +15,28 @@ segmented in frames, not in nominal-rate time):
    on half-size thumbnails, the difference to each of the ``FLASH_SPAN + 1`` previous
    frames (flash bridging), the colour distance ``hL`` and pixel distance ``dL`` over ``2L``
    frames (L ~ 0.2 s) and the dissolve residual ``|Y[j-L] - (Y[j-2L] + Y[j]) / 2|``; mean
-   and spread of luma.
+   and spread of luma; how much of the picture changed: ``spread``, the fraction of 8x6
+   blocks whose Y+U+V difference to the previous frame (``spread_long``: to frame
+   ``j-2L``) is at least 8. Where the change is sudden (``c`` at least 1.5x its
+   rolling median) and wide (half the blocks), ``spread`` is measured exactly instead
+   (:func:`motion_spread`): the fraction of pixels that changed after the best of no
+   motion and the strongest global translation (a phase-correlation peak away from zero,
+   so a pan is found behind a still subject), each with a pixel of tolerance (more along
+   fast motion: blur), both ways, letterbox black left out. A chunk's last frames wait for
+   the next chunk, so this gate sees both sides and nothing depends on the chunking.
 3. **Hard cuts.** A frame is a cut candidate when its content change ``c = d1 + 50 * h1``
    is at least ``min_content`` and ``threshold`` times the rolling median of ``c`` around it
    (like PySceneDetect's AdaptiveDetector): fast motion and pans raise the median too.
+   **Local change** is no cut: ``spread`` must reach the parameter of that name (a big
+   object popping in, out or jumping, a caption, a hand sweeping through, a whip pan once
+   compensated, all change less of the picture).
    **Flashes** are suppressed: a change is no cut if, within ``FLASH_SPAN`` frames, some frame
    after it looks like some frame before it (difference under 40% of the jump).
 4. **Dissolves.** A window ``[m-L, m+L]`` is dissolve-like when its ends differ
    (``dL >= 2 * min_content`` and ``hL >= gradual``), no single step holds more than half
    of that change (no hard cut), and its middle frame is close to the average of its ends
-   (residual <= dL / 4; motion and pans give about dL / 2). Runs of such windows (joined
+   (residual <= dL / 4; motion and pans give about dL / 2), and ``spread_long`` reaches
+   ``spread`` (a caption fading in is no dissolve). Runs of such windows (joined
    over gaps <= L) give one cut each, at the run's centre: the transition's midpoint.
 5. **Fades.** Runs of near-black, flat frames strictly inside the asset, entered and left
    by luma ramps, give one cut at the middle of the dark run; hard-cut and dissolve
@@ -60,6 +72,7 @@ BLOCK_TAU = 8.0  # mean Y+U+V difference of a block that counts it as changed
 PIXEL_TAU = 16.0  # Y+U+V difference of a pixel (beyond its motion tolerance): changed
 SPREAD = 0.6  # default smallest fraction of the picture a cut changes
 GATE_SPREAD = 0.5  # block spread from which a jump's spread is measured exactly
+GATE_CONTENT, GATE_RATIO = 4.0, 1.5  # ... when its change c is this big and this sudden
 MOTION_PEAK = 0.12  # phase-correlation peak of a real global motion (cuts: ~0.07)
 _DARK = 24  # luma at or below which a pixel in both frames is letterbox/black: not counted
 
@@ -255,15 +268,20 @@ def _absdiff_mean(
 def _block_spread(d: np.ndarray, size: tuple[int, int], grid: tuple[int, int] = GRID) -> np.ndarray:
     """Per row of ``d`` (absolute differences of descriptors whose luma is ``size``), the
     fraction of the ``grid`` blocks whose mean Y+U+V difference is at least ``BLOCK_TAU``:
-    a cut changes nearly all of them, a local change a few."""
+    a cut changes nearly all of them, a local change a few. (Each plane of all rows is one
+    tall image that OpenCV box-averages into blocks, which never straddle two frames.)"""
+    import cv2
+
     n, (w, h), (gw, gh) = d.shape[0], size, grid
     ny, nc = w * h, (w // 2) * (h // 2)
-    by = d[:, :ny].reshape(n, gh, h // gh, gw, w // gw).sum(axis=(2, 4), dtype=np.uint32)
-    total = by / (ny // (gw * gh))
-    for lo in (ny, ny + nc):
-        plane = d[:, lo : lo + nc].reshape(n, gh, h // 2 // gh, gw, w // 2 // gw)
-        total = total + plane.sum(axis=(2, 4), dtype=np.uint32) / (nc // (gw * gh))
-    return (total >= BLOCK_TAU).mean(axis=(1, 2)).astype(np.float32)
+
+    def means(lo: int, pw: int, ph: int) -> np.ndarray:
+        plane = np.ascontiguousarray(d[:, lo : lo + pw * ph]).reshape(n * ph, pw)
+        return cv2.resize(plane, (gw, n * gh), interpolation=cv2.INTER_AREA)
+
+    chroma = cv2.add(means(ny, w // 2, h // 2), means(ny + nc, w // 2, h // 2), dtype=cv2.CV_16U)
+    total = cv2.add(means(0, w, h), chroma, dtype=cv2.CV_16U).reshape(n, gh * gw)
+    return (total >= BLOCK_TAU).mean(axis=1).astype(np.float32)
 
 
 def _yuv(desc: np.ndarray) -> np.ndarray:
@@ -407,7 +425,7 @@ def chunk_features(t: Thumbs, half_window: int) -> Features:
         # where the change is a jump over a wide area, measure it exactly (motion-compensated)
         c = np.nan_to_num(d1 + 50.0 * h1, nan=0.0)
         base = _rolling_median(c, _radius(half_window))
-        gate = (c >= 4.0) & (c >= 1.5 * (base + 1.0)) & (spread >= GATE_SPREAD)
+        gate = (c >= GATE_CONTENT) & (c >= GATE_RATIO * (base + 1.0)) & (spread >= GATE_SPREAD)
         for j in np.flatnonzero(gate):
             spread[j] = motion_spread(t.full[j - 1], t.full[j])
     lag = np.full((FLASH_SPAN + 1, n), np.nan, np.float32)
