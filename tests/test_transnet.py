@@ -65,8 +65,9 @@ def test_windowing_matches_the_package_predict_frames():
     import torch
 
     from amberlite.library import transnet
+    from amberlite.run.models import loaded
 
-    net = transnet.build_transnet()
+    net = loaded(transnet.TRANSNET).module  # the process's copy (loaded by the test above)
     assert not torch.are_deterministic_algorithms_enabled()  # its global switch is undone
     frames = np.random.default_rng(0).integers(0, 256, (30, 27, 48, 3), dtype=np.uint8)
     with torch.inference_mode():
