@@ -13,6 +13,7 @@ from amberlite.version import __version__ as __version__
 if TYPE_CHECKING:
     from amberlite.define.annotation import annotation_type, annotator
     from amberlite.define.decorators import feature, segmenter
+    from amberlite.define.model import model
     from amberlite.errors import (
         AmberliteError,
         AnnotationError,
@@ -38,6 +39,7 @@ __all__ = [
     "annotation_type",
     "annotator",
     "feature",
+    "model",
     "open",
     "segmenter",
 ]
@@ -74,6 +76,10 @@ def __getattr__(name: str) -> Any:
         from amberlite.define import annotation
 
         value = getattr(annotation, name)
+    elif name == "model":
+        from amberlite.define.model import model
+
+        value = model
     elif name == "Decode":
         from amberlite.media.decode import Decode
 

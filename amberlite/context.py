@@ -19,10 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from amberlite.catalog import Catalog
 from amberlite.core.refs import resolve_asset_refs
-from amberlite.define.info import FeatureInfo
+from amberlite.define.info import FeatureInfo, Segmentation
 from amberlite.define.registry import Registry
 from amberlite.errors import ResolveError
-from amberlite.memo.key import memo_key
 from amberlite.memo.store import MemoStore
 
 if TYPE_CHECKING:
@@ -39,6 +38,8 @@ class CatalogNames:
     ids: frozenset[str]
     entity_types: tuple[str, ...]
     alias_of: Mapping[str, str]
+    # the store's setting per span type: (segmenter name, parameters) (Store.set_segmenter)
+    segmenters: Mapping[str, tuple[str, Mapping[str, Any]]] = None  # type: ignore[assignment]
 
 
 class StoreContext:
@@ -123,17 +124,40 @@ class StoreContext:
             version = int(v)
         return self.registry.get(name, version)
 
+    def segmentation(
+        self,
+        entity_type: str,
+        using: tuple[str, int | None, Mapping[str, Any]] | None = None,
+        code: bool = False,
+    ) -> Segmentation:
+        """The segmentation of a span type: ``using`` (segmenter name, version or None,
+        parameters: a query's ``USING``), else the store's setting
+        (:meth:`~amberlite.store.Store.set_segmenter`), else the type's default segmenter
+        with its declared parameters. ``code``: with the FeatureSpec (to compute)."""
+        reg = self.registry if code else self.schema()
+        if using is None:
+            chosen = (self.names().segmenters or {}).get(entity_type)
+            if chosen is not None:
+                using = (chosen[0], None, chosen[1])
+        if using is None:
+            prod = reg.producer_of(entity_type)
+            if prod is None:
+                raise ResolveError(
+                    f"no segmenter produces entity type {entity_type!r}",
+                    name=entity_type,
+                    candidates=self.entity_types(),
+                )
+            return Segmentation.of(prod)
+        name, version, params = using
+        return Segmentation.of(reg.segmenter(entity_type, name, version), params)
+
     def producer_label(self, entity_type: str, params: Mapping[str, Any] | None = None) -> str:
-        """``<segmenter>@<version>/<params_key>`` of the segmenter that makes a span type."""
-        prod = self.schema().producer_of(entity_type)
-        if prod is None:
-            raise ResolveError(
-                f"no segmenter produces entity type {entity_type!r}",
-                name=entity_type,
-                candidates=self.entity_types(),
-            )
-        key = memo_key(prod, params)
-        return f"{key.label}/{key.params_key}"
+        """``<segmenter>@<version>/<params_key>`` of the segmentation that makes a span type
+        in this store (``params``: other parameters of that segmenter)."""
+        seg = self.segmentation(entity_type)
+        if params is not None:
+            seg = Segmentation.of(seg.spec, params)
+        return seg.label
 
     # -- names --------------------------------------------------------------------------------
     def names(self) -> CatalogNames:
@@ -145,11 +169,15 @@ class StoreContext:
         with self.catalog.read() as con:
             assets = con.execute("SELECT asset_id, alias FROM assets ORDER BY alias").fetchall()
             types = [r[0] for r in con.execute("SELECT name FROM entity_types").fetchall()]
+            settings = con.execute(
+                "SELECT key, value FROM meta WHERE key LIKE 'segmenter:%'"
+            ).fetchall()
         names = CatalogNames(
             {a: i for i, a in assets},
             frozenset(i for i, _ in assets),
             tuple(types),
             {i: a for i, a in assets},
+            {k.partition(":")[2]: _setting(v) for k, v in settings},
         )
         self._names = (stamp, names)
         return names
@@ -191,6 +219,13 @@ class StoreContext:
         from amberlite.core.entities import AssetView
 
         return [AssetView(r, decode, self.media_cache) for r in self.asset_records(asset_ids)]
+
+
+def _setting(value: str) -> tuple[str, Mapping[str, Any]]:
+    import json
+
+    got = json.loads(value)
+    return got["segmenter"], got.get("params") or {}
 
 
 def context_of(obj: Any) -> StoreContext:

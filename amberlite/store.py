@@ -9,6 +9,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -275,13 +276,20 @@ class Store:
         for s in specs:
             trial.check_applicable(s)
         stored: dict[str, dict[int, str]] = {}
-        for name, version, fp in self.catalog.query(
-            "SELECT name, version, fingerprint FROM features"
+        declared: dict[tuple[str, int], str] = {}
+        for name, version, fp, decl in self.catalog.query(
+            "SELECT name, version, fingerprint, declaration FROM features"
         ):
             stored.setdefault(name, {})[version] = fp
-        changes = [
-            classify(s.name, s.version, trial.fingerprint(s), stored.get(s.name, {})) for s in specs
-        ]
+            declared[(name, version)] = decl
+        changes = []
+        for s in specs:
+            change = classify(s.name, s.version, trial.fingerprint(s), stored.get(s.name, {}))
+            if change.resolution == "changed" and s.models:
+                reason = _model_change(s, declared.get((s.name, s.version)))
+                if reason:
+                    change = dataclasses.replace(change, reason=reason)
+            changes.append(change)
         return changes, trial
 
     def apply(self, path: str | os.PathLike[str], force: bool = False) -> list[Change]:
@@ -431,21 +439,50 @@ class Store:
         order."""
         asset_ids = self.resolve_assets(assets)
         if entity_type not in ("asset", "frame"):
-            prod = self.registry.producer_of(entity_type)
-            if prod is None:
+            if self.registry.producer_of(entity_type) is None:
                 raise ResolveError(
                     f"unknown entity type {entity_type!r}",
                     name=entity_type,
                     candidates=self.entity_types(),
                 )
             if compute:
-                self.resolver.materialize(prod, None, asset_ids)
+                seg = self.ctx.segmentation(entity_type, code=True)
+                self.resolver.materialize(seg.spec, dict(seg.params), asset_ids)
         df = self.resolver.entity_table(entity_type, asset_ids).rename({"entity_id": "id"})
         if "idx" in df.columns:
             df = df.rename({"idx": "index"})
         from amberlite.search.targets import with_refs
 
         return with_refs(self.ctx, entity_type, df)
+
+    def set_segmenter(self, entity_type: str, name: str | None, **params: Any) -> str:
+        """Choose how this store segments a span type: the segmenter ``name`` (``"transnetv2"``
+        or ``"shots"`` for ``"shot"``) with ``params``; None goes back to the type's default.
+        Queries, features, NEAREST and MATCH then use that segmentation; entities of another
+        one stay stored and are named with ``FROM shots USING <segmenter>``. Returns the
+        segmentation's description (``transnetv2@1``)."""
+        import json
+
+        key = f"segmenter:{entity_type}"
+        if entity_type in ("asset", "frame") or self.registry.producer_of(entity_type) is None:
+            raise ResolveError(
+                f"{entity_type!r} is not a span type a segmenter produces",
+                name=entity_type,
+                candidates=[t for t in self.entity_types() if t not in ("asset", "frame")],
+            )
+        if name is None:
+            with self.catalog.write() as con:
+                con.execute("DELETE FROM meta WHERE key = ?", [key])
+            return self.ctx.segmentation(entity_type).describe()
+        spec = self.registry.segmenter(entity_type, name)
+        spec.resolve_params(params)  # unknown names are an error
+        value = json.dumps({"segmenter": name, "params": params}, sort_keys=True)
+        with self.catalog.write() as con:
+            con.execute(
+                "INSERT INTO meta VALUES (?, ?) ON CONFLICT DO UPDATE SET value = excluded.value",
+                [key, value],
+            )
+        return self.ctx.segmentation(entity_type).describe()
 
     # -- values -------------------------------------------------------------------------------
     def feature(self, name: str, version: int | None = None) -> FeatureSpec:
@@ -500,7 +537,9 @@ class Store:
         table = self.read_values(spec, params, asset_ids)
         from amberlite.search.targets import with_refs
 
-        return with_refs(self.ctx, spec.entity, table.rename_columns(["id", "asset_id", spec.name]))
+        # values of the store's segmentation only (another one's are read with USING in AQL)
+        table = table.rename_columns(["id", "asset_id", spec.name])
+        return with_refs(self.ctx, spec.entity, table, members_only=True)
 
     def read_values(
         self,
@@ -621,6 +660,20 @@ class Store:
         return f"Store({str(self.root)!r})"
 
 
+def _model_change(spec: FeatureSpec, declaration: str | None) -> str:
+    """``model net@1 weights changed (sha256 ab.. -> cd..)`` when a model file of ``spec``
+    differs from the one recorded in ``declaration`` (the catalog's JSON); else ''."""
+    import json
+
+    applied = json.loads(declaration or "{}").get("models") or {}
+    for m in spec.models:
+        was = (applied.get(m.name) or {}).get("sha256")
+        now_sha = m.sha256()
+        if was and was != now_sha:
+            return f"model {m.key} weights changed (sha256 {was[:12]} -> {now_sha[:12]})"
+    return ""
+
+
 def builtins_digest() -> str:
     """A hash of the code the built-in features come from (and of what fingerprints them),
     read as bytes: a store records its built-ins again when it changes."""
@@ -628,6 +681,7 @@ def builtins_digest() -> str:
     files = sorted((here / "library").glob("*.py")) + [
         here / "define" / "decorators.py",
         here / "define" / "fingerprint.py",
+        here / "define" / "model.py",
         here / "media" / "decode.py",
     ]
     h = hashlib.sha256(__version__.encode())

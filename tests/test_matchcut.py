@@ -6,6 +6,7 @@ plugs in as a feature."""
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -235,16 +236,17 @@ def _tiny_model(path: Path) -> None:
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 def test_learned_model_feature(films, tmp_path: Path) -> None:
-    model = tmp_path / "tiny.pt"
-    _tiny_model(model)
+    defs = tmp_path / "learned.py"  # the example, with its model file next to it
+    shutil.copy(EXAMPLES / "matchcut" / "learned.py", defs)
+    _tiny_model(tmp_path / "shot_model.pt")
     values = []
     for k in range(2):
         store = amberlite.open(tmp_path / f"store{k}")
         store.ingest([films["one"]], aliases=["one"])
-        store.apply(EXAMPLES / "matchcut" / "learned.py")
-        stats = store.materialize("learned_embedding", params={"model": str(model)})
+        store.apply(defs)
+        stats = store.materialize("learned_embedding")
         assert stats.computed == 8 and stats.failed == 0
-        got = store.get("learned_embedding", params={"model": str(model)}).sort("id")
+        got = store.get("learned_embedding").sort("id")
         x = np.stack(got["learned_embedding"].to_list())
         assert x.shape == (8, 32)
         np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, rtol=1e-5)

@@ -265,3 +265,34 @@ def test_unreachable_address_is_a_clear_error(tmp_path):
     )  # fmt: skip
     assert out.returncode == 2 and "cannot reach a Ray cluster" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_model_loads_once_per_ray_actor(ray_exe, media_dir, tmp_path):
+    from test_models import loads, write_defs, write_models
+
+    write_models(tmp_path, 2.0)
+    store = amberlite.open(tmp_path / "s")
+    store.ingest([media_dir / "clip_a.mp4", media_dir / "clip_b.mp4"], progress=False)
+    store.apply(write_defs(tmp_path))
+    store.materialize("scaled_luma", "clip_a", executor=ray_exe, progress=False)
+    store.materialize("scaled_luma", "clip_b", executor=ray_exe, progress=False)
+    batches = store.catalog.query("SELECT count(*) FROM memo_files WHERE feature = 'scaled_luma'")
+    pids = loads(tmp_path)
+    # one load per actor (2 CPUs: 2 actors), kept across batches and materializations
+    assert len(pids) == len(set(pids)) and 1 <= len(pids) <= 2 and os.getpid() not in pids
+    assert batches[0][0] >= 13 > len(pids)  # 60 + 40 frames in batches of (at most) 8
+    assert store.get("scaled_luma", compute=False).height == 100
+    ray_exe.close()
+
+
+def test_learned_segmenter_runs_in_a_ray_actor_with_a_gpu(ray_exe, media_dir, tmp_path):
+    store = amberlite.open(tmp_path / "s")
+    store.ingest([media_dir / "clip_b.mp4"], progress=False)  # 40 frames: one model window
+    store.set_segmenter("shot", "transnetv2")
+    stats = store.materialize("transnetv2", executor=ray_exe, progress=False)
+    assert stats.computed == 1 and stats.failed == 0
+    assert list(ray_exe._pool_gpus.values()) == [1]  # one actor holding the (logical) GPU
+    shots = store.entities("shot", compute=False)
+    assert shots["start_frame"].to_list() == [0, 20]
+    assert all(i.endswith("~transnetv2@1") for i in shots["id"])
+    ray_exe.close()

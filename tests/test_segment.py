@@ -159,7 +159,8 @@ def test_chunked_decoding_matches_one_piece(
     assert all(index.pts[a] in index.keyframe_pts for a, _ in segment.chunk_bounds(index, 3))
     one = segment.features(str(path), index, workers=1)
     many = segment.features(str(path), index, workers=3)
-    for name in ("numbers", "d1", "h1", "lag", "h_long", "d_long", "resid", "mean_y"):
+    names = ("numbers", "d1", "h1", "lag", "h_long", "d_long", "resid", "mean_y", "spread")
+    for name in (*names, "spread_long"):
         np.testing.assert_array_equal(getattr(one, name), getattr(many, name), err_msg=name)
     assert segment.detect(many, 3.0, 8, 8.0, 0.02) == list(truth.cuts)
 

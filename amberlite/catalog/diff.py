@@ -25,8 +25,11 @@ class Change:
     fingerprint: str
     previous_fingerprint: str | None = None
     kind: str = "feature"  # or "annotation type", "annotator"
+    reason: str = ""  # what changed, when it is known (a model's weights)
 
     def describe(self) -> str:
+        if self.resolution == "changed" and self.reason:
+            return f"{self.name}@{self.version}: {self.reason} without a version bump"
         what = "schema" if self.kind == "annotation type" else "code"
         text = {
             "new": f"new {self.kind}",

@@ -267,4 +267,35 @@ def demo(demo_store: str, media: str, real: bool) -> None:
     run_demo(demo_store, media, real=real)
 
 
-COMMANDS = (init, ingest, apply, drop, materialize, get, status, compact, features, assets, demo)
+@click.command()
+@click.argument("entity_type")
+@click.argument("name", required=False)
+@click.option("--param", "params", multiple=True, help="name=value (JSON value).")
+@click.option("--default", "reset", is_flag=True, help="Go back to the type's default segmenter.")
+@click.pass_context
+@friendly
+def segmenter(ctx, entity_type: str, name: str | None, params: tuple[str, ...], reset: bool):
+    """Show or choose how this store segments ENTITY_TYPE (``segmenter shot transnetv2
+    --param threshold=0.4``; ``segmenter shot --default``). Other segmentations stay stored
+    and are queried with ``FROM shots USING <segmenter>``."""
+    store = _store(ctx)
+    if name is None and not reset:
+        click.echo(store.ctx.segmentation(entity_type).describe())
+        return
+    click.echo(store.set_segmenter(entity_type, None if reset else name, **(_params(params) or {})))
+
+
+COMMANDS = (
+    init,
+    ingest,
+    apply,
+    drop,
+    materialize,
+    get,
+    status,
+    compact,
+    features,
+    assets,
+    segmenter,
+    demo,
+)

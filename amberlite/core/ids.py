@@ -30,8 +30,10 @@ _SPAN = re.compile(r"(\d+)-(\d+)")
 _FRAME = re.compile(r"f(\d+)")
 
 
-def span_id(asset_id: str, start: int, end: int) -> str:
-    return f"{asset_id}/{start}-{end}"
+def span_id(asset_id: str, start: int, end: int, tag: str = "") -> str:
+    """``<asset_id>/<start>-<end>``, plus ``~<tag>`` for a span of a segmentation other than
+    its type's default (``amberlite.define.info.Segmentation.tag``)."""
+    return f"{asset_id}/{start}-{end}" + (f"~{tag}" if tag else "")
 
 
 def frame_id(asset_id: str, n: int) -> str:

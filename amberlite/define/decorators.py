@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from amberlite.define.fingerprint import code_digest, params_key
 from amberlite.define.info import check_name, resolve_params
+from amberlite.define.model import Model
 from amberlite.errors import DefinitionError
 from amberlite.media.decode import Decode
 
@@ -73,6 +74,8 @@ class FeatureSpec:
     nullable: bool = False
     description: str = ""
     module: str = ""
+    models: tuple[Model, ...] = ()
+    alternative: bool = False  # a segmenter chosen by name only, never its type's default
 
     def __post_init__(self) -> None:
         check_name(self.name, "feature name")
@@ -100,6 +103,14 @@ class FeatureSpec:
             raise DefinitionError(f"{self.name}: batch must be None, a positive int or 'asset'")
         for key in self.params:
             check_name(key, "parameter name")
+        names = [m.name for m in self.models]
+        if not all(isinstance(m, Model) for m in self.models):
+            raise DefinitionError(f"{self.name}: models must be declared with amberlite.model()")
+        if len(set(names)) != len(names):
+            raise DefinitionError(f"{self.name}: two models named alike in {names}")
+        clash = set(names) & {*self.params, *(i.name for i in self.inputs)}
+        if clash:
+            raise DefinitionError(f"{self.name}: {sorted(clash)} is both a model and a parameter")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
@@ -123,6 +134,9 @@ class FeatureSpec:
             "batch": self.batch,
             # only when set, so that fingerprints recorded before the flag existed still match
             **({"nullable": True} if self.nullable else {}),
+            # a model's weights are part of its features' identity (amberlite.define.model)
+            **({"models": {m.name: m.declaration() for m in self.models}} if self.models else {}),
+            **({"alternative": True} if self.alternative else {}),
         }
 
     def resolve_params(self, given: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -147,11 +161,14 @@ def feature(
     on_ingest: bool = False,
     nullable: bool = False,
     name: str | None = None,
+    models: Sequence[Model] = (),
 ) -> Callable[[Callable[..., Any]], FeatureSpec]:
     """Declare a feature. See the module docstring for an example.
 
     A function that returns None fails for that entity ("returned None") unless the feature is
-    declared ``nullable=True``, which stores a NULL (read as null, not as a failure)."""
+    declared ``nullable=True``, which stores a NULL (read as null, not as a failure).
+    ``models`` (see :func:`amberlite.model`) are passed loaded, as keyword arguments of their
+    names; their weights' hashes are part of the feature's identity."""
 
     def wrap(fn: Callable[..., Any]) -> FeatureSpec:
         return FeatureSpec(
@@ -170,6 +187,7 @@ def feature(
             nullable=nullable,
             description=(fn.__doc__ or "").strip().split("\n")[0],
             module=fn.__module__,
+            models=tuple(models),
         )
 
     return wrap
@@ -185,11 +203,16 @@ def segmenter(
     parallel: str = "thread",
     on_ingest: bool = False,
     name: str | None = None,
+    models: Sequence[Model] = (),
+    resources: Mapping[str, float] | None = None,
+    alternative: bool = False,
 ) -> Callable[[Callable[..., Any]], FeatureSpec]:
     """Declare a segmenter: a feature over assets whose value is a list of frame spans.
 
     The function returns ``[(start_frame, end_frame), ...]`` (end exclusive); committing the
-    value creates one entity of type ``produces`` per span.
+    value creates one entity of type ``produces`` per span. Several segmenters may produce
+    one type: the type's default is its newest segmenter not declared ``alternative``; a
+    store setting or a query (``FROM shots USING name``) chooses another.
     """
 
     def wrap(fn: Callable[..., Any]) -> FeatureSpec:
@@ -206,6 +229,9 @@ def segmenter(
             on_ingest=on_ingest,
             description=(fn.__doc__ or "").strip().split("\n")[0],
             module=fn.__module__,
+            models=tuple(models),
+            resources=dict(resources or {}),
+            alternative=alternative,
         )
 
     return wrap

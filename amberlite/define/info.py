@@ -59,6 +59,7 @@ class FeatureInfo:
     params: Mapping[str, Any] = field(default_factory=dict)
     produces: str | None = None
     description: str = ""
+    alternative: bool = False  # a segmenter never chosen by default (see @segmenter)
 
     @classmethod
     def of(cls, spec: Any) -> FeatureInfo:
@@ -70,6 +71,7 @@ class FeatureInfo:
             dict(spec.params),
             spec.produces,
             spec.description,
+            bool(getattr(spec, "alternative", False)),
         )
 
     @classmethod
@@ -83,8 +85,12 @@ class FeatureInfo:
         declaration: str,
         description: str | None,
     ) -> FeatureInfo:
-        params = json.loads(declaration or "{}").get("params") or {}
-        return cls(name, version, entity, output_type, params, produces, description or "")
+        decl = json.loads(declaration or "{}")
+        params = decl.get("params") or {}
+        alternative = bool(decl.get("alternative"))
+        return cls(
+            name, version, entity, output_type, params, produces, description or "", alternative
+        )
 
     @property
     def key(self) -> str:
@@ -115,3 +121,57 @@ class FeatureInfo:
 def as_info(spec: Any) -> FeatureInfo:
     """A FeatureInfo of a FeatureSpec (or the info itself)."""
     return spec if isinstance(spec, FeatureInfo) else FeatureInfo.of(spec)
+
+
+@dataclass(frozen=True)
+class Segmentation:
+    """Which segmenter, with which parameters, makes an entity set of a span type.
+
+    An entity set's identity is its segmentation: the catalog records each entity with its
+    ``label`` (``producer``: ``<segmenter>@<version>/<params_key>``), and entities of two
+    segmentations never mix. Their ids differ too (``tag``): the default segmenter of a type
+    with its declared parameters makes ``<asset_id>/<start>-<end>``; any other segmentation
+    appends ``~<segmenter>@<version>`` (and ``.<params_key[:8]>`` with other parameters), so
+    that no feature value, failure or claim is shared between them.
+
+    Example:
+        >>> shots = FeatureInfo("transnetv2", 1, "asset", "x", {"threshold": 0.5}, "shot",
+        ...                     alternative=True)
+        >>> Segmentation(shots, {"threshold": 0.5}).tag
+        'transnetv2@1'
+        >>> Segmentation(shots, {"threshold": 0.3}).tag
+        'transnetv2@1.e34d1fd4'
+    """
+
+    spec: Any  # the segmenter: a FeatureSpec or a FeatureInfo
+    params: Mapping[str, Any]  # resolved: every declared parameter
+
+    @classmethod
+    def of(cls, spec: Any, given: Mapping[str, Any] | None = None) -> Segmentation:
+        return cls(spec, spec.resolve_params(given))
+
+    @property
+    def label(self) -> str:
+        return f"{self.spec.key}/{params_key(self.params)}"
+
+    @property
+    def default(self) -> bool:
+        """Made by a non-alternative segmenter with its declared parameters."""
+        return not getattr(self.spec, "alternative", False) and dict(self.params) == dict(
+            self.spec.params
+        )
+
+    @property
+    def tag(self) -> str:
+        if self.default:
+            return ""
+        tag = self.spec.key
+        if dict(self.params) != dict(self.spec.params):
+            tag += "." + params_key(self.params)[:8]
+        return tag
+
+    def describe(self) -> str:
+        """``transnetv2@1`` or ``transnetv2@1(threshold=0.3)`` (parameters that differ)."""
+        changed = {k: v for k, v in self.params.items() if self.spec.params.get(k) != v}
+        args = ", ".join(f"{k}={v!r}" for k, v in sorted(changed.items()))
+        return self.spec.key + (f"({args})" if args else "")

@@ -61,9 +61,28 @@ class Registry:
         return self._specs[(name, version)]
 
     def producer_of(self, entity_type: str) -> FeatureSpec | None:
-        """The newest segmenter that produces ``entity_type``."""
-        found = [s for s in self._specs.values() if s.produces == entity_type]
-        return max(found, key=lambda s: (s.version, s.name)) if found else None
+        """The default segmenter of ``entity_type``: the newest one that produces it and is
+        not declared ``alternative`` (an alternative one when there is no other)."""
+        found = self.segmenters_of(entity_type)
+        if not found:
+            return None
+        return max(found, key=lambda s: (not getattr(s, "alternative", False), s.version, s.name))
+
+    def segmenters_of(self, entity_type: str) -> list[FeatureSpec]:
+        """Every declared segmenter (each version) that produces ``entity_type``."""
+        return [s for s in self._specs.values() if s.produces == entity_type]
+
+    def segmenter(self, entity_type: str, name: str, version: int | None = None) -> FeatureSpec:
+        """The segmenter ``name`` (newest version unless given), which must produce
+        ``entity_type``."""
+        spec = self.get(name, version)
+        if spec.produces != entity_type:
+            raise ResolveError(
+                f"{spec.key} does not produce {entity_type!r} entities",
+                name=name,
+                candidates=sorted({s.name for s in self.segmenters_of(entity_type)}),
+            )
+        return spec
 
     def check_applicable(self, spec: FeatureSpec) -> None:
         """Refuse at apply what would only fail at materialize or be hidden in AQL: an entity
@@ -86,7 +105,11 @@ class Registry:
             sig = inspect.signature(spec.fn)
         except (TypeError, ValueError):
             return  # a callable without a signature: nothing to check
-        names = [ref.name for ref in spec.inputs] + list(spec.params)
+        names = (
+            [ref.name for ref in spec.inputs]
+            + list(spec.params)
+            + [m.name for m in getattr(spec, "models", ())]
+        )
         try:
             sig.bind(object(), **dict.fromkeys(names))
         except TypeError as e:

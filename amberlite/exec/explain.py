@@ -61,9 +61,9 @@ def plan_steps(
         src, use = plan.source, plan.feature
         schema = ctx.schema()
         spec = schema.get(use.name, use.version)
-        prod = schema.producer_of(src.entity_type)
+        sg = ctx.segmentation(src.entity_type)
         with Reader(ctx) as reader:
-            seg = feature_step(ctx, prod.key, prod, None, assets, None, reader)
+            seg = feature_step(ctx, sg.describe(), sg.spec, dict(sg.params), assets, None, reader)
             step = feature_step(ctx, use.label, spec, dict(use.params), assets, None, reader)
         if seg.action == "compute":
             step.note = f" (+ {src.entity_type}s of assets not segmented yet)"

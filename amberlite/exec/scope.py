@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from amberlite.errors import AqlError
-from amberlite.exec.sql import Sql
+from amberlite.exec.sql import Sql, source_segmentation
 from amberlite.memo.key import memo_key
 from amberlite.plan import logical as L
 from amberlite.plan.schema import PlanSchema
@@ -54,6 +54,7 @@ class FeatureStep:
     counts: dict[str, int]
     action: str  # read | compute
     note: str = ""
+    seg: Any = None  # the Segmentation of a span source's entities (None: the store's)
 
     def line(self) -> str:
         c = self.counts
@@ -133,8 +134,8 @@ def prepare(ctx: StoreContext, plan: L.SelectPlan, compute: bool, reader: Reader
         reader.close()  # the search may compute (write lock)
         prep.nearest = run_search(ctx, plan)
 
-    def step(label, spec, params, assets, ids) -> FeatureStep:
-        st = feature_step(ctx, label, spec, params, assets, ids, reader)
+    def step(label, spec, params, assets, ids, sg=None) -> FeatureStep:
+        st = feature_step(ctx, label, spec, params, assets, ids, reader, sg)
         if compute and st.action == "compute":
             compute_step(ctx, st, reader)
         return st
@@ -148,9 +149,10 @@ def prepare(ctx: StoreContext, plan: L.SelectPlan, compute: bool, reader: Reader
                     spec = schema.get(use.name, use.version)
                     prep.steps.append(step(use.label, spec, dict(use.params), assets, None))
             continue
+        sg = None
         if src.entity_type not in ("asset", "frame"):
-            prod = schema.producer_of(src.entity_type)
-            seg = step(prod.key, prod, None, assets, None)
+            sg = source_segmentation(ctx, src)
+            seg = step(sg.describe(), sg.spec, dict(sg.params), assets, None)
             prep.steps.append(seg)
             if seg.action == "compute" and not compute:
                 note = f" (+ {src.entity_type}s of assets not segmented yet)"
@@ -163,7 +165,7 @@ def prepare(ctx: StoreContext, plan: L.SelectPlan, compute: bool, reader: Reader
             spec = schema.get(near.feature.name, near.feature.version)
             params = dict(near.feature.params)
             label = near.feature.label
-            searched_step = feature_step(ctx, label, spec, params, assets, None, reader)
+            searched_step = feature_step(ctx, label, spec, params, assets, None, reader, sg)
             searched_step.note = f" (searched{seg_text})"
             if note:
                 searched_step.action = "compute"
@@ -181,7 +183,7 @@ def prepare(ctx: StoreContext, plan: L.SelectPlan, compute: bool, reader: Reader
             if use.by_asset:
                 st = step(use.label, spec, params, id_assets, None)
             else:
-                st = step(use.label, spec, params, assets, ids)
+                st = step(use.label, spec, params, assets, ids, sg)
                 if note:  # spans still to segment will need values too
                     st.note, st.action = note, "compute"
             if near_note:
@@ -191,11 +193,12 @@ def prepare(ctx: StoreContext, plan: L.SelectPlan, compute: bool, reader: Reader
 
 
 def feature_step(
-    ctx: StoreContext, label, spec, params, assets, ids, reader: Reader | None = None
+    ctx: StoreContext, label, spec, params, assets, ids, reader: Reader | None = None, seg=None
 ) -> FeatureStep:
-    """What one feature (or segmenter) does over a scope: counted, decided, not computed."""
-    counts = _cached_counts(ctx, spec, params, assets, ids, reader)
-    return FeatureStep(label, spec, params, assets, ids, counts, decide(counts))
+    """What one feature (or segmenter) does over a scope: counted, decided, not computed.
+    ``seg``: the segmentation of a span scope (None: the store's)."""
+    counts = _cached_counts(ctx, spec, params, assets, ids, reader, seg)
+    return FeatureStep(label, spec, params, assets, ids, counts, decide(counts), seg=seg)
 
 
 def compute_step(ctx: StoreContext, step: FeatureStep, reader: Reader | None = None) -> None:
@@ -204,14 +207,19 @@ def compute_step(ctx: StoreContext, step: FeatureStep, reader: Reader | None = N
     if reader is not None:
         reader.close()  # materialize takes the write lock
     spec = ctx.registry.get(step.spec.name, step.spec.version)  # the code, to compute
-    ctx.resolver.materialize(spec, step.params, step.asset_ids, entity_ids=step.entity_ids)
+    seg = step.seg
+    if seg is not None:  # with the segmenter's code
+        seg = type(seg)(ctx.registry.get(seg.spec.name, seg.spec.version), seg.params)
+    ctx.resolver.materialize(spec, step.params, step.asset_ids, entity_ids=step.entity_ids, seg=seg)
 
 
 _COUNTS: OrderedDict[tuple, dict[str, int]] = OrderedDict()
 _COUNTS_MAX = 256
 
 
-def _cached_counts(ctx, spec, params, assets, ids, reader: Reader | None) -> dict[str, int]:
+def _cached_counts(
+    ctx, spec, params, assets, ids, reader: Reader | None, seg=None
+) -> dict[str, int]:
     """``resolver.counts``, remembered until the catalog changes: every input of the count
     (entities, memo files, failures, claims) lives in the catalog, so an unchanged catalog file
     (same mtime, size and inode, :meth:`amberlite.catalog.Catalog.stamp`) gives the same counts.
@@ -224,13 +232,14 @@ def _cached_counts(ctx, spec, params, assets, ids, reader: Reader | None) -> dic
         key.params_key,
         None if assets is None else tuple(assets),
         None if ids is None else hashlib.sha1("\0".join(ids).encode()).hexdigest(),
+        None if seg is None else seg.label,
     )
     hit = _COUNTS.get(scope)
     if hit is not None:
         _COUNTS.move_to_end(scope)
         return dict(hit)
     con = reader.get() if reader is not None else None
-    counts = ctx.resolver.counts(spec, params, assets, ids, con=con)
+    counts = ctx.resolver.counts(spec, params, assets, ids, con=con, seg=seg)
     _COUNTS[scope] = dict(counts)
     while len(_COUNTS) > _COUNTS_MAX:
         _COUNTS.popitem(last=False)

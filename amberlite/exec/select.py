@@ -123,14 +123,19 @@ def show(ctx: StoreContext, what: str) -> pl.DataFrame:
     rows = []
     kinds = dict(ctx.catalog.query("SELECT name, kind FROM entity_types"))
     for t in ctx.entity_types():
-        prod = ctx.registry.producer_of(t)
+        producer = None
         if t == "asset":
             n = ctx.catalog.query("SELECT count(*) FROM assets")[0][0]
         elif t == "frame":
             n = ctx.catalog.query("SELECT coalesce(sum(frame_count), 0) FROM assets")[0][0]
-        else:
-            n = ctx.catalog.query("SELECT count(*) FROM entities WHERE entity_type = ?", [t])[0][0]
-        rows.append((t, t + "s", kinds.get(t, "derived"), prod.key if prod else None, int(n)))
+        else:  # the entities of the store's segmentation (USING names the others)
+            seg = ctx.segmentation(t)
+            producer = seg.describe()
+            n = ctx.catalog.query(
+                "SELECT count(*) FROM entities WHERE entity_type = ? AND producer = ?",
+                [t, seg.label],
+            )[0][0]
+        rows.append((t, t + "s", kinds.get(t, "derived"), producer, int(n)))
     return pl.DataFrame(
         rows, schema=["entity_type", "entity_set", "kind", "producer", "count"], orient="row"
     )

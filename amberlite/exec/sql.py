@@ -156,7 +156,7 @@ class Sql:
                 x.t_end AS end_s, x.n, x.t, {spf}
                 FROM {table} x JOIN assets a ON a.asset_id = x.asset_id WHERE {scope}"""
         else:
-            producer = self.ctx.resolver.producer_label(src.entity_type)
+            producer = source_segmentation(self.ctx, src).label
             body = f"""SELECT e.entity_id AS id, {span_ref_sql("a.alias", "e.idx")} AS ref,
                 a.alias AS asset, e.asset_id, e.idx AS "index",
                 e.start_frame, e.end_frame, e.start_s, e.end_s, {spf}
@@ -474,3 +474,12 @@ class Sql:
             v = end.n if isinstance(end, A.FrameLit) else getattr(end, "seconds", None)
             vals.append(end.value if isinstance(end, A.Number) else v)
         return (lambda: self.bind(vals[0])), (lambda: self.bind(vals[1]))
+
+
+def source_segmentation(ctx: StoreContext, src: L.Source) -> Any:
+    """The Segmentation of a span source: its USING, else the store's."""
+    using = None
+    if src.using is not None:
+        name, version, params = src.using
+        using = (name, version, dict(params))
+    return ctx.segmentation(src.entity_type, using)

@@ -15,16 +15,28 @@ segmented in frames, not in nominal-rate time):
    on half-size thumbnails, the difference to each of the ``FLASH_SPAN + 1`` previous
    frames (flash bridging), the colour distance ``hL`` and pixel distance ``dL`` over ``2L``
    frames (L ~ 0.2 s) and the dissolve residual ``|Y[j-L] - (Y[j-2L] + Y[j]) / 2|``; mean
-   and spread of luma.
+   and spread of luma; how much of the picture changed: ``spread``, the fraction of 8x6
+   blocks whose Y+U+V difference to the previous frame (``spread_long``: to frame
+   ``j-2L``) is at least 8. Where the change is sudden (``c`` at least 1.5x its
+   rolling median) and wide (half the blocks), ``spread`` is measured exactly instead
+   (:func:`motion_spread`): the fraction of pixels that changed after the best of no
+   motion and the strongest global translation (a phase-correlation peak away from zero,
+   so a pan is found behind a still subject), each with a pixel of tolerance (more along
+   fast motion: blur), both ways, letterbox black left out. A chunk's last frames wait for
+   the next chunk, so this gate sees both sides and nothing depends on the chunking.
 3. **Hard cuts.** A frame is a cut candidate when its content change ``c = d1 + 50 * h1``
    is at least ``min_content`` and ``threshold`` times the rolling median of ``c`` around it
    (like PySceneDetect's AdaptiveDetector): fast motion and pans raise the median too.
+   **Local change** is no cut: ``spread`` must reach the parameter of that name (a big
+   object popping in, out or jumping, a caption, a hand sweeping through, a whip pan once
+   compensated, all change less of the picture).
    **Flashes** are suppressed: a change is no cut if, within ``FLASH_SPAN`` frames, some frame
    after it looks like some frame before it (difference under 40% of the jump).
 4. **Dissolves.** A window ``[m-L, m+L]`` is dissolve-like when its ends differ
    (``dL >= 2 * min_content`` and ``hL >= gradual``), no single step holds more than half
    of that change (no hard cut), and its middle frame is close to the average of its ends
-   (residual <= dL / 4; motion and pans give about dL / 2). Runs of such windows (joined
+   (residual <= dL / 4; motion and pans give about dL / 2), and ``spread_long`` reaches
+   ``spread`` (a caption fading in is no dissolve). Runs of such windows (joined
    over gaps <= L) give one cut each, at the run's centre: the transition's midpoint.
 5. **Fades.** Runs of near-black, flat frames strictly inside the asset, entered and left
    by luma ramps, give one cut at the middle of the dark run; hard-cut and dissolve
@@ -55,12 +67,26 @@ CHUNK_MAX = 3000  # frames: upper bound of a chunk (bounds memory per chunk)
 _HIST_BINS = (32, 16, 16)  # Y, U, V histogram bins
 _Y_PIX = THUMB[0] * THUMB[1]
 _C_PIX = (THUMB[0] // 2) * (THUMB[1] // 2)
+GRID = (8, 6)  # blocks across and down a thumbnail for the block spread
+BLOCK_TAU = 8.0  # mean Y+U+V difference of a block that counts it as changed
+PIXEL_TAU = 16.0  # Y+U+V difference of a pixel (beyond its motion tolerance): changed
+SPREAD = 0.6  # default smallest fraction of the picture a cut changes
+GATE_SPREAD = 0.5  # block spread from which a jump's spread is measured exactly
+GATE_CONTENT, GATE_RATIO = 4.0, 1.5  # ... when its change c is this big and this sudden
+MOTION_PEAK = 0.12  # phase-correlation peak of a real global motion (cuts: ~0.07)
+_DARK = 24  # luma at or below which a pixel in both frames is letterbox/black: not counted
 
 
 @segmenter(
     produces="shot",
-    version=2,
-    params={"threshold": 3.0, "min_frames": 8, "min_content": 8.0, "gradual": 0.02},
+    version=3,
+    params={
+        "threshold": 3.0,
+        "min_frames": 8,
+        "min_content": 8.0,
+        "gradual": 0.02,
+        "spread": SPREAD,
+    },
 )
 def shots(
     asset,
@@ -68,29 +94,36 @@ def shots(
     min_frames: int = 8,
     min_content: float = 8.0,
     gradual: float = 0.02,
+    spread: float = SPREAD,
 ):
-    """Shots from hard cuts, dissolves and fades (flash and motion robust); see module doc.
+    """Shots from hard cuts, dissolves and fades (flash, motion and local-change robust);
+    see the module doc.
 
     ``threshold``: hard-cut ratio to the local median change; ``min_frames``: shortest shot;
     ``min_content``: smallest absolute change that can be a hard cut; ``gradual``: smallest
-    colour change (0-1) across a dissolve window (0 disables dissolve detection).
+    colour change (0-1) across a dissolve window (0 disables dissolve detection);
+    ``spread``: smallest fraction of the picture a cut or dissolve changes (0 disables the
+    local-change test).
     """
-    _check_params(threshold, min_frames, min_content, gradual)
+    _check_params(threshold, min_frames, min_content, gradual, spread)
     n = asset.record.frame_count
     feats = features(asset.path, asset.index, fps=float(asset.record.frame_rate))
-    cuts = detect(feats, threshold, min_frames, min_content, gradual)
+    cuts = detect(feats, threshold, min_frames, min_content, gradual, spread)
     return spans(cuts, n)
 
 
-def _check_params(threshold: float, min_frames: int, min_content: float, gradual: float) -> None:
+def _check_params(
+    threshold: float, min_frames: int, min_content: float, gradual: float, spread: float = SPREAD
+) -> None:
     """ValueError (recorded as the asset's failure) for parameters that make no sense."""
     if not isinstance(min_frames, int) or isinstance(min_frames, bool) or min_frames < 1:
         raise ValueError(f"shots: min_frames must be an int >= 1, got {min_frames!r}")
     for name, value in (("threshold", threshold), ("min_content", min_content)):
         if not isinstance(value, int | float) or not value > 0:
             raise ValueError(f"shots: {name} must be a positive number, got {value!r}")
-    if not isinstance(gradual, int | float) or not 0 <= gradual <= 1:
-        raise ValueError(f"shots: gradual must be a number in [0, 1], got {gradual!r}")
+    for name, value in (("gradual", gradual), ("spread", spread)):
+        if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 1:
+            raise ValueError(f"shots: {name} must be a number in [0, 1], got {value!r}")
 
 
 # --------------------------------------------------------------------------- thumbnails
@@ -212,18 +245,139 @@ class Features:
     resid: np.ndarray  # half-size |Y[j-L] - (Y[j-2L] + Y[j]) / 2|
     mean_y: np.ndarray
     std_y: np.ndarray
+    spread: np.ndarray  # fraction of the picture changed from frame j - 1 (0-1)
+    spread_long: np.ndarray  # fraction of the blocks changed from frame j - 2L (0-1)
     half_window: int  # L
 
 
-def _absdiff_mean(x: np.ndarray, k: int, parts: tuple[int, int]) -> np.ndarray:
-    """Mean |x[j] - x[j-k]| per plane, summed over Y, U, V (length len(x) - k)."""
+def _absdiff_mean(
+    x: np.ndarray, k: int, parts: tuple[int, int], d: np.ndarray | None = None
+) -> np.ndarray:
+    """Mean |x[j] - x[j-k]| per plane, summed over Y, U, V (length len(x) - k); ``d`` is
+    that absolute difference when the caller has it already."""
     import cv2
 
-    d = cv2.absdiff(x[k:], x[:-k])
+    if d is None:
+        d = cv2.absdiff(x[k:], x[:-k])
     ny, nc = parts
     y = d[:, :ny].sum(axis=1, dtype=np.uint32) / ny
     c = d[:, ny:].sum(axis=1, dtype=np.uint32) / nc
     return (y + c).astype(np.float32)
+
+
+def _block_spread(d: np.ndarray, size: tuple[int, int], grid: tuple[int, int] = GRID) -> np.ndarray:
+    """Per row of ``d`` (absolute differences of descriptors whose luma is ``size``), the
+    fraction of the ``grid`` blocks whose mean Y+U+V difference is at least ``BLOCK_TAU``:
+    a cut changes nearly all of them, a local change a few. (Each plane of all rows is one
+    tall image that OpenCV box-averages into blocks, which never straddle two frames.)"""
+    import cv2
+
+    n, (w, h), (gw, gh) = d.shape[0], size, grid
+    ny, nc = w * h, (w // 2) * (h // 2)
+
+    def means(lo: int, pw: int, ph: int) -> np.ndarray:
+        plane = np.ascontiguousarray(d[:, lo : lo + pw * ph]).reshape(n * ph, pw)
+        return cv2.resize(plane, (gw, n * gh), interpolation=cv2.INTER_AREA)
+
+    chroma = cv2.add(means(ny, w // 2, h // 2), means(ny + nc, w // 2, h // 2), dtype=cv2.CV_16U)
+    total = cv2.add(means(0, w, h), chroma, dtype=cv2.CV_16U).reshape(n, gh * gw)
+    return (total >= BLOCK_TAU).mean(axis=1).astype(np.float32)
+
+
+def _yuv(desc: np.ndarray) -> np.ndarray:
+    """One full descriptor as a luma-sized 3-channel image (chroma repeated 2x2)."""
+    import cv2
+
+    w, h = THUMB
+    y = desc[:_Y_PIX].reshape(h, w)
+    u = desc[_Y_PIX : _Y_PIX + _C_PIX].reshape(h // 2, w // 2)
+    v = desc[_Y_PIX + _C_PIX :].reshape(h // 2, w // 2)
+    uv = cv2.resize(cv2.merge([u, v]), THUMB, interpolation=cv2.INTER_NEAREST)
+    return cv2.merge([y, *cv2.split(uv)])
+
+
+def _tolerant_diff(cur: np.ndarray, ref: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """How far each pixel of ``cur`` lies outside the range of ``ref`` around it (0 when a
+    small shift or blur of ``ref`` explains it)."""
+    import cv2
+
+    over = cv2.subtract(cur, cv2.dilate(ref, kernel))
+    return cv2.add(over, cv2.subtract(cv2.erode(ref, kernel), cur))
+
+
+def _pixel_diff(cur: np.ndarray, ref: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """Motion-tolerant Y+U+V difference per pixel of two :func:`_yuv` images, both ways (a
+    blurred frame lies within the range of the sharp one, whichever comes first)."""
+    import cv2
+
+    d = cv2.min(_tolerant_diff(cur, ref, kernel), _tolerant_diff(ref, cur, kernel))
+    return d.sum(axis=2, dtype=np.uint16)
+
+
+_NEAR_ZERO = (  # the 3x3 shifts around none, wrapped: rows, columns
+    np.array([0, 0, 0, 1, 1, 1, -1, -1, -1]),
+    np.array([0, 1, -1, 0, 1, -1, 0, 1, -1]),
+)
+
+
+def _translation(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
+    """The strongest translation ``(dx, dy, strength)`` of ``b`` against ``a`` other than
+    none: the phase-correlation peak outside one pixel of zero, refined to subpixels by a
+    parabola (so a panning background is found even behind a still subject); ``strength``
+    is the peak's height (about 1 for a pure shift, under ~0.1 for unrelated pictures)."""
+    import cv2
+
+    fa = cv2.dft(a, flags=cv2.DFT_COMPLEX_OUTPUT)
+    fb = cv2.dft(b, flags=cv2.DFT_COMPLEX_OUTPUT)
+    fa[0, 0] = fb[0, 0] = 0  # the means: no information on motion
+    cross = cv2.mulSpectrums(fb, fa, 0, conjB=True)
+    cross /= cv2.magnitude(cross[..., 0], cross[..., 1])[..., None] + 1e-6
+    r = cv2.idft(cross, flags=cv2.DFT_REAL_OUTPUT | cv2.DFT_SCALE)
+    h, w = r.shape
+    masked = r.copy()
+    masked[_NEAR_ZERO] = -np.inf
+    py, px = np.unravel_index(int(np.argmax(masked)), r.shape)
+
+    def vertex(m1: float, m0: float, p1: float) -> float:
+        den = m1 - 2 * m0 + p1
+        return 0.0 if den >= 0 else float(np.clip(0.5 * (m1 - p1) / den, -0.5, 0.5))
+
+    fx = vertex(r[py, (px - 1) % w], r[py, px], r[py, (px + 1) % w])
+    fy = vertex(r[(py - 1) % h, px], r[py, px], r[(py + 1) % h, px])
+    return (px + w // 2) % w - w // 2 + fx, (py + h // 2) % h - h // 2 + fy, float(r[py, px])
+
+
+def motion_spread(prev: np.ndarray, cur: np.ndarray) -> float:
+    """Fraction (0-1) of the picture that changed from ``prev`` to ``cur`` (full
+    descriptors), after the best of no motion and the strongest global translation, each
+    with a tolerance of a pixel or more (more along fast motion: blur). Near-black pixels in
+    both (letterbox) and pixels the shift uncovers do not count; with too few left, 1."""
+    import cv2
+
+    a, b = _yuv(prev), _yuv(cur)
+    d = _pixel_diff(b, a, np.ones((3, 3), np.uint8))
+    w, h = THUMB
+    counted = (a[..., 0] > _DARK) | (b[..., 0] > _DARK)
+    if np.count_nonzero(counted) < 0.1 * counted.size:
+        return 1.0
+    still = np.count_nonzero(d[counted] >= PIXEL_TAU) / np.count_nonzero(counted)
+    if still < GATE_SPREAD / 2:  # a local change even without motion compensation
+        return still
+    dx, dy, strength = _translation(a[..., 0].astype(np.float32), b[..., 0].astype(np.float32))
+    if strength >= MOTION_PEAK and abs(dx) <= w / 4 and abs(dy) <= h / 4:
+        shift = np.float32([[1, 0, dx], [0, 1, dy]])
+        moved = cv2.warpAffine(
+            a, shift, THUMB, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
+        ax, ay = 1 + int(abs(dx)) // 4, 1 + int(abs(dy)) // 4  # blur: half the motion
+        kernel = np.ones((2 * ay + 1, 2 * ax + 1), np.uint8)
+        xs, ys = np.arange(w) - dx, np.arange(h) - dy
+        inside = ((ys >= 0) & (ys <= h - 1))[:, None] & ((xs >= 0) & (xs <= w - 1))[None, :]
+        d = np.where(inside, np.minimum(d, _pixel_diff(b, moved, kernel)), d)
+        counted &= inside | (d < PIXEL_TAU)  # uncovered: counts only when nothing changed
+    if np.count_nonzero(counted) < 0.1 * counted.size:
+        return 1.0
+    return np.count_nonzero(d[counted] >= PIXEL_TAU) / np.count_nonzero(counted)
 
 
 def _cdfs(full: np.ndarray) -> np.ndarray:
@@ -257,11 +411,23 @@ def _lagged(values: np.ndarray, k: int, total: int) -> np.ndarray:
 
 def chunk_features(t: Thumbs, half_window: int) -> Features:
     """Features of every frame of ``t`` (a tail of previous frames may lead it)."""
+    import cv2
+
     n, big, lw = len(t), 2 * half_window, half_window
     hist = _cdfs(t.full)
     parts_full, parts_half = (_Y_PIX, _C_PIX), (_Y_PIX // 4, _C_PIX // 4)
-    d1 = _lagged(_absdiff_mean(t.full, 1, parts_full), 1, n) if n > 1 else np.full(n, np.nan)
-    h1 = _lagged(_tv(hist, 1), 1, n) if n > 1 else np.full(n, np.nan)
+    d1, h1, spread = (np.full(n, np.nan, np.float32) for _ in range(3))
+    if n > 1:
+        step = cv2.absdiff(t.full[1:], t.full[:-1])
+        d1 = _lagged(_absdiff_mean(t.full, 1, parts_full, step), 1, n)
+        h1 = _lagged(_tv(hist, 1), 1, n)
+        spread = _lagged(_block_spread(step, THUMB), 1, n)
+        # where the change is a jump over a wide area, measure it exactly (motion-compensated)
+        c = np.nan_to_num(d1 + 50.0 * h1, nan=0.0)
+        base = _rolling_median(c, _radius(half_window))
+        gate = (c >= GATE_CONTENT) & (c >= GATE_RATIO * (base + 1.0)) & (spread >= GATE_SPREAD)
+        for j in np.flatnonzero(gate):
+            spread[j] = motion_spread(t.full[j - 1], t.full[j])
     lag = np.full((FLASH_SPAN + 1, n), np.nan, np.float32)
     for k in range(1, FLASH_SPAN + 2):
         if n > k:
@@ -269,9 +435,13 @@ def chunk_features(t: Thumbs, half_window: int) -> Features:
     h_long = np.full(n, np.nan, np.float32)
     d_long = np.full(n, np.nan, np.float32)
     resid = np.full(n, np.nan, np.float32)
+    spread_long = np.full(n, np.nan, np.float32)
     if n > big:
         h_long = _lagged(_tv(hist, big), big, n)
-        d_long = _lagged(_absdiff_mean(t.half, big, parts_half), big, n)
+        far = cv2.absdiff(t.half[big:], t.half[:-big])
+        d_long = _lagged(_absdiff_mean(t.half, big, parts_half, far), big, n)
+        half_size = (THUMB[0] // 2, THUMB[1] // 2)
+        spread_long = _lagged(_block_spread(far, half_size, (GRID[0], GRID[1] // 2)), big, n)
         hf = t.half.astype(np.int16)
         mid = 2 * hf[lw : n - lw] - hf[: n - big] - hf[big:]  # 2 * (middle - mean of ends)
         ay = np.abs(mid[:, : _Y_PIX // 4]).mean(axis=1) / 2
@@ -279,7 +449,18 @@ def chunk_features(t: Thumbs, half_window: int) -> Features:
         resid = _lagged((ay + ac).astype(np.float32), big, n)
     y = t.full[:, :_Y_PIX].astype(np.float32)
     return Features(
-        t.numbers, d1, h1, lag, h_long, d_long, resid, y.mean(axis=1), y.std(axis=1), half_window
+        t.numbers,
+        d1,
+        h1,
+        lag,
+        h_long,
+        d_long,
+        resid,
+        y.mean(axis=1),
+        y.std(axis=1),
+        spread,
+        spread_long,
+        half_window,
     )
 
 
@@ -287,7 +468,9 @@ def _cat(parts: list[Features], half_window: int) -> Features:
     if not parts:
         z = np.zeros(0, np.float32)
         return Features(
-            np.zeros(0, np.int64), z, z, np.zeros((FLASH_SPAN + 1, 0)), z, z, z, z, z, half_window
+            np.zeros(0, np.int64),
+            *(z, z, np.zeros((FLASH_SPAN + 1, 0)), z, z, z, z, z, z, z),
+            half_window,
         )
 
     def cat(name: str, axis: int = 0) -> np.ndarray:
@@ -303,6 +486,8 @@ def _cat(parts: list[Features], half_window: int) -> Features:
         cat("resid"),
         cat("mean_y"),
         cat("std_y"),
+        cat("spread"),
+        cat("spread_long"),
         half_window,
     )
 
@@ -310,38 +495,55 @@ def _cat(parts: list[Features], half_window: int) -> Features:
 def features(
     path: str, index: FrameIndex, fps: float = 25.0, workers: int | None = None
 ) -> Features:
-    """Per-frame features of a whole file (chunks decoded concurrently, see module doc)."""
+    """Per-frame features of a whole file (chunks decoded concurrently, see module doc).
+
+    Each chunk is joined to the frames before it (lagged features look back) and its last
+    frames wait for the next chunk (the motion gate looks ahead), so the result does not
+    depend on the chunking."""
     half_window = max(2, round(0.2 * fps))
-    keep = max(2 * half_window, FLASH_SPAN + 1)
+    ahead = _radius(half_window)
+    keep = max(2 * half_window, FLASH_SPAN + 1, ahead + 1)
     parts: list[Features] = []
     tail: Thumbs | None = None
+    done = 0  # leading frames of ``tail`` already in ``parts``
+    last: tuple[Features, int] | None = None
     for chunk in iter_thumbs(path, index, workers):
         if len(chunk) == 0:
             continue
         joined = chunk if tail is None else Thumbs.concat(tail, chunk)
         f = chunk_features(joined, half_window)
-        skip = len(joined) - len(chunk)
-        parts.append(_slice(f, skip))
-        tail = joined.tail(min(keep, len(joined)))
+        end = max(done, len(joined) - ahead)
+        parts.append(_slice(f, done, end))
+        start = max(0, end - keep)
+        tail, done, last = joined.tail(len(joined) - start), end - start, (f, end)
+    if last is not None:
+        parts.append(_slice(last[0], last[1], len(last[0].numbers)))
     return _cat(parts, half_window)
 
 
-def _slice(f: Features, start: int) -> Features:
+def _slice(f: Features, start: int, end: int) -> Features:
     return Features(
-        f.numbers[start:],
-        f.d1[start:],
-        f.h1[start:],
-        f.lag[:, start:],
-        f.h_long[start:],
-        f.d_long[start:],
-        f.resid[start:],
-        f.mean_y[start:],
-        f.std_y[start:],
+        f.numbers[start:end],
+        f.d1[start:end],
+        f.h1[start:end],
+        f.lag[:, start:end],
+        f.h_long[start:end],
+        f.d_long[start:end],
+        f.resid[start:end],
+        f.mean_y[start:end],
+        f.std_y[start:end],
+        f.spread[start:end],
+        f.spread_long[start:end],
         f.half_window,
     )
 
 
 # --------------------------------------------------------------------------- decisions
+
+
+def _radius(half_window: int) -> int:
+    """Frames each side of a frame whose median change is its hard-cut baseline."""
+    return max(4, 2 * half_window)
 
 
 def _rolling_median(x: np.ndarray, radius: int) -> np.ndarray:
@@ -370,12 +572,15 @@ def _bridged(f: Features, ratio: float = 0.4) -> np.ndarray:
     return best < ratio * jump
 
 
-def hard_cuts(f: Features, threshold: float, min_content: float) -> list[tuple[int, float]]:
-    """``(position j, score)`` of hard-cut candidates (flashes removed)."""
+def hard_cuts(
+    f: Features, threshold: float, min_content: float, spread: float = SPREAD
+) -> list[tuple[int, float]]:
+    """``(position j, score)`` of hard-cut candidates (flashes and local changes removed)."""
     c = np.nan_to_num(f.d1 + 50.0 * f.h1, nan=0.0)
-    base = _rolling_median(c, max(4, 2 * f.half_window))
+    base = _rolling_median(c, _radius(f.half_window))
     ratio = c / (base + 1.0)
     cand = (c >= min_content) & (ratio >= threshold)
+    cand &= np.nan_to_num(f.spread, nan=1.0) >= spread
     cand[0] = False
     cand &= ~_bridged(f)
     return [(int(j), float(ratio[j])) for j in np.flatnonzero(cand)]
@@ -387,7 +592,9 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(edges[0::2].tolist(), edges[1::2].tolist()))
 
 
-def dissolves(f: Features, gradual: float, min_content: float) -> list[tuple[int, float]]:
+def dissolves(
+    f: Features, gradual: float, min_content: float, spread: float = SPREAD
+) -> list[tuple[int, float]]:
     """``(position, score)`` of dissolve centres; see the module docstring."""
     if gradual <= 0 or f.numbers.size <= 2 * f.half_window:
         return []
@@ -402,6 +609,7 @@ def dissolves(f: Features, gradual: float, min_content: float) -> list[tuple[int
         & (dl >= 2 * min_content)
         & (step_max <= 0.5 * dl)
         & (np.nan_to_num(f.resid, nan=np.inf) <= 0.25 * dl)
+        & (np.nan_to_num(f.spread_long, nan=1.0) >= spread)
     )
     out = []
     for a, b in _merge(_runs(ok), gap=lw):
@@ -441,7 +649,12 @@ def fades(f: Features) -> list[tuple[int, int, int]]:
 
 
 def detect(
-    f: Features, threshold: float, min_frames: int, min_content: float, gradual: float
+    f: Features,
+    threshold: float,
+    min_frames: int,
+    min_content: float,
+    gradual: float,
+    spread: float = SPREAD,
 ) -> list[int]:
     """Cut frame numbers, sorted, at least ``min_frames`` apart and from both ends."""
     n = f.numbers.size
@@ -449,9 +662,11 @@ def detect(
     inside = np.zeros(n, bool)
     for _, s, e in dips:
         inside[s:e] = True
-    ranked = [(3, score, j) for j, score in hard_cuts(f, threshold, min_content) if not inside[j]]
+    hard = hard_cuts(f, threshold, min_content, spread)
+    ranked = [(3, score, j) for j, score in hard if not inside[j]]
     ranked += [(2, 0.0, j) for j, _, _ in dips]
-    ranked += [(1, score, j) for j, score in dissolves(f, gradual, min_content) if not inside[j]]
+    gradual_cuts = dissolves(f, gradual, min_content, spread)
+    ranked += [(1, score, j) for j, score in gradual_cuts if not inside[j]]
     ranked.sort(reverse=True)
     accepted: list[int] = []
     for _, _, j in ranked:

@@ -22,9 +22,78 @@ from amberlite.errors import MediaError
 
 SHAPES = ("disc", "rect", "none")
 TRANSITIONS = ("cut", "dissolve", "fade")
+OVERLAYS = ("disc", "rect", "caption", "hand")
 STAMP_BITS = 16  # frame-number stamp: 16 cells across the top strip, most significant first
 _STAMP_STRIP = 1 / 12  # stamp strip height as a fraction of frame height
 _FLASH_WHITE = 0.85  # a flash frame is this much white over the picture
+
+
+@dataclass(frozen=True)
+class Overlay:
+    """A local change inside one scene (never a cut): an object, a caption or a hand.
+
+    Contract: visible on the scene's frame offsets ``[start, end)``, drawn over the background
+    and the scene's shape. ``kind``: a ``"disc"`` of radius ``size`` (fraction of height) or a
+    ``"rect"`` of 3 x 2 ``size``; a ``"caption"``: a lower-third bar ``size`` high across 70%
+    of the width with light text-like marks; a ``"hand"``: an upright ellipse ``size`` high
+    (and 0.45 x as wide) with an arm down to the bottom edge. It stays at ``at`` (fractions of
+    width/height of its centre); with ``to`` it moves linearly from ``at`` on its first frame
+    to ``to`` on its last (a sweep), or, with ``to`` and ``jump`` too, sits at ``at`` before
+    offset ``jump`` and at ``to`` from it (a teleport). ``fade`` frames blend it in at
+    ``start`` and out before ``end`` (0: it pops in and out).
+    """
+
+    kind: str
+    start: int
+    end: int
+    at: tuple[float, float] = (0.5, 0.5)
+    to: tuple[float, float] | None = None
+    jump: int | None = None
+    size: float = 0.3
+    color: tuple[int, int, int] = (250, 250, 250)
+    fade: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in OVERLAYS:
+            raise ValueError(f"Overlay.kind must be one of {OVERLAYS}, got {self.kind!r}")
+        if not 0 <= self.start < self.end:
+            raise ValueError("Overlay needs 0 <= start < end")
+        if self.jump is not None and (self.to is None or not self.start < self.jump < self.end):
+            raise ValueError("Overlay.jump needs ``to`` and start < jump < end")
+        if self.fade < 0 or 2 * self.fade > self.end - self.start:
+            raise ValueError("Overlay.fade must be >= 0 and fit twice in [start, end)")
+
+    def position(self, j: int) -> tuple[float, float]:
+        """Centre (fractions of width/height) on scene frame offset ``j``."""
+        if self.to is None:
+            return self.at
+        if self.jump is not None:
+            return self.at if j < self.jump else self.to
+        t = (j - self.start) / max(1, self.end - 1 - self.start)
+        return tuple(a + (b - a) * t for a, b in zip(self.at, self.to))  # type: ignore[return-value]
+
+    def alpha(self, j: int) -> float:
+        """Opacity on scene frame offset ``j`` (0 when not visible)."""
+        if not self.start <= j < self.end:
+            return 0.0
+        if not self.fade:
+            return 1.0
+        edge = min(j - self.start + 1, self.end - j)
+        return min(1.0, edge / (self.fade + 1))
+
+    def events(self, offset: int, frames: int) -> list[tuple[int, int, str]]:
+        """``(start, end, what)`` clip-frame spans where this overlay changes the picture
+        locally (appears, jumps, disappears or sweeps), for :class:`SynthTruth`."""
+        if self.to is not None and self.jump is None:
+            return [(offset + self.start, offset + self.end, f"{self.kind} sweeps")]
+        out = []
+        if self.start > 0:
+            out.append((self.start, self.start + self.fade + 1, f"{self.kind} appears"))
+        if self.jump is not None:
+            out.append((self.jump, self.jump + 1, f"{self.kind} jumps"))
+        if self.end < frames:
+            out.append((self.end - self.fade, self.end + 1, f"{self.kind} disappears"))
+        return [(offset + a, offset + b, what) for a, b, what in out]
 
 
 @dataclass(frozen=True)
@@ -35,7 +104,12 @@ class Scene:
     when ``texture``), with a ``shape`` of ``shape_color`` centred at ``position`` (fractions of
     width/height) and of ``radius`` (fraction of height; a rect is 3r x 2r). The shape moves
     by ``motion`` (fractions of width/height per second, bouncing off the edges); the
-    textured background moves by ``pan`` pixels per frame (camera pan). The first
+    textured background moves by ``pan`` pixels per frame (camera pan), plus ``dx`` pixels
+    per frame during each ``(start, frames, dx)`` of ``whips`` (sudden fast pans; the
+    background is motion-blurred over half of each frame's displacement). ``bands``
+    > 0 lays that many high-contrast vertical bands of seeded colours under the texture (a
+    backdrop whose pans change much of the picture). ``overlays`` are local changes (see
+    :class:`Overlay`). The first
     ``transition_frames`` frames blend in from the previous scene (``"dissolve"``, or
     ``"fade"`` through black); ``"cut"`` starts hard. ``flashes`` are offsets of frames
     washed out to near-white (flashes, not cuts).
@@ -54,6 +128,9 @@ class Scene:
     transition_frames: int = 0
     flashes: tuple[int, ...] = ()
     seed: int = 0
+    bands: int = 0
+    whips: tuple[tuple[int, int, float], ...] = ()
+    overlays: tuple[Overlay, ...] = ()
 
     def __post_init__(self) -> None:
         if self.frames < 1:
@@ -66,6 +143,15 @@ class Scene:
             raise ValueError("a dissolve/fade needs 0 < transition_frames <= frames")
         if any(not 0 <= f < self.frames for f in self.flashes):
             raise ValueError("Scene.flashes must be offsets within the scene")
+        if any(o.end > self.frames for o in self.overlays):
+            raise ValueError("Scene.overlays must end within the scene")
+        if any(not (0 <= a and n >= 1 and a + n <= self.frames) for a, n, _ in self.whips):
+            raise ValueError("Scene.whips must be (start, frames >= 1, dx) within the scene")
+
+    def pan_offset(self, j: int) -> tuple[float, float]:
+        """Background displacement (pixels) on frame offset ``j``: the pan plus the whips."""
+        x = self.pan[0] * j + sum(dx * min(max(j - a, 0), n) for a, n, dx in self.whips)
+        return x, self.pan[1] * j
 
 
 @dataclass(frozen=True)
@@ -78,7 +164,9 @@ class SynthTruth:
     ``flashes``: frame numbers of flash frames. ``times``: presentation time in seconds of
     every frame (irregular when ``vfr``). ``matches``: ``(scene_a, scene_b, kind)`` pairs
     designed to match in ``"colour"``, ``"framing"`` or ``"motion"`` (filled by
-    :func:`sample_film`).
+    :func:`sample_film`). ``local_changes``: ``(start, end, what)`` spans of local changes
+    inside a scene (overlays appearing, jumping, disappearing or sweeping; whip pans), where
+    no cut is.
     """
 
     cuts: tuple[int, ...]
@@ -90,6 +178,7 @@ class SynthTruth:
     vfr: bool
     times: tuple[float, ...]
     matches: tuple[tuple[int, int, str], ...] = ()
+    local_changes: tuple[tuple[int, int, str], ...] = ()
 
 
 class _SceneRenderer:
@@ -108,31 +197,79 @@ class _SceneRenderer:
     def frame(self, j: int) -> np.ndarray:
         """Return frame ``j`` of the scene as a new HxWx3 uint8 array."""
         s, w, h = self.scene, self.width, self.height
-        ox = (-round(s.pan[0] * j)) % w
-        oy = (-round(s.pan[1] * j)) % h
+        px, py = s.pan_offset(j)
+        ox = (-round(px)) % w
+        oy = (-round(py)) % h
         img = self.tile2[oy : oy + h, ox : ox + w].copy()
+        streak = round(abs(px - s.pan_offset(j - 1)[0]) / 2)  # motion blur, half-open shutter
+        if streak > 1:
+            img = _smear(self.tile2[oy : oy + h], ox, w, streak)
         t = j / self.fps
         cx = _bounce(s.position[0] + s.motion[0] * t) * w
         cy = _bounce(s.position[1] + s.motion[1] * t) * h
         r = s.radius * h
         if s.shape == "disc":
-            self._disc(img, cx, cy, r)
+            self._disc(img, cx, cy, r, r, self.color)
         elif s.shape == "rect":
-            self._rect(img, cx, cy, 1.5 * r, r)
+            self._rect(img, cx, cy, 1.5 * r, r, self.color)
+        for ov in s.overlays:
+            alpha = ov.alpha(j)
+            if alpha >= 1.0:
+                self._overlay(img, ov, j)
+            elif alpha > 0.0:
+                top = img.copy()
+                self._overlay(top, ov, j)
+                img = _blend(img, top, alpha)
         return img
 
-    def _disc(self, img: np.ndarray, cx: float, cy: float, r: float) -> None:
-        x0, x1, y0, y1 = _bbox(cx, cy, r, r, self.width, self.height)
+    def _overlay(self, img: np.ndarray, ov: Overlay, j: int) -> None:
+        w, h = self.width, self.height
+        cx, cy = (p * size for p, size in zip(ov.position(j), (w, h)))
+        r = ov.size * h
+        color = np.array(ov.color, dtype=np.uint8)
+        if ov.kind == "disc":
+            self._disc(img, cx, cy, r, r, color)
+        elif ov.kind == "rect":
+            self._rect(img, cx, cy, 1.5 * r, r, color)
+        elif ov.kind == "caption":
+            self._rect(img, cx, cy, 0.35 * w, r / 2, color)
+            ink = np.array([255 - int(c) // 4 for c in ov.color], dtype=np.uint8)
+            rng = np.random.default_rng(self.scene.seed + 7)
+            x, right = cx - 0.32 * w, cx + 0.32 * w
+            while x < right:  # "words": light blocks of random widths on the bar
+                word = float(rng.uniform(0.02, 0.07)) * w
+                self._rect(img, x + word / 2, cy, min(word, right - x) / 2, r / 5, ink)
+                x += word + 0.012 * w
+        else:  # hand: a palm and an arm down to the bottom edge
+            self._rect(img, cx, (cy + h) / 2, 0.15 * r, (h - cy) / 2, color)
+            self._disc(img, cx, cy, 0.225 * r, r / 2, color)
+
+    def _disc(
+        self, img: np.ndarray, cx: float, cy: float, rx: float, ry: float, color: np.ndarray
+    ) -> None:
+        """An ellipse of semi-axes ``rx``, ``ry`` (a disc when equal)."""
+        x0, x1, y0, y1 = _bbox(cx, cy, rx, ry, self.width, self.height)
         if x0 >= x1 or y0 >= y1:
             return
-        dx2 = (self.xs[x0:x1] - cx) ** 2
-        dy2 = (self.ys[y0:y1] - cy) ** 2
-        mask = dy2[:, None] + dx2[None, :] <= r * r
-        img[y0:y1, x0:x1][mask] = self.color
+        dx2 = ((self.xs[x0:x1] - cx) / rx) ** 2
+        dy2 = ((self.ys[y0:y1] - cy) / ry) ** 2
+        mask = dy2[:, None] + dx2[None, :] <= 1.0
+        img[y0:y1, x0:x1][mask] = color
 
-    def _rect(self, img: np.ndarray, cx: float, cy: float, hw: float, hh: float) -> None:
+    def _rect(
+        self, img: np.ndarray, cx: float, cy: float, hw: float, hh: float, color: np.ndarray
+    ) -> None:
         x0, x1, y0, y1 = _bbox(cx, cy, hw, hh, self.width, self.height)
-        img[y0:y1, x0:x1] = self.color
+        img[y0:y1, x0:x1] = color
+
+
+def _smear(rows: np.ndarray, ox: int, w: int, length: int) -> np.ndarray:
+    """Columns ``[ox, ox + w)`` of the ``w``-periodic ``rows``, each averaged over ``length``
+    pixels along x around it (horizontal motion blur)."""
+    cols = np.arange(ox - length // 2, ox + w + length - length // 2) % w
+    strip = rows[:, cols].astype(np.int32)
+    acc = np.concatenate([np.zeros_like(strip[:, :1]), np.cumsum(strip, axis=1)], axis=1)
+    return ((acc[:, length : length + w] - acc[:, :w]) // length).astype(np.uint8)
 
 
 def _bounce(p: float) -> float:
@@ -151,9 +288,16 @@ def _bbox(cx: float, cy: float, hw: float, hh: float, w: int, h: int) -> tuple[i
 
 
 def _background_tile(scene: Scene, width: int, height: int) -> np.ndarray:
-    """Background colour plus seeded two-octave blocky texture (amplitude about +-12)."""
+    """Background colour (or ``bands`` of seeded colours) plus seeded two-octave blocky
+    texture (amplitude about +-12)."""
     base = np.empty((height, width, 3), dtype=np.int16)
     base[:] = np.array(scene.background, dtype=np.int16)
+    if scene.bands:
+        rng = np.random.default_rng(scene.seed + 1)
+        widths = rng.uniform(0.5, 1.5, scene.bands)
+        edges = np.round(np.cumsum(widths)[:-1] / widths.sum() * width)
+        colours = rng.integers(0, 256, (scene.bands, 3), dtype=np.int16)
+        base[:] = colours[np.searchsorted(edges, np.arange(width), side="right")][None]
     if scene.texture:
         rng = np.random.default_rng(scene.seed)
         tex = _blocky_noise(rng, height, width, 16, 7) + _blocky_noise(rng, height, width, 4, 5)
@@ -245,7 +389,7 @@ def _frame_ticks(n: int, vfr: bool, seed: int) -> np.ndarray:
 
 def _truth(scenes: Sequence[Scene], fps: Fraction, ticks: np.ndarray, vfr: bool) -> SynthTruth:
     """Ground truth for a clip made of ``scenes``."""
-    cuts, transitions, spans, flashes = [], [], [], []
+    cuts, transitions, spans, flashes, local = [], [], [], [], []
     start = 0
     for i, s in enumerate(scenes):
         if i > 0 and s.transition_in == "cut":
@@ -254,6 +398,9 @@ def _truth(scenes: Sequence[Scene], fps: Fraction, ticks: np.ndarray, vfr: bool)
             transitions.append((start, start + s.transition_frames, s.transition_in))
         spans.append((start, start + s.frames))
         flashes.extend(start + f for f in s.flashes)
+        for ov in s.overlays:
+            local.extend(ov.events(start, s.frames))
+        local.extend((start + a, start + a + n, "whip pan") for a, n, _ in s.whips)
         start += s.frames
     times = tuple(float(Fraction(int(t)) / fps) for t in ticks)
     return SynthTruth(
@@ -265,6 +412,7 @@ def _truth(scenes: Sequence[Scene], fps: Fraction, ticks: np.ndarray, vfr: bool)
         fps=fps,
         vfr=vfr,
         times=times,
+        local_changes=tuple(sorted(local)),
     )
 
 
@@ -334,6 +482,111 @@ def render(
     finally:
         container.close()
     return _truth(scenes, fps, ticks, vfr)
+
+
+LOCAL_CHANGES = ("objects", "captions", "whip_pans", "sweeps")
+
+
+def _contrasting(rng: np.random.Generator, background: tuple[int, ...]) -> tuple[int, int, int]:
+    """A saturated colour far from ``background`` (each channel pushed to the other end)."""
+    return tuple(int(np.clip(255 - c + rng.integers(-30, 31), 0, 255)) for c in background)
+
+
+def local_change_scene(
+    kind: str,
+    frames: int,
+    seed: int,
+    *,
+    width: int = 640,
+    transition_in: str = "cut",
+    transition_frames: int = 0,
+) -> Scene:
+    """One scene of ``frames`` frames holding local changes of ``kind`` (none of them a cut).
+
+    Contract: ``"objects"``: a big high-contrast disc (radius 0.2-0.35 of the height) or
+    rect (up to 0.75 x 0.5 of the height), covering up to ~22% of a 16:9 picture, pops in,
+    pops out, teleports or visits for 4-20 frames; ``"captions"``: a
+    lower-third bar with text-like marks appears (popping or fading in) and may disappear;
+    ``"whip_pans"``: a backdrop of high-contrast vertical bands that whips sideways at 25-60
+    px per frame of a 640-wide picture (scaled to ``width``) for 6-15 frames, at rest
+    otherwise; ``"sweeps"``: a hand (palm and arm, full height) or a big disc crosses the
+    whole picture in 8-20 frames. Events start >= 10 frames after the scene's start and end
+    >= 10 frames before its end (the truth's ``local_changes`` lists them); the scene is
+    seeded by ``seed``. Raises ValueError for an unknown ``kind``.
+    """
+    if kind not in LOCAL_CHANGES:
+        raise ValueError(f"kind must be one of {LOCAL_CHANGES}, got {kind!r}")
+    rng = np.random.default_rng(seed)
+    background = tuple(int(c) for c in rng.integers(20, 236, 3))
+    lo, hi = 10 + transition_frames, frames - 10
+    base = Scene(
+        frames=frames,
+        background=background,
+        shape=("disc", "rect", "none")[seed % 3],
+        shape_color=tuple(int(c) for c in rng.integers(0, 256, 3)),
+        position=(float(rng.uniform(0.2, 0.8)), float(rng.uniform(0.2, 0.8))),
+        radius=float(rng.uniform(0.08, 0.15)),
+        motion=(float(rng.normal(0, 0.2)), float(rng.normal(0, 0.2))),
+        transition_in=transition_in,
+        transition_frames=transition_frames,
+        seed=seed,
+    )
+    if hi - lo < 24:
+        return base
+    if kind == "whip_pans":
+        whips, t = [], lo
+        while t + 16 < hi and len(whips) < 2:
+            n = int(rng.integers(6, 16))
+            dx = float(rng.uniform(25, 60)) * width / 640 * (1 if rng.random() < 0.5 else -1)
+            whips.append((t, min(n, hi - t), dx))
+            t += n + int(rng.integers(12, 30))
+        return dataclasses.replace(base, bands=int(rng.integers(5, 11)), whips=tuple(whips))
+    overlays, t = [], lo
+    while t + 20 < hi and len(overlays) < 3:
+        ov = _local_overlay(rng, kind, t, hi, frames, background)
+        overlays.append(ov)
+        t = (ov.end if ov.end < frames else (ov.jump or ov.start)) + int(rng.integers(12, 30))
+        if ov.end >= frames and ov.jump is None and ov.to is None:
+            break  # popped in for good: nothing after it
+    return dataclasses.replace(base, overlays=tuple(overlays))
+
+
+def _local_overlay(
+    rng: np.random.Generator, kind: str, t: int, hi: int, frames: int, background: tuple
+) -> Overlay:
+    """One overlay of ``kind`` whose first event is at offset ``t`` (before ``hi``)."""
+    color = _contrasting(rng, background)
+    if kind == "captions":
+        fade = int(rng.choice([0, 0, 4, 8]))
+        end = frames if rng.random() < 0.4 else min(hi, t + int(rng.integers(20, 60)))
+        end = max(end, t + 2 * fade + 1)
+        dark = (int(rng.integers(0, 40)),) * 3
+        return Overlay("caption", t, end, (0.5, float(rng.uniform(0.78, 0.88))),
+                       size=float(rng.uniform(0.1, 0.18)), color=dark, fade=fade)  # fmt: skip
+    if kind == "sweeps":
+        n = int(rng.integers(8, 21))
+        hand = rng.random() < 0.6
+        y = float(rng.uniform(0.3, 0.6))
+        ends = ((-0.15, y), (1.15, y + float(rng.normal(0, 0.1))))
+        at, to = ends if rng.random() < 0.5 else ends[::-1]
+        skin = tuple(int(c) for c in np.array([190, 130, 100]) * rng.uniform(0.5, 1.1))
+        if hand:
+            return Overlay("hand", t, t + n, at, to, size=float(rng.uniform(0.8, 1.1)),
+                           color=skin)  # fmt: skip
+        return Overlay("disc", t, t + n, at, to, size=float(rng.uniform(0.2, 0.35)),
+                       color=color)  # fmt: skip
+    shape = "disc" if rng.random() < 0.5 else "rect"
+    size = float(rng.uniform(0.2, 0.35) if shape == "disc" else rng.uniform(0.15, 0.25))
+    at = (float(rng.uniform(0.25, 0.75)), float(rng.uniform(0.3, 0.7)))
+    to = (float(rng.uniform(0.25, 0.75)), float(rng.uniform(0.3, 0.7)))
+    how = rng.choice(["in", "out", "jump", "visit"])
+    if how == "in":
+        return Overlay(shape, t, frames, at, size=size, color=color)
+    if how == "out":
+        return Overlay(shape, 0, t, at, size=size, color=color)
+    if how == "jump":
+        return Overlay(shape, 0, frames, at, to, jump=t, size=size, color=color)
+    return Overlay(shape, t, t + int(rng.integers(4, 21)), at, size=size, color=color)
 
 
 _ORANGE = (205, 120, 40)

@@ -122,6 +122,12 @@ def literal_value(lit: A.Literal) -> Any:
     return None
 
 
+_USING_SEARCH = (
+    "{} searches the store's segmentation: USING is not supported here (choose the store's "
+    "with `amberlite segmenter shot NAME`)"
+)
+
+
 def make_source(schema: PlanSchema, es: A.EntitySet, index: int) -> L.Source:
     ids = labels = None
     if es.of:
@@ -134,12 +140,23 @@ def make_source(schema: PlanSchema, es: A.EntitySet, index: int) -> L.Source:
                 if es.arg is not None
                 else "annotations need their type: FROM annotations('<type>') a"
             )
+        if es.using is not None:
+            raise AqlError("USING names a segmenter: annotations are not segmented")
         schema.annotation_columns(es.arg)  # an unknown type fails here
         return L.Source(index, es.alias or es.name, "annotation", ids, labels, es.arg)
     etype = schema.entity_type_of(es.name)
     if etype not in ("asset", "frame") and schema.producer_of(etype) is None:
         raise ResolveError(f"no segmenter produces entity type {etype!r}")
-    return L.Source(index, es.alias or es.name, etype, ids, labels)
+    using = None
+    if es.using is not None:
+        if etype in ("asset", "frame"):
+            raise ResolveError(f"USING names a segmenter: {es.name} are not segmented")
+        u = es.using
+        seg = schema.registry.segmenter(etype, u.name, u.version)
+        given = {k: literal_value(v) for k, v in u.params}
+        seg.resolve_params(given)  # unknown parameter names are an error here
+        using = (u.name, u.version, tuple(sorted(given.items())))
+    return L.Source(index, es.alias or es.name, etype, ids, labels, using=using)
 
 
 def feature_use(
@@ -183,6 +200,8 @@ class Builder:
         self.alias_types: dict[str, str] = {}
         self.nearest_source = 0 if sel.nearest is not None else None
         self.searches: list[L.TextSearch] = []
+        if sel.nearest is not None and self.sources[0].using is not None:
+            raise AqlError(_USING_SEARCH.format("NEAREST"))
 
     def columns(self, src: L.Source) -> dict[str, str]:
         """Column name -> type of a source (``score`` on the source of a NEAREST)."""
@@ -778,6 +797,8 @@ def build_match(schema: PlanSchema, stmt: A.Match) -> L.MatchPlan:
     """MATCH over shots: ``BY`` names a match type (``color``, ``framing``, ``motion``; see
     :mod:`amberlite.library.match_types`) or a shot feature whose value is a float vector."""
     src = make_source(schema, stmt.entity_set, 0)
+    if src.using is not None:
+        raise AqlError(_USING_SEARCH.format("MATCH"))
     if src.entity_type != "shot":
         raise AqlError(f"MATCH pairs shots, not {src.entity_type}s: use MATCH shots ...")
     if stmt.by.version is not None or stmt.by.params or stmt.by.qualifier is not None:

@@ -68,12 +68,18 @@ class Source:
     asset_ids: tuple[str, ...] | None
     asset_labels: tuple[str, ...] | None
     annotation: str | None = None  # the type of an ``annotations('...')`` set
+    # USING: (segmenter, version or None, parameters sorted by name); None: the store's own
+    using: tuple[str, int | None, tuple[tuple[str, Any], ...]] | None = None
 
     def describe(self) -> str:
         scope = "all assets" if self.asset_labels is None else ", ".join(self.asset_labels)
         what = self.entity_type
         if self.annotation is not None:
             what = f"annotations({quote_string(self.annotation)})"
+        if self.using is not None:
+            name, version, params = self.using
+            what += f" USING {name}" + (f"@{version}" if version is not None else "")
+            what += f"({', '.join(f'{k}={v!r}' for k, v in params)})" if params else ""
         return f"{what} AS {self.alias} OF [{scope}]"
 
 

@@ -78,6 +78,15 @@ def _scalar(v: Any) -> Any:
     return v.item() if isinstance(v, np.generic) else v
 
 
+def _models(spec: FeatureSpec) -> dict[str, Any]:
+    """The feature's declared models, loaded once per process (amberlite.run.models)."""
+    if not spec.models:
+        return {}
+    from amberlite.run.models import loaded
+
+    return {m.name: loaded(m) for m in spec.models}
+
+
 def _segment_readable(
     spec: FeatureSpec, view: Any, kwargs: Mapping[str, Any], params: Mapping[str, Any], error
 ) -> Any:
@@ -124,9 +133,16 @@ def _compute_batch(
 ) -> BatchResult:
     ids = [v.id for v in views]
     assets = [asset_id_of(v) for v in views]
+    try:
+        models = _models(spec)
+    except Exception as e:  # noqa: BLE001 - a model that cannot load fails the batch, recorded
+        msg = _describe(e)
+        return BatchResult(
+            [], [], pa.array([], type=spec.output), [(i, a, msg) for i, a in zip(ids, assets)]
+        )
     if spec.batch is not None:
         try:
-            out = spec.fn(list(views), **inputs, **params)
+            out = spec.fn(list(views), **inputs, **params, **models)
             if len(out) != len(views):
                 raise ValueError(f"returned {len(out)} values for {len(views)} entities")
             if not spec.nullable and not isinstance(out, np.ndarray):
@@ -151,9 +167,9 @@ def _compute_batch(
         try:
             kwargs = {name: vals[i] for name, vals in inputs.items()}
             try:
-                value = spec.fn(view, **kwargs, **params)
+                value = spec.fn(view, **kwargs, **params, **models)
             except MediaError as e:
-                value = _segment_readable(spec, view, kwargs, params, e)
+                value = _segment_readable(spec, view, {**kwargs, **models}, params, e)
             if value is None and not spec.nullable:
                 failures.append((ids[i], assets[i], NONE_MESSAGE))
                 continue

@@ -12,6 +12,9 @@ How a feature is scheduled comes from ``FeatureSpec.resources``:
   ``CUDA_VISIBLE_DEVICES``; :func:`torch_device` gives ``cuda`` there, ``cpu`` elsewhere).
 * ``{"cpu": 2}``: ``num_cpus`` (default 1); ``{"memory": bytes}``; any other key is a custom
   Ray resource.
+* a feature that declares ``models`` runs in long-lived actors (one per GPU share with
+  ``gpu``, else one per CPU), each loading its models once and taking two batches at a time
+  so that decoding overlaps the model; a ``gpu`` request on a cluster without GPUs runs on CPU.
 * ``{"actors": N}``: run in ``N`` long-lived actors that each load the definition once and
   serve many batches, kept until ``RayExecutor.close()``. A model loaded through a cached
   function of the definition file (``functools.cache``) is loaded once per actor, not once
@@ -283,6 +286,7 @@ class RayExecutor:
         self.max_retries = max_retries
         self.max_in_flight = max_in_flight or 2 * self.workers
         self._pools: dict[tuple[Any, ...], list[Any]] = {}
+        self._pool_gpus: dict[tuple[Any, ...], float] = {}  # GPUs each actor of a pool holds
 
     @staticmethod
     def _single_node() -> bool:
@@ -304,6 +308,11 @@ class RayExecutor:
         import ray
 
         opts, n_actors = ray_options(spec)
+        if opts["num_gpus"] and not ray.cluster_resources().get("GPU"):
+            log.warning("%s asks for a GPU; the Ray cluster has none: running on CPU", spec.key)
+            opts["num_gpus"] = 0
+        if spec.models and not n_actors:  # a model loads once per actor, kept across batches
+            n_actors = self._model_actors(opts)
         ref = ray.put(SpecRef.of(spec))
         aside = _aside_dir(tasks) if self.write_aside else None
         window = 1 if spec.parallel == "serial" else self.max_in_flight
@@ -325,18 +334,47 @@ class RayExecutor:
 
         self._drive(spec, tasks, submit, on_done, window, load if n_actors else None)
 
+    def _model_actors(self, opts: dict[str, Any]) -> int:
+        """How many actors serve a feature with models: one per GPU share it asks for when
+        it asks for GPUs, else one per ``num_cpus`` of the cluster's CPUs."""
+        import ray
+
+        res = ray.cluster_resources()
+        if opts["num_gpus"]:
+            return max(1, int(res.get("GPU", 0) // opts["num_gpus"]))
+        return max(1, int(self.workers // max(opts["num_cpus"], 1)))
+
     def _actors(self, spec: FeatureSpec, ref: Any, opts: dict[str, Any], n: int) -> list[Any]:
         """The feature's actors, made on first use and kept until :meth:`close` (a model
-        loads once per actor, not once per materialization)."""
+        loads once per actor, not once per materialization). An actor of a feature with
+        models takes two calls at once: one batch decodes on the CPU while the other runs
+        on the model (amberlite.run.models holds the model's lock only while it runs)."""
         key = (spec.module, spec.key, repr(sorted(opts.items())), n)
+        if key not in self._pools and opts.get("num_gpus"):
+            self._release_gpus()  # idle actors of another feature must not hold the GPUs
         if key not in self._pools:
+            self._pool_gpus[key] = opts.get("num_gpus") or 0
+            extra = {"max_concurrency": 2} if spec.models else {}
             self._pools[key] = [
                 _remote_actor()
-                .options(**opts, max_restarts=self.max_retries, max_task_retries=self.max_retries)
+                .options(
+                    **opts,
+                    **extra,
+                    max_restarts=self.max_retries,
+                    max_task_retries=self.max_retries,
+                )
                 .remote(ref)
                 for _ in range(n)
             ]
         return self._pools[key]
+
+    def _release_gpus(self) -> None:
+        """Stop the kept actors that hold GPUs (another feature needs them now)."""
+        import ray
+
+        for key in [k for k in self._pools if self._pool_gpus.get(k)]:
+            for actor in self._pools.pop(key):
+                ray.kill(actor)
 
     def close(self) -> None:
         """Stop the actors this executor started (Ray also stops them when the driver exits)."""

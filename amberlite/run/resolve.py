@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from amberlite.core.ids import frame_id_sql, frame_number, span_id
-from amberlite.errors import ResolveError
 from amberlite.memo.key import MemoKey, memo_key
 from amberlite.memo.store import ASSET_ID, ENTITY_ID, VALUE, now
 
@@ -39,6 +38,7 @@ if TYPE_CHECKING:  # counting (a query's scope) needs none of these; computing i
     import pyarrow as pa
 
     from amberlite.define.decorators import FeatureSpec
+    from amberlite.define.info import Segmentation
     from amberlite.run.compute import BatchResult, Executor, Task
 
 if TYPE_CHECKING:
@@ -249,10 +249,13 @@ class Resolver:
         asset_ids: Sequence[str] | None,
         entity_ids: Sequence[str] | None = None,
         since: dt.datetime | None = None,
+        seg: Segmentation | None = None,
     ) -> tuple[str, dict[str, Any]]:
         """SQL of the scope's entities with is_stored / is_failed / is_held flags (and, with
-        ``since``, failed_since: a failure recorded at or after ``since``)."""
-        ents_sql, params = self.entity_sql(spec.entity, asset_ids, entity_ids=entity_ids)
+        ``since``, failed_since: a failure recorded at or after ``since``). ``seg``: the
+        segmentation of a span type (None: the store's)."""
+        producer = seg.label if seg is not None else None
+        ents_sql, params = self.entity_sql(spec.entity, asset_ids, producer, entity_ids)
         files = self.ctx.memo.files(key, con)
         params.update(feature=key.feature, version=key.version, pkey=key.params_key)
         stored_sql = "SELECT NULL::TEXT AS entity_id WHERE false"
@@ -300,6 +303,7 @@ class Resolver:
         retry_since: dt.datetime | None,
         workers: int,
         entity_ids: Sequence[str] | None = None,
+        seg: Segmentation | None = None,
     ) -> tuple[list[tuple], dict[str, int]]:
         """In one write transaction: count the scope, claim one chunk (:func:`claim_size`)
         of what nobody stored, holds or failed (with ``retry_since``: failed since then).
@@ -310,7 +314,7 @@ class Resolver:
         assets."""
         with self.ctx.catalog.write() as con:
             self._drop_stale_claims(con, key)
-            base, params = self._scope(con, key, spec, asset_ids, entity_ids, retry_since)
+            base, params = self._scope(con, key, spec, asset_ids, entity_ids, retry_since, seg)
             con.execute(f"CREATE TEMP TABLE scope AS {base}", params)
             counts = self._counts(con, "SELECT * FROM scope", {})
             failed = "failed_since" if retry_since is not None else "is_failed"
@@ -332,7 +336,8 @@ class Resolver:
                     "e.start_s, e.end_s FROM scope s JOIN entities e ON e.entity_id = "
                     "s.entity_id AND e.entity_type = ? AND e.producer = ?"
                 )
-                qargs = [spec.entity, self.producer_label(spec.entity)]
+                label = seg.label if seg is not None else self.producer_label(spec.entity)
+                qargs = [spec.entity, label]
                 # in time order: a batch is a run of neighbouring spans, decoded in one pass
                 order, rest = "s.asset_id, e.idx, s.entity_id", "(e.idx, s.entity_id) > (?, ?)"
             todo = con.execute(
@@ -361,37 +366,46 @@ class Resolver:
         asset_ids: Sequence[str] | None,
         entity_ids: Sequence[str] | None = None,
         con=None,
+        seg: Segmentation | None = None,
     ) -> dict[str, int]:
         """Requested / stored / failed / held counts of one feature over a scope, in one
         shared-lock read (or on ``con``, an open catalog connection); computes and claims
         nothing."""
         if con is None:
             with self.ctx.catalog.read() as con:
-                return self.counts(spec, params, asset_ids, entity_ids, con)
-        base, qparams = self._scope(con, memo_key(spec, params), spec, asset_ids, entity_ids)
+                return self.counts(spec, params, asset_ids, entity_ids, con, seg)
+        key = memo_key(spec, params)
+        base, qparams = self._scope(con, key, spec, asset_ids, entity_ids, None, seg)
         return {k: int(v or 0) for k, v in self._counts(con, base, qparams).items()}
 
     def is_complete(
-        self, spec: FeatureSpec, params: Mapping[str, Any] | None, asset_ids: Sequence[str] | None
+        self,
+        spec: FeatureSpec,
+        params: Mapping[str, Any] | None,
+        asset_ids: Sequence[str] | None,
+        seg: Segmentation | None = None,
     ) -> bool:
         """True when the feature and everything it depends on has a value or a recorded
         failure for every entity of the scope: one shared-lock read, no claims. A positive
         answer is remembered until the catalog changes."""
         key = memo_key(spec, params)
-        cache_key = (key, None if asset_ids is None else tuple(asset_ids))
+        cache_key = (key, None if asset_ids is None else tuple(asset_ids), seg and seg.label)
         stamp = self.ctx.catalog.stamp()
         if self._complete_cache.get(cache_key) == stamp:
             return True
         with self.ctx.catalog.read() as con:
-            for dep, dep_params in self._closure(spec, params):
-                base, qparams = self._scope(con, memo_key(dep, dep_params), dep, asset_ids)
+            for dep, dep_params in self._closure(spec, params, seg):
+                dk = memo_key(dep, dep_params)
+                base, qparams = self._scope(con, dk, dep, asset_ids, None, None, seg)
                 c = self._counts(con, base, qparams)
                 if c["requested"] != c["stored"] + c["failed"]:
                     return False
         self._complete_cache[cache_key] = stamp  # taken before the read: never too new
         return True
 
-    def _closure(self, spec: FeatureSpec, params: Mapping[str, Any] | None):
+    def _closure(
+        self, spec: FeatureSpec, params: Mapping[str, Any] | None, seg: Segmentation | None
+    ):
         """The feature, its inputs and the segmenters of their entity types, deepest first."""
         out: list[tuple[FeatureSpec, Mapping[str, Any] | None]] = []
         seen: set[tuple[str, str]] = set()
@@ -404,13 +418,36 @@ class Resolver:
             for ref in s.inputs:
                 visit(self.ctx.registry.resolve_input(ref), dict(ref.params))
             if s.entity not in ("asset", "frame"):
-                prod = self.ctx.registry.producer_of(s.entity)
-                if prod is not None:
-                    visit(prod, None)
+                sg = seg if seg is not None else self.ctx.segmentation(s.entity, code=True)
+                visit(self.ctx.registry.get(sg.spec.name, sg.spec.version), dict(sg.params))
             out.append((s, p))
 
         visit(spec, params)
         return out
+
+    def check_models(self, spec: FeatureSpec) -> None:
+        """Refuse to compute with a model file that differs from the one the feature was
+        applied with (its values would silently mix with the stored ones)."""
+        import json
+
+        from amberlite.errors import DefinitionError
+
+        rows = self.ctx.catalog.query(
+            "SELECT declaration FROM features WHERE name = ? AND version = ?",
+            [spec.name, spec.version],
+        )
+        if not rows:
+            return
+        applied = json.loads(rows[0][0] or "{}").get("models") or {}
+        for m in spec.models:
+            was = (applied.get(m.name) or {}).get("sha256")
+            now_sha = m.sha256()
+            if was is not None and was != now_sha:
+                raise DefinitionError(
+                    f"{spec.key}: model {m.key} file {m.file} changed since it was applied "
+                    f"(sha256 {now_sha[:12]}, applied {was[:12]}): bump the model's and the "
+                    "feature's versions and apply again"
+                )
 
     def _drop_stale_claims(self, con, key: MemoKey) -> None:
         holders = con.execute(
@@ -450,15 +487,19 @@ class Resolver:
         trigger: str = "request",
         progress: bool | None = None,
         entity_ids: Sequence[str] | None = None,
+        seg: Segmentation | None = None,
         _done: set[tuple[str, str]] | None = None,
     ) -> RunStats:
         """Make every entity of ``spec.entity`` in the asset scope have a value or a failure.
 
         ``entity_ids`` narrows the scope to those entities of ``spec.entity`` (and of inputs
-        over the same entity type); inputs over assets keep the asset scope."""
+        over the same entity type); inputs over assets keep the asset scope. ``seg``: the
+        segmentation of ``spec.entity`` when it is a span type (None: the store's)."""
         from amberlite.run.executor import make_executor
 
         key = memo_key(spec, params)
+        if spec.models:
+            self.check_models(spec)
         done = _done if _done is not None else set()
         stats = RunStats(spec.key)
         started = time.perf_counter()
@@ -479,19 +520,20 @@ class Resolver:
                         trigger=trigger,
                         progress=progress,
                         entity_ids=entity_ids if dep.entity == spec.entity else None,
+                        seg=seg if dep.entity == spec.entity else None,
                         _done=done,
                     )
                 )
         if spec.entity not in ("asset", "frame"):
-            prod = self.ctx.registry.producer_of(spec.entity)
-            if prod is None:
-                raise ResolveError(f"no segmenter produces entity type {spec.entity!r}")
-            pk = memo_key(prod, None)
+            if seg is None:
+                seg = self.ctx.segmentation(spec.entity, code=True)
+            prod = self.ctx.registry.get(seg.spec.name, seg.spec.version)
+            pk = memo_key(prod, seg.params)
             if (pk.label, pk.params_key) not in done:
                 stats.inputs.append(
                     self.materialize(
                         prod,
-                        None,
+                        dict(seg.params),
                         asset_ids,
                         retry_failed=retry_failed,
                         executor=exe,
@@ -505,7 +547,7 @@ class Resolver:
         # Claim a chunk, compute and commit it, claim the next; wait while live others hold
         # the rest. With retry_failed, each failure recorded before now is tried once more.
         if not retry_failed:  # a complete dataset needs no write transaction
-            c = self.counts(spec, params, asset_ids, entity_ids)
+            c = self.counts(spec, params, asset_ids, entity_ids, seg=seg)
             if c["requested"] == c["stored"] + c["failed"]:
                 stats.requested, stats.stored, stats.skipped_failed = (
                     c["requested"],
@@ -520,7 +562,9 @@ class Resolver:
         assets: dict[str, Any] = {}  # asset views, read once per materialization
         try:
             while True:
-                todo, counts = self._claim(key, spec, asset_ids, retry_since, workers, entity_ids)
+                todo, counts = self._claim(
+                    key, spec, asset_ids, retry_since, workers, entity_ids, seg
+                )
                 stamp = self.ctx.catalog.stamp()
                 # An asset-level feature (a segmenter) counts frames, not whole videos.
                 left = counts.get("left_frames", counts["claimable"] + counts["held"])
@@ -740,8 +784,12 @@ class Resolver:
     def _span_rows(self, spec, key, task, ok_ids, values) -> tuple[pa.Table, dict[str, str]]:
         import pyarrow as pa
 
+        from amberlite.define.info import Segmentation
+
         views = {v.id: v for v in task.views}
-        producer = f"{key.label}/{key.params_key}"
+        made = Segmentation.of(spec, json_params(key))
+        producer, tag = made.label, made.tag
+        assert producer == f"{key.label}/{key.params_key}"
         cols: dict[str, list[Any]] = defaultdict(list)
         bad: dict[str, str] = {}
         for eid, spans in zip(ok_ids, values.to_pylist()):
@@ -762,7 +810,7 @@ class Resolver:
             for i, s in enumerate(spans):
                 a, b = s["start_frame"], s["end_frame"]
                 cols["entity_type"].append(spec.produces)
-                cols["entity_id"].append(span_id(eid, a, b))
+                cols["entity_id"].append(span_id(eid, a, b, tag))
                 cols["asset_id"].append(eid)
                 cols["producer"].append(producer)
                 cols["idx"].append(i)

@@ -119,12 +119,14 @@ def entity_refs(
     return {e: (span_ref(alias_of[a], x), alias_of[a], x) for e, a, x in rows if a in alias_of}
 
 
-def with_refs(ctx: StoreContext, etype: str, data: Any) -> pl.DataFrame:
+def with_refs(ctx: StoreContext, etype: str, data: Any, members_only: bool = False) -> pl.DataFrame:
     """``data`` (an Arrow table or polars DataFrame with ``id`` and ``asset_id``) with the
     shared vocabulary in front: ``id``, ``ref`` (``film1/12``, ``film1/f4``, ``film1``),
     ``asset`` (alias), ``asset_id``, then its other columns, in time order (asset alias, then
     position). DuckDB joins the span indexes and sorts the narrow key columns on a catalog
-    read; the values (vectors can be wide) are only gathered once, in Arrow, in that order."""
+    read; the values (vectors can be wide) are only gathered once, in Arrow, in that order.
+    ``members_only``: drop spans that are not of the store's segmentation (values stored for
+    entities of another one, ``USING``)."""
     import polars as pl
     import pyarrow as pa
 
@@ -137,7 +139,8 @@ def with_refs(ctx: StoreContext, etype: str, data: Any) -> pl.DataFrame:
     else:
         pos, ref = "e.idx", span_ref_sql("a.alias", "e.idx")
         span = (
-            "LEFT JOIN (SELECT entity_id, idx FROM entities WHERE entity_type = $t "
+            f"{'' if members_only else 'LEFT '}JOIN (SELECT entity_id, idx FROM entities "
+            "WHERE entity_type = $t "
             "AND producer = $p) e ON e.entity_id = k.id"
         )
     keys = pa.table(

@@ -469,6 +469,7 @@ class EntitySet(Node):
     alias: str | None = None
     of: tuple[str, ...] = ()
     arg: str | None = None  # ``annotations('comment')``: the annotation type
+    using: Using | None = None
 
     def __post_init__(self) -> None:
         _check_name(self, "name", self.name)
@@ -476,6 +477,24 @@ class EntitySet(Node):
         _check_tuple(self, "of", self.of, str, nonempty=False)
         if self.arg is not None:
             _check_type(self, "arg", self.arg, str)
+        if self.using is not None:
+            _check_type(self, "using", self.using, Using)
+
+
+@dataclass(frozen=True, slots=True)
+class Using(Node):
+    """The segmentation of a span entity set: ``USING transnetv2``, ``USING shots@2``,
+    ``USING transnetv2(threshold=0.3)`` (a segmenter of the set's type, its parameters)."""
+
+    name: str
+    version: int | None = None
+    params: tuple[tuple[str, Literal], ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_name(self, "name", self.name)
+        if self.version is not None:
+            _check_int(self, "version", self.version, minimum=0)
+        _check_params(self, "params", self.params)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ KEYWORDS = frozenset(
     """
     select from as of join on where group by having order asc desc limit offset and or not in
     like is null between true false nearest to with match top across assets features entities
-    show describe explain during overlaps contains before after distinct
+    show describe explain during overlaps contains before after distinct using
     """.split()
 )
 
@@ -220,6 +220,11 @@ def _entity_set(es: A.EntitySet) -> str:
     text = quote_name(es.name)
     if es.arg is not None:
         text += f"({quote_string(es.arg)})"
+    if es.using is not None:
+        u = es.using
+        text += f" USING {quote_name(u.name)}"
+        text += f"@{u.version}" if u.version is not None else ""
+        text += f"({_params(u.params)})" if u.params else ""
     if es.alias is not None:
         text += f" AS {quote_name(es.alias)}"
     if len(es.of) == 1:

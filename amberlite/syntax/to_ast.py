@@ -171,9 +171,17 @@ class AstBuilder(Transformer):
         alias = str(names[1]) if len(names) > 1 else None
         of = next((c for c in children if isinstance(c, tuple)), ())
         arg = next((c for c in children if isinstance(c, Token) and c.type == "STRING"), None)
+        using = next((c for c in children if isinstance(c, A.Using)), None)
         return A.EntitySet(
-            str(names[0]), alias, of, _unquote_string(arg) if arg is not None else None
+            str(names[0]), alias, of, _unquote_string(arg) if arg is not None else None, using
         )
+
+    def using(self, children: list[Any]) -> A.Using:
+        # children: USING, NAME, INT | None, then the params (or one None)
+        name, version_token = children[1], children[2]
+        params = _pairs(children[3:], "parameter") if children[3] is not None else ()
+        version = _int(version_token) if version_token is not None else None
+        return A.Using(str(name.value), version, params)
 
     def of_target(self, children: list[Any]) -> tuple[str, ...]:
         return tuple(_unquote_string(c) for c in children if isinstance(c, Token))
