@@ -210,7 +210,17 @@ def compute_step(ctx: StoreContext, step: FeatureStep, reader: Reader | None = N
     seg = step.seg
     if seg is not None:  # with the segmenter's code
         seg = type(seg)(ctx.registry.get(seg.spec.name, seg.spec.version), seg.params)
-    ctx.resolver.materialize(spec, step.params, step.asset_ids, entity_ids=step.entity_ids, seg=seg)
+    stats = ctx.resolver.materialize(
+        spec, step.params, step.asset_ids, entity_ids=step.entity_ids, seg=seg
+    )
+    if getattr(stats, "failed", 0):  # never a silently short or NULL answer
+        what = "their spans are missing" if spec.produces else "they read as NULL"
+        log.warning(
+            "%s: %d failed while computing for this query (%s); `amberlite status` shows why",
+            step.label,
+            stats.failed,
+            what,
+        )
 
 
 _COUNTS: OrderedDict[tuple, dict[str, int]] = OrderedDict()
