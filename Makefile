@@ -42,7 +42,7 @@ browser:
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[dev,bench]'
-	for b in startup memo_read query shot_detection match_cut similarity executor concurrency train_loading; do \
+	for b in startup memo_read query shot_detection match_cut similarity executor concurrency train_loading film annotations serve; do \
 		test -f benchmarks/$$b.py && $(BIN)/python -m benchmarks.$$b || exit 1; \
 	done
 
