@@ -61,7 +61,7 @@ class StoreContext:
         self._load_registry = load_registry
         self._registry: Registry | None = None
         self._schema: tuple[tuple, Registry] | None = None
-        self._schema_of: tuple[Registry, Registry, Registry] | None = None
+        self._schema_of: tuple[Registry, Registry] | None = None
         self._load_replicas = load_replicas
         self._replicas: Any = None  # the ReplicaManager (amberlite.connectors), opened lazily
         self.resolver: Any = None  # the Resolver (amberlite.run.resolve), set by the Store
@@ -95,11 +95,11 @@ class StoreContext:
     def schema(self) -> Registry:
         """The declared features as the catalog records them (:class:`FeatureInfo` values,
         no code), read in one transaction and reused until the catalog changes. When the
-        registry is loaded, its code-backed features are the ones that count."""
+        registry is loaded, its code-backed features are the ones that count, plus older
+        versions whose code is gone (read once per registry: not on every commit)."""
         if self._registry is not None:
-            recorded = self._recorded()
-            had = self._schema_of
-            if had is None or had[0] is not self._registry or had[1] is not recorded:
+            if self._schema_of is None or self._schema_of[0] is not self._registry:
+                recorded = self._recorded()
                 infos = Registry()
                 newest: dict[str, int] = {}
                 for spec in self._registry.all():
@@ -109,8 +109,8 @@ class StoreContext:
                     if info.version < newest.get(info.name, 0):  # segmenter's): readable
                         if info.version not in infos.versions(info.name):
                             infos.add(info)
-                self._schema_of = (self._registry, recorded, infos)
-            return self._schema_of[2]
+                self._schema_of = (self._registry, infos)
+            return self._schema_of[1]
         return self._recorded()
 
     def _recorded(self) -> Registry:
