@@ -85,6 +85,15 @@ def work(store: Any, text: str, params: Mapping[str, Any] | None = None) -> list
     return [] if explained else plan_steps(ctx, optimized)
 
 
+def depends(store: Any, text: str, params: Mapping[str, Any] | None = None) -> frozenset[str]:
+    """The catalog change keys a statement's answer depends on (see
+    :mod:`amberlite.plan.depends`): the answer stays valid until a commit touches one."""
+    from amberlite.plan.depends import depends_on
+
+    optimized, explained = plan(context_of(store), text, params)
+    return frozenset({"*"}) if explained else depends_on(optimized)
+
+
 def explain(store: Any, text: str, params: Mapping[str, Any] | None = None) -> str:
     """The plan and per-feature stored / missing / failed counts; computes nothing."""
     ctx = context_of(store)

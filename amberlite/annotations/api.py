@@ -40,6 +40,7 @@ from amberlite.annotations.read import (
     current_runs,
     human_table,
 )
+from amberlite.catalog.changes import annotations_key
 from amberlite.catalog.diff import Change, classify
 from amberlite.define.annotation import (
     BUILTIN_TYPES,
@@ -252,7 +253,7 @@ class Annotations:
     def _insert(
         self, records: Sequence[Mapping[str, Any]], author: str | None, action: str
     ) -> list[str]:
-        with self.ctx.catalog.write() as con:
+        with self.ctx.catalog.write(touches=()) as con:  # the records' types, below
             by_alias, info = self._assets(con)
             rows, history, ids = [], [], []
             seen: set[str] = set()
@@ -279,6 +280,7 @@ class Annotations:
                 row["created_at"] = row["updated_at"] = at
                 changes = {k: v for k, v in row.items() if k not in ("created_at", "updated_at")}
                 history.append((row["id"], 1, row["author"], at, action, _json(changes)))
+            self.ctx.catalog.touch(*{annotations_key(r["type"]) for r in rows})
             self._write_rows(con, rows)
             self._write_history(con, history)
             faults.point("annotation_before_commit")
@@ -403,8 +405,9 @@ class Annotations:
             raise AnnotationError("an edit needs an author (a non-empty name)")
         if not changes:
             raise AnnotationError("nothing to change: name fields to edit")
-        with self.ctx.catalog.write() as con:
+        with self.ctx.catalog.write(touches=()) as con:
             row = self._human_row(con, id)
+            self.ctx.catalog.touch(annotations_key(row["type"]))
             if row["deleted"]:
                 raise AnnotationError(f"annotation {id} was removed")
             atype = self.type(row["type"], row["type_version"], con)
@@ -443,8 +446,9 @@ class Annotations:
         check_id(id)
         if not isinstance(author, str) or not author.strip():
             raise AnnotationError("a removal needs an author (a non-empty name)")
-        with self.ctx.catalog.write() as con:
+        with self.ctx.catalog.write(touches=()) as con:
             row = self._human_row(con, id)
+            self.ctx.catalog.touch(annotations_key(row["type"]))
             if row["deleted"]:
                 raise AnnotationError(f"annotation {id} was already removed")
             at = now()

@@ -32,6 +32,7 @@ import pyarrow.compute as pc
 
 from amberlite import faults
 from amberlite.annotations.read import asset_id_of
+from amberlite.catalog.changes import annotations_key
 from amberlite.define.annotation import AnnotationType, AnnotatorSpec, check_annotation
 from amberlite.define.info import check_name
 from amberlite.errors import AnnotationError
@@ -170,7 +171,7 @@ def write_run(
             raise AnnotationError("annotations on assets outside the run's scope")
     if not scope:
         raise AnnotationError("a run covers at least one asset")
-    with ann.ctx.catalog.write() as con:  # reserve the run id (ids embed it)
+    with ann.ctx.catalog.write(touches=()) as con:  # reserve the run id (ids embed it)
         run_id = con.execute("SELECT nextval('commit_seq')").fetchone()[0]
     ids = pc.binary_join_element_wise(
         f"r{run_id}-", pc.cast(pa.array(range(table.num_rows), pa.int64()), pa.string()), ""
@@ -181,7 +182,7 @@ def write_run(
     final_dir.mkdir(parents=True, exist_ok=True)
     aside = write_aside_to(ann.ctx.memo.tmp, table) if table.num_rows else None
     rel = os.path.join(rel_dir, f"{run_id:012d}.parquet") if aside is not None else None
-    with ann.ctx.catalog.write() as con:
+    with ann.ctx.catalog.write(touches=annotations_key(atype.name)) as con:
         if aside is not None:
             faults.point("annotation_run_before_rename")
             os.replace(aside, ann.ctx.root / rel)

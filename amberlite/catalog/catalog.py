@@ -22,12 +22,15 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
+from amberlite import faults
+from amberlite.catalog import changes
+from amberlite.catalog.changes import EVERYTHING
 from amberlite.errors import StoreError, StoreFull, out_of_space
 
 SCHEMA_VERSION = 3
@@ -104,11 +107,15 @@ class Catalog:
         self.root = Path(root)
         self.path = self.root / "catalog.duckdb"
         self.lock_path = self.root / "catalog.lock"
+        self.changes_path = self.root / "catalog.changes"
         self.root.mkdir(parents=True, exist_ok=True)
         self.lock_path.touch(exist_ok=True)
+        changes.create(self.changes_path)
         self._pin_depth = 0
         self._pin_thread: int | None = None
         self._pinned: tuple[Any, duckdb.DuckDBPyConnection] | None = None
+        self.changes = changes.Journal(self.changes_path)
+        self._tx = threading.local()  # the keys of this thread's write transaction
         self._init_schema()
 
     def _init_schema(self) -> None:
@@ -219,8 +226,14 @@ class Catalog:
             lock.__exit__(None, None, None)
 
     @contextlib.contextmanager
-    def write(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """One write transaction: committed on normal exit, rolled back on an exception."""
+    def write(
+        self, touches: Iterable[str] | str = (EVERYTHING,)
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One write transaction: committed on normal exit, rolled back on an exception.
+        ``touches``: what it changes, as keys of :mod:`amberlite.catalog.changes` (the default,
+        ``*``, invalidates every cached answer; ``()`` declares a write no answer reads). The
+        keys are journaled under the exclusive lock before the commit."""
+        keys = list(changes.normalize(touches))
         if self._pin_thread == threading.get_ident():
             self._unpin()
         with self._locked(exclusive=True):
@@ -228,11 +241,17 @@ class Catalog:
                 con = duckdb.connect(str(self.path))
                 try:
                     con.execute("BEGIN TRANSACTION")
+                    outer, self._tx.keys = getattr(self._tx, "keys", None), keys
                     try:
                         yield con
                     except BaseException:
                         con.execute("ROLLBACK")
                         raise
+                    finally:
+                        self._tx.keys = outer
+                    if keys:
+                        changes.append(self.changes_path, tuple(dict.fromkeys(keys)))
+                    faults.point("catalog_before_commit")
                     con.execute("COMMIT")
                 finally:
                     con.close()
@@ -242,6 +261,14 @@ class Catalog:
                 if out_of_space(e) and not isinstance(e, StoreFull):
                     raise StoreFull(self.root, "catalog commit") from e
                 raise
+
+    def touch(self, *keys: str) -> None:
+        """Add change keys to this thread's write transaction (what it changes may be known
+        only inside it, e.g. the type of the annotation it edits)."""
+        current = getattr(self._tx, "keys", None)
+        if current is None:
+            raise StoreError("catalog.touch outside a write transaction")
+        current.extend(changes.normalize(keys))
 
     @contextlib.contextmanager
     def read(self) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -20,6 +20,7 @@ import duckdb
 
 from amberlite import faults
 from amberlite.catalog import Catalog
+from amberlite.catalog.changes import feature_key
 from amberlite.core.types import duck_array_type
 from amberlite.errors import StoreFull, out_of_space
 from amberlite.memo.key import MemoKey
@@ -101,14 +102,16 @@ class MemoStore:
         hook: CommitHook | None = None,
         kind: str = "compute",
         retire: Sequence[int] = (),
+        touches: Iterable[str] = (),
     ) -> int | None:
         """Register a written batch in one transaction and release the owner's claims.
+        The transaction touches the feature's change key and ``touches``.
 
         ``failures`` are ``(entity_id, asset_id, message)``. Returns the new file id (the
         commit sequence number), or None when no file was written.
         """
         file_id: int | None = None
-        with self.catalog.write() as con:
+        with self.catalog.write(touches=(feature_key(key.feature), *touches)) as con:
             if aside is not None:
                 file_id = con.execute("SELECT nextval('commit_seq')").fetchone()[0]
                 final_dir = self.root / key.relative_dir()

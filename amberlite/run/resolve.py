@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from amberlite.catalog.changes import CLAIMS, RUNS, entities_key
 from amberlite.core.ids import frame_id_sql, frame_number, span_id
 from amberlite.memo.key import MemoKey, memo_key
 from amberlite.memo.store import ASSET_ID, ENTITY_ID, VALUE, now
@@ -312,7 +313,7 @@ class Resolver:
         followed by idx, start_frame, end_frame, start_s, end_s) and the counts,
         ``claimable`` (before this claim) among them. A feature batched by asset claims whole
         assets."""
-        with self.ctx.catalog.write() as con:
+        with self.ctx.catalog.write(touches=(CLAIMS,)) as con:  # no answer reads claims
             self._drop_stale_claims(con, key)
             base, params = self._scope(con, key, spec, asset_ids, entity_ids, retry_since, seg)
             con.execute(f"CREATE TEMP TABLE scope AS {base}", params)
@@ -468,7 +469,7 @@ class Resolver:
             time.sleep(0.05)
 
     def _release(self, key: MemoKey) -> None:
-        with self.ctx.catalog.write() as con:
+        with self.ctx.catalog.write(touches=(CLAIMS,)) as con:
             con.execute(
                 """DELETE FROM claims WHERE feature = ? AND version = ? AND params_key = ?
                    AND owner = ?""",
@@ -778,6 +779,7 @@ class Resolver:
             committed_ids=ok_ids,
             failures=failures,
             hook=_insert_entities(pa.concat_tables(rows)) if rows else None,
+            touches=(entities_key(spec.produces),) if spec.produces else (),
         )
         return len(ok_ids), len(failures)
 
@@ -821,7 +823,7 @@ class Resolver:
         return pa.table(cols) if cols else pa.table({}), bad
 
     def _record_run(self, key: MemoKey, executor: str, trigger: str, started_at, stats) -> None:
-        with self.ctx.catalog.write() as con:
+        with self.ctx.catalog.write(touches=(RUNS,)) as con:
             con.execute(
                 """INSERT INTO runs VALUES (nextval('run_seq'), ?, ?, ?, ?, ?, ?, ?,
                    ?, ?, ?, ?, ?)""",

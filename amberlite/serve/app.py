@@ -55,6 +55,7 @@ MAX_ROWS = 10_000  # rows one query answers (a larger `limit` is refused)
 MAX_BODY = 1 << 20  # bytes of a request body
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 TOKEN_COOKIE = "amberlite_token"
+CACHE_HEADER = "X-Amberlite-Cache"  # hit | miss: whether /v1/query answered from its cache
 REVIEW_LABELS = {"match-cut accepted": "accept", "match-cut rejected": "reject"}
 REVIEW_TEXT = re.compile(r"(\S+) -> (\S+)")
 WRITE_OK_READ_ONLY = frozenset({"/v1/query", "/v1/explain"})  # POSTs that only read
@@ -138,7 +139,7 @@ def create_app(settings: Settings) -> FastAPI:
     media = Media(store.ctx)
     computing = threading.BoundedSemaphore(1)  # inline computations at once, per process
     pin = threading.Lock()
-    results = StampedCache(256)
+    results = AnswerCache(256, store.catalog.changes)
     app = FastAPI(
         title="amberlite",
         version=__version__,
@@ -183,23 +184,23 @@ def create_app(settings: Settings) -> FastAPI:
             raise HttpError(429, "the server is computing another request: retry shortly", "busy")
         return computing
 
-    def run_query(body: QueryBody) -> Any:
-        """A statement's result: from the cache when the catalog has not changed since it was
-        computed; else read on one pinned connection when nothing is missing; else computed
-        within the limits (:func:`allow_compute`)."""
-        from amberlite.query import run, work
+    def run_query(body: QueryBody) -> tuple[Any, bool]:
+        """A statement's result: from the cache while no commit (by any process) touched what
+        it depends on (:class:`AnswerCache`); else read on one pinned connection when nothing
+        is missing; else computed within the limits (:func:`allow_compute`)."""
+        from amberlite.query import depends, run, work
 
         key = (body.aql, json.dumps(body.params, sort_keys=True, default=str), body.limit)
-        stamp = store.catalog.stamp()  # taken before reading: a cached answer is never too new
-        hit = results.get(key, stamp)
+        at = results.position()  # taken before reading: a cached answer is never too new
+        hit = results.get(key)
         if hit is not None:
-            return hit
+            return hit, True
         with pin, store.catalog.pinned():  # pins are per process: one thread at a time
             todo = [s for s in work(store, body.aql, body.params) if s.action == "compute"]
             if not todo:
                 result = run(store, body.aql, rows=True, params=body.params, limit=body.limit + 1)
-                results.put(key, stamp, result)
-                return result
+                results.put(key, at, depends(store, body.aql, body.params), result)
+                return result, False
         scope = (
             None
             if any(s.asset_ids is None for s in todo)
@@ -207,7 +208,7 @@ def create_app(settings: Settings) -> FastAPI:
         )
         held = allow_compute(", ".join(s.label for s in todo), scope)
         try:
-            return run(store, body.aql, rows=True, params=body.params, limit=body.limit + 1)
+            return run(store, body.aql, rows=True, params=body.params, limit=body.limit + 1), False
         finally:
             held.release()
 
@@ -216,17 +217,21 @@ def create_app(settings: Settings) -> FastAPI:
     def query(request: Request, body: QueryBody) -> Response:
         """Run one AQL statement (SELECT, MATCH, SHOW, DESCRIBE, EXPLAIN): ``{columns, rows,
         truncated}``, or an Arrow IPC stream with ``Accept: application/vnd.apache.arrow.stream``.
-        A statement that would compute more than the server allows gets 409."""
-        result = run_query(body)
+        A statement that would compute more than the server allows gets 409. The header
+        ``X-Amberlite-Cache`` says whether the answer came from the server's cache (``hit``)."""
+        result, cached = run_query(body)
+        headers = {CACHE_HEADER: "hit" if cached else "miss"}
         if ARROW_STREAM in request.headers.get("accept", ""):
-            return Response(arrow_stream(result.table.head(body.limit)), media_type=ARROW_STREAM)
+            data = arrow_stream(result.table.head(body.limit))
+            return Response(data, media_type=ARROW_STREAM, headers=headers)
         columns, rows = result_rows(result)
         return JSONResponse(
             {
                 "columns": list(columns),
                 "rows": [[jsonable(v) for v in r] for r in rows[: body.limit]],
                 "truncated": len(rows) > body.limit,
-            }
+            },
+            headers=headers,
         )
 
     @app.post("/v1/explain", tags=["aql"])
@@ -611,26 +616,42 @@ def asset_count(store: Any) -> int:
         return con.execute("SELECT count(*) FROM assets").fetchone()[0]
 
 
-class StampedCache:
-    """Answers keyed by request, each valid for the catalog stamp it was computed under (a
-    cache of what the store holds: any commit, by any process, invalidates it)."""
+class AnswerCache:
+    """Answers keyed by request, each valid until a commit (by any process) touches one of
+    the change keys it depends on (:mod:`amberlite.catalog.changes`, read from the catalog's
+    change journal: a stat and a few bytes, no DuckDB). An answer is put with the journal
+    position taken *before* it was read, so a commit racing with the read only invalidates
+    it."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, journal: Any) -> None:
         from collections import OrderedDict
 
-        self.size, self.items, self.lock = size, OrderedDict(), threading.Lock()
+        self.size, self.journal = size, journal
+        self.items: OrderedDict = OrderedDict()
+        self.lock = threading.Lock()
 
-    def get(self, key: Any, stamp: tuple) -> Any:
+    def position(self) -> int:
+        return self.journal.position()
+
+    def get(self, key: Any) -> Any:
         with self.lock:
             found = self.items.get(key)
-            if found is None or found[0] != stamp:
-                return None
-            self.items.move_to_end(key)
-            return found[1]
-
-    def put(self, key: Any, stamp: tuple, value: Any) -> None:
+        if found is None:
+            return None
+        at, keys, value = found
+        if self.journal.changed_since(at, keys):
+            with self.lock:
+                if self.items.get(key) is found:
+                    del self.items[key]
+            return None
         with self.lock:
-            self.items[key] = (stamp, value)
+            if key in self.items:
+                self.items.move_to_end(key)
+        return value
+
+    def put(self, key: Any, at: int, keys: frozenset[str], value: Any) -> None:
+        with self.lock:
+            self.items[key] = (at, keys, value)
             self.items.move_to_end(key)
             while len(self.items) > self.size:
                 self.items.popitem(last=False)
