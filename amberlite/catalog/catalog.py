@@ -1,9 +1,21 @@
 """The catalog file and how processes share it.
 
 DuckDB lets one process at a time open a database file for writing, so the catalog is never
-held open: every access is a short transaction, serialized across processes by an ``fcntl``
-lock on ``catalog.lock`` (shared for readers, exclusive for writers) and within a process by a
-thread lock. Long work (decoding, computing, writing Parquet) happens outside any transaction.
+held open for long: every access is a short transaction. Writers hold the file alone (an
+exclusive ``fcntl`` lock across processes, a readers-writer lock within one); concurrent
+readers of a process share one read session (one shared lock, one read-only database, a
+cursor each). :mod:`amberlite.catalog.locks` has the protocol. Long work (decoding,
+computing, writing Parquet) happens outside any transaction.
+
+Each write transaction declares what it changes (``write(touches=...)``, keys of
+:mod:`amberlite.catalog.changes`: ``feature:NAME``, ``annotations:TYPE``, ``entities:TYPE``,
+``assets``, ``schema``...; ``*``, everything, by default) and the keys are appended to the
+change journal ``catalog.changes`` under the exclusive lock, before the commit. A cache of
+answers (the server's, :class:`amberlite.serve.app.AnswerCache`) keeps each answer with the
+keys it depends on and the journal position it was read at, and learns from the journal's
+tail alone (no DuckDB) whether a commit of any process touched one of them since: an answer
+survives the commits that cannot change it and never outlives one that could. A crash after
+the journal line and before the commit costs one extra invalidation.
 
 Every catalog table and sequence is declared in ``schema.sql`` (schema version
 ``SCHEMA_VERSION``, recorded in ``meta``). A new catalog gets the whole file; an older one is
@@ -15,13 +27,10 @@ newer than this code is refused.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import importlib.resources
 import logging
-import os
 import re
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,13 +38,12 @@ from typing import Any
 import duckdb
 
 from amberlite import faults
-from amberlite.catalog import changes
+from amberlite.catalog import changes, locks
 from amberlite.catalog.changes import EVERYTHING
 from amberlite.errors import StoreError, StoreFull, out_of_space
 
 SCHEMA_VERSION = 3
-LOCK_TIMEOUT_S = 120.0
-_process_lock = threading.RLock()
+LOCK_TIMEOUT_S = locks.LOCK_TIMEOUT_S
 log = logging.getLogger(__name__)
 _CREATE = re.compile(r"CREATE\s+(TABLE|SEQUENCE)\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)", re.IGNORECASE)
 
@@ -111,9 +119,9 @@ class Catalog:
         self.root.mkdir(parents=True, exist_ok=True)
         self.lock_path.touch(exist_ok=True)
         changes.create(self.changes_path)
-        self._pin_depth = 0
-        self._pin_thread: int | None = None
-        self._pinned: tuple[Any, duckdb.DuckDBPyConnection] | None = None
+        self.intent_path = self.root / "catalog.intent"
+        self._lock = locks.file_lock(self.path, self.lock_path, self.intent_path)
+        self._local = threading.local()  # this thread's pin: depth and cursor
         self.changes = changes.Journal(self.changes_path)
         self._tx = threading.local()  # the keys of this thread's write transaction
         self._init_schema()
@@ -176,54 +184,29 @@ class Catalog:
         con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)])
 
     @contextlib.contextmanager
-    def _locked(self, exclusive: bool) -> Iterator[None]:
-        with _process_lock:
-            fd = os.open(self.lock_path, os.O_RDWR)
-            try:
-                mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
-                deadline = time.monotonic() + LOCK_TIMEOUT_S
-                while True:
-                    try:
-                        fcntl.flock(fd, mode | fcntl.LOCK_NB)
-                        break
-                    except BlockingIOError:
-                        if time.monotonic() > deadline:
-                            raise StoreError(
-                                f"{self.path}: catalog locked by another process for more "
-                                f"than {LOCK_TIMEOUT_S:.0f} s"
-                            ) from None
-                        time.sleep(0.005)
-                yield
-            finally:
-                os.close(fd)  # closing the descriptor releases the lock
-
-    @contextlib.contextmanager
     def pinned(self) -> Iterator[None]:
-        """Serve this thread's reads inside the block from one shared-lock connection (a short
-        command opens the catalog once instead of once per read). A write inside the block
-        closes it first (the exclusive lock needs the shared one released); the next read
-        opens a fresh one, which sees the write. While the connection is open, other threads
-        of the process wait for it (as for any transaction): pin only single-threaded work,
-        such as one command-line statement."""
-        if self._pin_depth and self._pin_thread != threading.get_ident():
-            yield  # another thread's pin: this thread reads as usual
-            return
-        self._pin_depth += 1
-        self._pin_thread = threading.get_ident()
+        """Serve this thread's reads inside the block from one cursor (a short command reads
+        the catalog on one connection). A write inside the block closes it first (the
+        exclusive lock needs the read session to end); the next read opens a fresh one, which
+        sees the write. While it is open, writers (of this and other processes) wait for it,
+        as for any read; other threads of the process read concurrently."""
+        local = self._local
+        local.pin_depth = getattr(local, "pin_depth", 0) + 1
         try:
             yield
         finally:
-            self._pin_depth -= 1
-            if self._pin_depth == 0:
+            local.pin_depth -= 1
+            if local.pin_depth == 0:
                 self._unpin()
-                self._pin_thread = None
 
     def _unpin(self) -> None:
-        if self._pinned is not None:
-            lock, con = self._pinned
-            self._pinned = None
-            con.close()
-            lock.__exit__(None, None, None)
+        cursor = getattr(self._local, "pinned", None)
+        if cursor is not None:
+            self._local.pinned = None
+            try:
+                cursor.close()
+            finally:
+                self._lock.release_read()
 
     @contextlib.contextmanager
     def write(
@@ -231,36 +214,38 @@ class Catalog:
     ) -> Iterator[duckdb.DuckDBPyConnection]:
         """One write transaction: committed on normal exit, rolled back on an exception.
         ``touches``: what it changes, as keys of :mod:`amberlite.catalog.changes` (the default,
-        ``*``, invalidates every cached answer; ``()`` declares a write no answer reads). The
-        keys are journaled under the exclusive lock before the commit."""
+        ``*``, invalidates every cached answer; ``()`` declares a write no answer reads; more
+        keys can be added inside with :meth:`touch`). The keys are journaled under the
+        exclusive lock, before the commit."""
         keys = list(changes.normalize(touches))
-        if self._pin_thread == threading.get_ident():
-            self._unpin()
-        with self._locked(exclusive=True):
+        self._unpin()  # a pinned read of this thread would hold the write lock off
+        fds = self._lock.acquire_write()
+        try:
+            con = duckdb.connect(str(self.path))
             try:
-                con = duckdb.connect(str(self.path))
+                con.execute("BEGIN TRANSACTION")
+                outer, self._tx.keys = getattr(self._tx, "keys", None), keys
                 try:
-                    con.execute("BEGIN TRANSACTION")
-                    outer, self._tx.keys = getattr(self._tx, "keys", None), keys
-                    try:
-                        yield con
-                    except BaseException:
-                        con.execute("ROLLBACK")
-                        raise
-                    finally:
-                        self._tx.keys = outer
-                    if keys:
-                        changes.append(self.changes_path, tuple(dict.fromkeys(keys)))
-                    faults.point("catalog_before_commit")
-                    con.execute("COMMIT")
+                    yield con
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
                 finally:
-                    con.close()
-            except (duckdb.Error, OSError) as e:
-                # A full disk fails the commit (or the write-ahead log) and nothing of the
-                # transaction is kept: say so plainly instead of DuckDB's message.
-                if out_of_space(e) and not isinstance(e, StoreFull):
-                    raise StoreFull(self.root, "catalog commit") from e
-                raise
+                    self._tx.keys = outer
+                if keys:
+                    changes.append(self.changes_path, tuple(dict.fromkeys(keys)))
+                faults.point("catalog_before_commit")
+                con.execute("COMMIT")
+            finally:
+                con.close()
+        except (duckdb.Error, OSError) as e:
+            # A full disk fails the commit (or the write-ahead log) and nothing of the
+            # transaction is kept: say so plainly instead of DuckDB's message.
+            if out_of_space(e) and not isinstance(e, StoreFull):
+                raise StoreFull(self.root, "catalog commit") from e
+            raise
+        finally:
+            self._lock.release_write(fds)
 
     def touch(self, *keys: str) -> None:
         """Add change keys to this thread's write transaction (what it changes may be known
@@ -272,25 +257,28 @@ class Catalog:
 
     @contextlib.contextmanager
     def read(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A read-only connection that sees committed state only."""
-        if self._pin_depth and self._pin_thread == threading.get_ident():
-            if self._pinned is None:
-                lock = self._locked(exclusive=False)
-                lock.__enter__()
+        """A read-only connection that sees committed state only (a cursor of the process's
+        read session: threads read concurrently)."""
+        local = self._local
+        if getattr(local, "pin_depth", 0):
+            if getattr(local, "pinned", None) is None:
+                session = self._lock.acquire_read()
                 try:
-                    con = duckdb.connect(str(self.path), read_only=True)
+                    local.pinned = session.con.cursor()
                 except BaseException:
-                    lock.__exit__(None, None, None)
+                    self._lock.release_read()
                     raise
-                self._pinned = (lock, con)
-            yield self._pinned[1]
+            yield local.pinned
             return
-        with self._locked(exclusive=False):
-            con = duckdb.connect(str(self.path), read_only=True)
+        session = self._lock.acquire_read()
+        try:
+            cursor = session.con.cursor()
             try:
-                yield con
+                yield cursor
             finally:
-                con.close()
+                cursor.close()
+        finally:
+            self._lock.release_read()
 
     def stamp(self) -> tuple:
         """Changes whenever the catalog file or its write-ahead log is written (mtime, size,

@@ -138,7 +138,6 @@ def create_app(settings: Settings) -> FastAPI:
     store = open_store(settings.store, create=False)
     media = Media(store.ctx)
     computing = threading.BoundedSemaphore(1)  # inline computations at once, per process
-    pin = threading.Lock()
     results = AnswerCache(256, store.catalog.changes)
     app = FastAPI(
         title="amberlite",
@@ -186,8 +185,9 @@ def create_app(settings: Settings) -> FastAPI:
 
     def run_query(body: QueryBody) -> tuple[Any, bool]:
         """A statement's result: from the cache while no commit (by any process) touched what
-        it depends on (:class:`AnswerCache`); else read on one pinned connection when nothing
-        is missing; else computed within the limits (:func:`allow_compute`)."""
+        it depends on (:class:`AnswerCache`); else read on one pinned cursor when nothing
+        is missing (threads read concurrently); else computed within the limits
+        (:func:`allow_compute`)."""
         from amberlite.query import depends, run, work
 
         key = (body.aql, json.dumps(body.params, sort_keys=True, default=str), body.limit)
@@ -195,7 +195,7 @@ def create_app(settings: Settings) -> FastAPI:
         hit = results.get(key)
         if hit is not None:
             return hit, True
-        with pin, store.catalog.pinned():  # pins are per process: one thread at a time
+        with store.catalog.pinned():  # this thread's reads on one cursor; threads read at once
             todo = [s for s in work(store, body.aql, body.params) if s.action == "compute"]
             if not todo:
                 result = run(store, body.aql, rows=True, params=body.params, limit=body.limit + 1)
