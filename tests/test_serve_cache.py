@@ -104,3 +104,77 @@ def test_a_journal_replaced_by_compaction_drops_every_answer(tmp_path, monkeypat
     with cat.write():  # undeclared: everything
         pass
     assert journal.changed_since(at, {"x"})
+
+
+def test_group_commit_batches_waiting_callers_and_isolates_a_bad_one():
+    import threading
+
+    from amberlite.serve.app import GroupCommit
+
+    calls: list[list[int]] = []
+    gate = threading.Event()
+
+    def commit(items: list[int]) -> list[int]:
+        calls.append(list(items))
+        if len(calls) == 1:
+            gate.wait(30)  # the first batch commits slowly: the others queue meanwhile
+        if any(i < 0 for i in items):
+            raise ValueError(f"bad {min(items)}")
+        return [10 * i for i in items]
+
+    group = GroupCommit(commit)
+    results: dict[int, object] = {}
+
+    def call(i: int) -> None:
+        try:
+            results[i] = group.submit(i)
+        except ValueError as e:
+            results[i] = str(e)
+
+    first = threading.Thread(target=call, args=(0,))
+    first.start()
+    while not calls:
+        threading.Event().wait(0.01)
+    others = [threading.Thread(target=call, args=(i,)) for i in (1, 2, -3, 4)]
+    for t in others:
+        t.start()
+    while len(group.pending) < 4:
+        threading.Event().wait(0.01)
+    gate.set()
+    for t in [first, *others]:
+        t.join(timeout=30)
+    assert results == {0: 0, 1: 10, 2: 20, -3: "bad -3", 4: 40}
+    assert calls[0] == [0] and sorted(calls[1]) == [-3, 1, 2, 4]  # one batch, then one each
+    assert sorted(map(tuple, calls[2:])) == [(-3,), (1,), (2,), (4,)]
+
+
+def test_concurrent_annotation_posts_are_each_stored_once(server, served_store):
+    import json
+    import threading
+
+    import amberlite
+
+    answers: list[tuple[int, dict]] = []
+
+    def post(i: int) -> None:
+        asset = "film2" if i else "no-such-film"
+        note = {"asset": asset, "start_s": 0.1, "end_s": 0.2, "text": f"group-{i}", "author": "g"}
+        status, _, data = server.request("POST", "/v1/annotations", note)
+        answers.append((status, json.loads(data)))
+
+    threads = [threading.Thread(target=post, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    good = sorted(a["text"] for s, a in answers if s == 201)
+    assert good == [f"group-{i}" for i in range(1, 8)]
+    assert [s for s, a in answers if s != 201] and all(
+        400 <= s < 500 and "no-such-film" in a["error"] for s, a in answers if s != 201
+    )
+    stored = [
+        a["text"]
+        for a in amberlite.open(served_store).annotations.list("comment")
+        if (a["text"] or "").startswith("group-")
+    ]
+    assert sorted(stored) == good

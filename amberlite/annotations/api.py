@@ -250,9 +250,19 @@ class Annotations:
         }
         return self._insert([record], None, "add")[0]
 
+    def add_many(self, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Add annotations (records with the arguments of :meth:`add` as keys) in one catalog
+        transaction; returns them as stored. One invalid record adds none."""
+        return self._insert(records, None, "add", stored=True)
+
     def _insert(
-        self, records: Sequence[Mapping[str, Any]], author: str | None, action: str
-    ) -> list[str]:
+        self,
+        records: Sequence[Mapping[str, Any]],
+        author: str | None,
+        action: str,
+        stored: bool = False,
+    ) -> list[Any]:
+        """Insert human records; their ids, or with ``stored`` the records as stored."""
         with self.ctx.catalog.write(touches=()) as con:  # the records' types, below
             by_alias, info = self._assets(con)
             rows, history, ids = [], [], []
@@ -284,6 +294,8 @@ class Annotations:
             self._write_rows(con, rows)
             self._write_history(con, history)
             faults.point("annotation_before_commit")
+            if stored:
+                return self._dicts(con, ids)
         return ids
 
     def _validated(

@@ -439,6 +439,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     # -- annotations --------------------------------------------------------------------------
     notes = store.annotations
+    adds = GroupCommit(notes.add_many)
 
     @app.get("/v1/annotations", tags=["annotations"])
     def list_annotations(
@@ -467,20 +468,13 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.post("/v1/annotations", tags=["annotations"], status_code=201)
     def add_annotation(body: AnnotationBody) -> dict[str, Any]:
-        """Add an annotation (a ``comment`` with a box: a person's note on a frame)."""
-        new_id = notes.add(
-            body.type,
-            body.asset,
-            body.start_s,
-            body.end_s,
-            box=body.box,
-            label=body.label,
-            confidence=body.confidence,
-            text=body.text,
-            author=body.author,
-            **body.fields,
-        )
-        return jsonable(notes.get(new_id))
+        """Add an annotation (a ``comment`` with a box: a person's note on a frame). Adds
+        arriving together are committed in one catalog transaction (:class:`GroupCommit`)."""
+        record = body.model_dump(exclude={"fields"})
+        clash = sorted(set(record) & set(body.fields))
+        if clash:
+            raise HttpError(400, f"fields: {clash[0]!r} is a top-level key, not a field", "fields")
+        return jsonable(adds.submit({**record, **body.fields}))
 
     @app.get("/v1/annotations/{ann_id}", tags=["annotations"])
     def get_annotation(ann_id: str) -> dict[str, Any]:
@@ -655,6 +649,72 @@ class AnswerCache:
             self.items.move_to_end(key)
             while len(self.items) > self.size:
                 self.items.popitem(last=False)
+
+
+class GroupCommit:
+    """Concurrent calls of one writer, committed together: ``submit(item)`` waits while a
+    batch commits, then the items that arrived meanwhile go in one call of ``commit(items)``
+    (one catalog transaction instead of one each). A batch that fails is retried item by item,
+    so each caller gets its own answer or error."""
+
+    def __init__(self, commit: Any) -> None:
+        self.commit = commit
+        self.lock = threading.Lock()
+        self.pending: list[_Pending] = []
+        self.busy = False  # a batch is being committed
+
+    def submit(self, item: Any) -> Any:
+        mine = _Pending(item)
+        with self.lock:
+            self.pending.append(mine)
+            lead, self.busy = not self.busy, True
+        if not lead:
+            mine.done.wait()
+            if not mine.lead:
+                return mine.outcome()
+        with self.lock:
+            batch, self.pending = self.pending, []
+        try:
+            self._commit(batch)
+        finally:
+            with self.lock:
+                if self.pending:  # arrived during the commit: the first leads the next batch
+                    self.pending[0].lead = True
+                    self.pending[0].done.set()
+                else:
+                    self.busy = False
+        return mine.outcome()
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        try:
+            results = self.commit([p.item for p in batch])
+            for p, r in zip(batch, results):
+                p.result = r
+        except Exception as e:  # noqa: BLE001 - each item's own error, below
+            if len(batch) == 1:
+                batch[0].error = e
+            else:
+                for p in batch:
+                    try:
+                        p.result = self.commit([p.item])[0]
+                    except Exception as own:  # noqa: BLE001 - that caller's error
+                        p.error = own
+        finally:
+            for p in batch:
+                p.lead = False
+                p.done.set()
+
+
+class _Pending:
+    def __init__(self, item: Any) -> None:
+        self.item, self.result, self.error = item, None, None
+        self.lead = False
+        self.done = threading.Event()
+
+    def outcome(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.result
 
 
 # -- results ----------------------------------------------------------------------------------
