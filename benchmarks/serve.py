@@ -93,9 +93,9 @@ def start_server(store: Path, port: int, workers: int) -> subprocess.Popen:
 
 
 class Client(threading.Thread):
-    def __init__(self, k: int, port: int, until: float, durations: dict) -> None:
+    def __init__(self, k: int, port: int, until: float, durations: dict, cold: bool = False):
         super().__init__(daemon=True)
-        self.k, self.port, self.until = k, port, until
+        self.k, self.port, self.until, self.cold = k, port, until, cold
         # (endpoint, seconds, status, start): endpoint query-hit | query-miss | frame | annotate
         self.samples: list[tuple[str, float, int, float]] = []
         self.written: list[str] = []
@@ -112,6 +112,8 @@ class Client(threading.Thread):
             if r < 0.5:
                 name, method, path = "query", "POST", "/v1/query"
                 body = {"aql": AQL, "params": {"film": film}}
+                if self.cold:  # another `limit` each time: the server's cache cannot answer
+                    body["limit"] = rng.randrange(10, 10_000)
             elif r < 0.8:
                 name, method = "frame", "GET"
                 path = f"/v1/assets/{film}/frame.jpg?n={rng.randrange(120)}&w=160"
@@ -167,6 +169,9 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--workers", type=int, default=1, help="server processes")
     ap.add_argument(
+        "--cold", action="store_true", help="queries the server cannot answer from its cache"
+    )
+    ap.add_argument(
         "--no-materialize", action="store_true", help="no materialization in another process"
     )
     args = ap.parse_args()
@@ -193,7 +198,7 @@ def main() -> None:
         warm = Client(-1, port, time.monotonic() + 3, {})
         warm.run()
         until = time.monotonic() + args.seconds
-        clients = [Client(k, port, until, {}) for k in range(args.clients)]
+        clients = [Client(k, port, until, {}, args.cold) for k in range(args.clients)]
         started = time.monotonic()
         for c in clients:
             c.start()
