@@ -115,6 +115,39 @@ def test_clip_of_a_time_range(server):
         assert len(list(box.decode(video=0))) == 25
 
 
+def test_a_playable_asset_is_served_whole_with_byte_ranges(server, served_store):
+    status, info = server.json("GET", q("/v1/shots/info", ref="film1/2"))
+    assert status == 200
+    assert info["play"] == {
+        "url": f"/v1/assets/{info['asset_id']}/video#t=2.0,3.0",
+        "start": 2.0,
+    }
+    status, headers, data = server.request("GET", info["play"]["url"].split("#")[0])
+    assert status == 200 and headers["content-type"] == "video/mp4"
+    source = served_store.parent / "a.mp4"  # film1
+    assert data == source.read_bytes()  # the file itself: any time range plays, no transcode
+    status, headers, part = server.request(
+        "GET", "/v1/assets/film1/video", headers={"Range": "bytes=10-49"}
+    )
+    assert status == 206 and part == data[10:50]
+
+
+def test_an_asset_browsers_cannot_play_gets_clips_instead(tmp_path):
+    import amberlite
+    from amberlite.media.synth import Scene, render
+    from amberlite.serve.media import Media
+
+    render(tmp_path / "old.avi", [Scene(frames=5, background=(200, 40, 40))], 64, 36, codec="mpeg4")
+    render(tmp_path / "new.mov", [Scene(frames=5, background=(40, 200, 40))], 64, 36)
+    store = amberlite.open(tmp_path / "store")
+    store.ingest([tmp_path / "old.avi", tmp_path / "new.mov"], progress=False)
+    old, new = store.resolve_assets(["old", "new"])
+    media = Media(store.ctx)
+    mime, why = media.playable(old)
+    assert mime is None and "old.avi: browsers do not play its container (avi)" in why
+    assert media.playable(new) == ("video/mp4", "")
+
+
 # -- match cuts ---------------------------------------------------------------------------------
 def test_matchcuts_are_the_memoized_pairs_of_amberlite_matchcut(server, served_store):
     status, got = server.json("GET", q("/v1/matchcuts", type="color", top=4, across="true"))

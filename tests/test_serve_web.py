@@ -126,7 +126,12 @@ def test_draw_a_box_with_a_comment_and_read_it_back(app, server):
     app.get(server.url + "/#shot/film1/1")
     wait(app, lambda d: d.execute_script("return document.querySelector('#shot-video').readyState")
          >= 2)  # fmt: skip
-    app.execute_script("const v = document.querySelector('#shot-video'); v.currentTime = 0.4")
+    # the asset's own file plays (no transcode), from the shot's start at 1.0 s
+    src = app.execute_script("return document.querySelector('#shot-video').currentSrc")
+    assert "/v1/assets/" in src and src.endswith("/video#t=1.0,2.0"), src
+    at = app.execute_script("return document.querySelector('#shot-video').currentTime")
+    assert at == pytest.approx(1.0, abs=0.05)
+    app.execute_script("const v = document.querySelector('#shot-video'); v.currentTime = 1.4")
     wait(app, lambda d: d.execute_script("return !document.querySelector('#shot-video').seeking"))
     css(app, "#draw")[0].click()
     overlay = css(app, "#shot-overlay")[0]

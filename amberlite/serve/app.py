@@ -22,6 +22,7 @@ import logging
 import math
 import re
 import threading
+import urllib.parse
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -46,7 +47,7 @@ from amberlite.errors import (
 )
 from amberlite.serve import jobs
 from amberlite.serve.bind import LOCAL_HOSTS
-from amberlite.serve.media import BadMediaRequest, Media, Span
+from amberlite.serve.media import MAX_CLIP_S, BadMediaRequest, Media, Span
 from amberlite.version import __version__
 
 log = logging.getLogger(__name__)
@@ -331,8 +332,31 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/v1/shots/info", tags=["media"])
     def shot_info(ref: str = Query(..., max_length=300)) -> dict[str, Any]:
-        """A shot's asset, frames and seconds."""
-        return {k: jsonable(v) for k, v in shot(ref).items()}
+        """A shot's asset, frames and seconds, and how a browser plays it: ``play`` is
+        ``{url, start}``, a video to load and the time in it where the shot starts (the
+        asset's own file from ``start_s``, or a clip from 0 when the file is not one browsers
+        play; such clips stop after 30 s)."""
+        info = {k: jsonable(v) for k, v in shot(ref).items()}
+        asset = urllib.parse.quote(info["asset_id"], safe="")
+        if media.playable(info["asset_id"])[0]:
+            url = f"/v1/assets/{asset}/video#t={info['start_s']},{info['end_s']}"
+            info["play"] = {"url": url, "start": info["start_s"]}
+        else:
+            end = min(info["end_s"], info["start_s"] + MAX_CLIP_S)
+            url = f"/v1/assets/{asset}/clip.mp4?start={info['start_s']}&end={end}"
+            info["play"] = {"url": url, "start": 0.0}
+        return info
+
+    @app.get("/v1/assets/{asset}/video", tags=["media"], response_class=FileResponse)
+    def video(asset: str):
+        """The asset's own file, when browsers play it as it is (H.264, AV1 or VP9 in MP4 or
+        MOV; VP8, VP9 or AV1 in WebM; its first frame at 0 s): any time range plays and seeks
+        by byte ranges, nothing is transcoded. Else 409 (``not-playable``): use ``clip.mp4``."""
+        asset_id = asset_id_of(asset)
+        mime, why = media.playable(asset_id)
+        if mime is None:
+            raise HttpError(409, f"{why}: ask for clip.mp4 of a time range", "not-playable")
+        return FileResponse(media.view(asset_id).path, media_type=mime)
 
     @app.get("/v1/assets/{asset}/clip.mp4", tags=["media"], response_class=FileResponse)
     def clip(asset: str, start: float = Query(..., ge=0), end: float = Query(..., gt=0)):

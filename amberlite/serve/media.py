@@ -1,6 +1,11 @@
-"""Pictures and video for the web app: a frame as JPEG, a shot's thumbnail strip, and short
-MP4 clips (a time range, or a cut: the end of shot A into the start of shot B) that a browser
-plays.
+"""Pictures and video for the web app: a frame as JPEG, a shot's thumbnail strip, the asset's
+own file when a browser can play it, and short MP4 clips (a time range, or a cut: the end of
+shot A into the start of shot B) that a browser plays.
+
+An asset whose file a browser plays as it is (:meth:`Media.playable`: H.264 / AV1 / VP9 in
+MP4 or MOV, VP8 / VP9 / AV1 in WebM, 8-bit 4:2:0, its first frame at time 0 so the browser's
+clock is the store's) is served whole, with byte ranges: any time range plays and scrubs
+without transcoding. Other assets play through clips.
 
 Frames are decoded by exact frame number (:func:`amberlite.media.decode.read_batch`). Clips
 are encoded once with PyAV (H.264, ``+faststart``) into ``<store>/cache/clips/``, named by a
@@ -31,6 +36,12 @@ MAX_SIDE = 3840  # pixels, either side of a requested picture
 MAX_CLIP_S = 30.0  # seconds of one clip
 CLIP_HEIGHT = 360  # clips are scaled to at most this height
 CLIP_VERSION = "2"  # part of every clip's cache name: bump when the encoding changes
+# codecs a browser's <video> decodes, per container family PyAV names (Chromium's set)
+PLAYABLE = {
+    "mov,mp4,m4a,3gp,3g2,mj2": ("video/mp4", frozenset({"h264", "av1", "vp9"})),
+    "matroska,webm": ("video/webm", frozenset({"vp8", "vp9", "av1"})),
+}
+PLAYABLE_PIX = frozenset({"yuv420p", "yuvj420p"})
 
 
 class BadMediaRequest(AmberliteError):
@@ -55,6 +66,7 @@ class Media:
         self._size = views
         self._lock = threading.Lock()
         self.clip_dir = ctx.root / "cache" / "clips"
+        self._playable: dict[str, tuple[str | None, str]] = {}
 
     def view(self, asset_id: str) -> AssetView:
         with self._lock:
@@ -117,6 +129,18 @@ class Media:
             raise MediaError(f"{view.alias}: no frame of {span.start}-{span.end} decoded")
         return jpeg(np.concatenate(pictures, axis=1), 80)
 
+    # -- the asset's own file -----------------------------------------------------------------
+    def playable(self, asset_id: str) -> tuple[str | None, str]:
+        """``(media type, "")`` when a browser plays the asset's file as it is, else ``(None,
+        why not)``. Probed once per asset and process (the container's header only)."""
+        if asset_id in self._playable:
+            return self._playable[asset_id]
+        view = self.view(asset_id)
+        found = _probe_playable(view.path, view.index)
+        with self._lock:
+            self._playable[asset_id] = found
+        return found
+
     # -- clips --------------------------------------------------------------------------------
     def span_of_seconds(self, asset_id: str, start_s: float, end_s: float) -> Span:
         """Frames shown in ``[start_s, end_s)`` (at least one)."""
@@ -174,6 +198,32 @@ class Media:
                     frame = av.VideoFrame.from_ndarray(letterbox(picture, size), "rgb24")
                     box.mux(stream.encode(frame))
             box.mux(stream.encode(None))
+
+
+def _probe_playable(path: str | os.PathLike, index) -> tuple[str | None, str]:
+    import av
+
+    name = os.path.basename(os.fspath(path))
+    try:
+        with av.open(os.fspath(path)) as box:
+            stream = box.streams.video[0]
+            family, codec = box.format.name, stream.codec_context.name
+            pix = stream.codec_context.pix_fmt or ""
+    except (av.FFmpegError, OSError, IndexError) as e:
+        return None, f"{name} could not be opened ({e})"
+    mime, codecs = PLAYABLE.get(family, (None, frozenset()))
+    if mime == "video/webm" and not name.lower().endswith(".webm"):
+        mime = None  # Matroska other than WebM
+    if mime is None:
+        return None, f"{name}: browsers do not play its container ({family})"
+    if codec not in codecs:
+        return None, f"{name}: browsers do not play {codec} video in {mime}"
+    if pix not in PLAYABLE_PIX:
+        return None, f"{name}: browsers do not play {pix} pictures"
+    first = float(index.start_pts * index.time_base)
+    if abs(first) > 0.5 / max(len(index) / max(index.duration_s, 1e-9), 1.0):
+        return None, f"{name}: its first frame is at {first:.3f} s, not 0"
+    return mime, ""
 
 
 def fit(

@@ -102,9 +102,8 @@ async function openShot(ref) {
     const shot = await api("GET", `/v1/shots/info?ref=${encodeURIComponent(ref)}`);
     state.shot = shot;
     $("#shot-title").textContent = `${shot.ref}  ${smpte(shot.start_s, fpsOf(shot.asset))}`;
-    const end = Math.min(shot.end_s, shot.start_s + 30);
-    const video = $("#shot-video");
-    video.src = `/v1/assets/${encodeURIComponent(shot.asset_id)}/clip.mp4?start=${shot.start_s}&end=${end}`;
+    // the asset's own file from the shot's start when the browser plays it, else a clip
+    $("#shot-video").src = shot.play.url;
     await loadNotes();
   } catch (e) { $("#shot-message").textContent = e.message; }
 }
@@ -136,11 +135,16 @@ function pictureRect() {
   return { x: (w - vw * scale) / 2, y: (h - vh * scale) / 2, w: vw * scale, h: vh * scale };
 }
 
+// the asset's time on screen: the video is the asset's file or a clip from the shot's start
+function shotTime(video) {
+  return state.shot.start_s + video.currentTime - state.shot.play.start;
+}
+
 function drawOverlay() {
   const canvas = sizeOverlay(), g = canvas.getContext("2d"), video = $("#shot-video");
   g.clearRect(0, 0, canvas.width, canvas.height);
   if (!state.shot) return;
-  const t = state.shot.start_s + video.currentTime, pic = pictureRect();
+  const t = shotTime(video), pic = pictureRect();
   $("#shot-tc").textContent = smpte(t, fpsOf(state.shot.asset));
   g.lineWidth = 2; g.font = "13px sans-serif";
   for (const a of state.notes) {
@@ -190,7 +194,7 @@ function onUp(ev) {
 
 async function saveBox() {
   const s = state.shot, video = $("#shot-video");
-  const t = Math.min(s.end_s, s.start_s + video.currentTime);
+  const t = Math.min(s.end_s, Math.max(s.start_s, shotTime(video)));
   try {
     await api("POST", "/v1/annotations", {
       type: "comment", asset: s.asset_id, start_s: t, end_s: t,
