@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from amberlite.context import StoreContext, context_of
@@ -62,14 +62,44 @@ def run(
     """Run one AQL statement: its result table and, for NEAREST / MATCH, which search ran.
     An EXPLAIN returns one ``plan`` column. ``rows``: a SELECT's result as Python rows (no
     polars; see :class:`~amberlite.exec.select.QueryResult`)."""
+    return statement(store, text, params, limit).run(rows)
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One planned statement: what running it would compute, its result, and what its answer
+    depends on (a server asks all three of one plan)."""
+
+    ctx: StoreContext
+    plan: L.Plan
+    explained: bool
+
+    def work(self) -> list[FeatureStep]:
+        """What running it would read or compute, per feature (nothing is computed)."""
+        return [] if self.explained else plan_steps(self.ctx, self.plan)
+
+    def run(self, rows: bool = False) -> QueryResult:
+        if self.explained:
+            lines = explain_plan(self.ctx, self.plan).splitlines()
+            return QueryResult(None, None, ("plan",), [(ln,) for ln in lines])
+        result = execute(self.ctx, self.plan, rows=rows)
+        log.debug("result: %s", "rows" if result.rows is not None else result.table.shape)
+        return result
+
+    def depends(self) -> frozenset[str]:
+        """The catalog change keys its answer depends on (:mod:`amberlite.plan.depends`)."""
+        from amberlite.plan.depends import depends_on
+
+        return frozenset({"*"}) if self.explained else depends_on(self.plan)
+
+
+def statement(
+    store: Any, text: str, params: Mapping[str, Any] | None = None, limit: int | None = None
+) -> Statement:
+    """One statement, planned (see :func:`plan`)."""
     ctx: StoreContext = context_of(store)
     optimized, explained = plan(ctx, text, params, limit)
-    if explained:
-        lines = explain_plan(ctx, optimized).splitlines()
-        return QueryResult(None, None, ("plan",), [(ln,) for ln in lines])
-    result = execute(ctx, optimized, rows=rows)
-    log.debug("result: %s", "rows" if result.rows is not None else result.table.shape)
-    return result
+    return Statement(ctx, optimized, explained)
 
 
 def run_query(store: Any, text: str, params: Mapping[str, Any] | None = None) -> pl.DataFrame:
@@ -80,18 +110,13 @@ def run_query(store: Any, text: str, params: Mapping[str, Any] | None = None) ->
 def work(store: Any, text: str, params: Mapping[str, Any] | None = None) -> list[FeatureStep]:
     """What running a statement would read or compute, per feature (nothing is computed; an
     EXPLAIN, SHOW or DESCRIBE has no steps)."""
-    ctx = context_of(store)
-    optimized, explained = plan(ctx, text, params)
-    return [] if explained else plan_steps(ctx, optimized)
+    return statement(store, text, params).work()
 
 
 def depends(store: Any, text: str, params: Mapping[str, Any] | None = None) -> frozenset[str]:
     """The catalog change keys a statement's answer depends on (see
     :mod:`amberlite.plan.depends`): the answer stays valid until a commit touches one."""
-    from amberlite.plan.depends import depends_on
-
-    optimized, explained = plan(context_of(store), text, params)
-    return frozenset({"*"}) if explained else depends_on(optimized)
+    return statement(store, text, params).depends()
 
 
 def explain(store: Any, text: str, params: Mapping[str, Any] | None = None) -> str:

@@ -189,7 +189,7 @@ def create_app(settings: Settings) -> FastAPI:
         it depends on (:class:`AnswerCache`); else read on one pinned cursor when nothing
         is missing (threads read concurrently); else computed within the limits
         (:func:`allow_compute`)."""
-        from amberlite.query import depends, run, work
+        from amberlite.query import statement
 
         key = (body.aql, json.dumps(body.params, sort_keys=True, default=str), body.limit)
         at = results.position()  # taken before reading: a cached answer is never too new
@@ -197,10 +197,11 @@ def create_app(settings: Settings) -> FastAPI:
         if hit is not None:
             return hit, True
         with store.catalog.pinned():  # this thread's reads on one cursor; threads read at once
-            todo = [s for s in work(store, body.aql, body.params) if s.action == "compute"]
+            stmt = statement(store, body.aql, body.params, body.limit + 1)  # planned once
+            todo = [s for s in stmt.work() if s.action == "compute"]
             if not todo:
-                result = run(store, body.aql, rows=True, params=body.params, limit=body.limit + 1)
-                results.put(key, at, depends(store, body.aql, body.params), result)
+                result = stmt.run(rows=True)
+                results.put(key, at, stmt.depends(), result)
                 return result, False
         scope = (
             None
@@ -209,7 +210,7 @@ def create_app(settings: Settings) -> FastAPI:
         )
         held = allow_compute(", ".join(s.label for s in todo), scope)
         try:
-            return run(store, body.aql, rows=True, params=body.params, limit=body.limit + 1), False
+            return stmt.run(rows=True), False
         finally:
             held.release()
 
