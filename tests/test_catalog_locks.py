@@ -132,3 +132,51 @@ def test_a_forked_child_holds_none_of_its_parents_locks(tmp_path, monkeypatch):
         os.write(go, b"x")
         os.waitpid(pid, 0)
     assert value(cat) == "v"
+
+
+STREAM = """
+import sys
+from pathlib import Path
+from amberlite.catalog import Catalog
+cat = Catalog(sys.argv[1])
+for i in range(1, 21):  # back-to-back writes: the catalog is free only between two of them
+    with cat.write() as con:
+        con.execute("INSERT OR REPLACE INTO meta VALUES ('k', ?)", [str(i)])
+    if i == 1:
+        Path(sys.argv[2]).touch()
+"""
+
+
+def test_writes_back_to_back_do_not_starve_readers(tmp_path):
+    """A reader gets in between two writes of a stream, in this process and from another."""
+    cat = Catalog(tmp_path)
+    first = threading.Event()
+
+    def stream() -> None:  # this process: two threads queue 10 writes each
+        for _ in range(10):
+            with cat.write() as con:
+                con.execute(
+                    "INSERT OR REPLACE INTO meta SELECT 'k', (coalesce(max(value::INT), 0) + 1)"
+                    "::TEXT FROM meta WHERE key = 'k'"
+                )
+            first.set()
+
+    writers = [threading.Thread(target=stream) for _ in range(2)]
+    for t in writers:
+        t.start()
+    first.wait(60)
+    seen = value(cat)  # waits for one write at most, not for the stream to end
+    for t in writers:
+        t.join(timeout=120)
+    assert value(cat) == "20" and seen is not None and int(seen) < 20
+
+    started = tmp_path / "started"
+    child = subprocess.Popen([sys.executable, "-c", STREAM, str(tmp_path), str(started)])
+    try:
+        while not started.exists() and child.poll() is None:
+            threading.Event().wait(0.01)
+        seen = value(cat)  # read while the other process writes back to back
+    finally:
+        child.wait(timeout=120)
+    assert child.returncode == 0
+    assert seen is not None and int(seen) < 20  # in the middle of the stream

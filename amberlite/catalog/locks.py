@@ -7,12 +7,15 @@ process, a read-write connection while a read-only one is open (and the reverse)
   for writers. A writer first takes ``catalog.intent`` exclusively; readers pass through
   ``catalog.intent`` (shared) before taking ``catalog.lock``, and a process whose readers are
   reading stops admitting new ones while another process holds ``catalog.intent``: readers
-  never starve a writer.
-- **Within a process**: a readers-writer lock per catalog file (writers first). Concurrent
-  readers share one *session*: one shared ``fcntl`` lock and one read-only DuckDB database,
-  opened by the first reader and closed by the last; each read is a cursor of it (a cursor
-  costs about a millisecond, opening the database tens). A writer waits for the session to
-  end and holds the file alone.
+  never starve a writer. A reader kept waiting at ``catalog.intent`` holds ``catalog.readers``
+  (shared) and writers about to take their intent let it go first (for up to a second):
+  writers never starve a reader either.
+- **Within a process**: a phase-fair readers-writer lock per catalog file: a waiting writer
+  goes before readers that arrive after it, and the readers waiting when a write ends go
+  before the next writer. Concurrent readers share one *session*: one shared ``fcntl`` lock
+  and one read-only DuckDB database, opened by the first reader and closed by the last; each
+  read is a cursor of it (a cursor costs about a millisecond, opening the database tens). A
+  writer waits for the session to end and holds the file alone.
 
 A forked child closes its copies of the lock descriptors (the parent keeps its locks) and
 starts with no session.
@@ -31,42 +34,53 @@ import duckdb
 from amberlite.errors import StoreError
 
 LOCK_TIMEOUT_S = 120.0
+READER_TURN_S = 0.02  # a reader kept waiting this long by writers asks for its turn
+READER_TURN_MAX_S = 1.0  # how long a writer lets waiting readers of other processes go first
 _POLL_S = 0.005
+
+
+def try_flock(path: Path, exclusive: bool) -> int | None:
+    """An open descriptor of ``path`` holding an ``fcntl`` lock, or None when it is taken."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+        return fd
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def flock(path: Path, exclusive: bool, what: str, timeout: float | None = None) -> int:
     """An open descriptor of ``path`` holding an ``fcntl`` lock (closing it releases the
     lock); waits at most ``timeout`` seconds (``LOCK_TIMEOUT_S``)."""
     timeout = LOCK_TIMEOUT_S if timeout is None else timeout
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
     deadline = time.monotonic() + timeout
-    try:
-        while True:
-            try:
-                fcntl.flock(fd, mode | fcntl.LOCK_NB)
-                return fd
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise StoreError(
-                        f"{what}: catalog locked by another process for more than {timeout:.0f} s"
-                    ) from None
-                time.sleep(_POLL_S)
-    except BaseException:
-        os.close(fd)
-        raise
+    while True:
+        fd = try_flock(path, exclusive)
+        if fd is not None:
+            return fd
+        if time.monotonic() > deadline:
+            raise StoreError(
+                f"{what}: catalog locked by another process for more than {timeout:.0f} s"
+            )
+        time.sleep(_POLL_S)
+
+
+def taken(path: Path, exclusive: bool) -> bool:
+    """True when ``path``'s lock is held so that this mode cannot take it now."""
+    fd = try_flock(path, exclusive)
+    if fd is None:
+        return True
+    os.close(fd)
+    return False
 
 
 def writer_waiting(intent_path: Path) -> bool:
     """True while a process holds (or waits for) the write lock: its intent is taken."""
-    fd = os.open(intent_path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
+    return taken(intent_path, exclusive=False)
 
 
 class Session:
@@ -89,6 +103,7 @@ class FileLock:
 
     def __init__(self, db_path: Path, lock_path: Path, intent_path: Path) -> None:
         self.db_path, self.lock_path, self.intent_path = db_path, lock_path, intent_path
+        self.readers_path = intent_path.with_name("catalog.readers")
         self._reset()
 
     def _reset(self) -> None:
@@ -96,6 +111,8 @@ class FileLock:
         self.readers = 0  # threads reading (each counted once, however nested)
         self.writing = False
         self.writers_waiting = 0
+        self.readers_waiting = 0
+        self.turn_left = 0  # readers that were waiting when the last write ended go first
         self.opening = False  # a reader is opening the session
         self.session: Session | None = None
         self.local = threading.local()  # depth: this thread's nested reads; writing: bool
@@ -115,16 +132,25 @@ class FileLock:
             assert self.session is not None
             return self.session
         with self.cond:
-            while True:
-                if self.writing or self.writers_waiting or self.opening:
-                    self.cond.wait()
-                elif self.session is not None:
-                    if not writer_waiting(self.intent_path):
+            self.readers_waiting += 1
+            try:
+                while True:
+                    writers_first = self.writers_waiting and not self.turn_left
+                    if self.writing or writers_first or self.opening:
+                        self.cond.wait()
+                    elif self.session is not None:
+                        if not writer_waiting(self.intent_path):
+                            break
+                        self.cond.wait(_POLL_S)  # another process writes next: let it drain
+                    else:
+                        self.opening = True
                         break
-                    self.cond.wait(_POLL_S)  # another process writes next: let it drain
-                else:
-                    self.opening = True
-                    break
+            finally:
+                self.readers_waiting -= 1
+                if self.turn_left:
+                    self.turn_left -= 1
+                    if not self.turn_left:
+                        self.cond.notify_all()
             if not self.opening:
                 self.readers += 1
                 local.depth = 1
@@ -144,12 +170,33 @@ class FileLock:
             return session
 
     def _open_session(self) -> Session:
+        """Take the shared lock: through ``catalog.intent`` (held by a writer that goes
+        next); kept waiting there past ``READER_TURN_S``, hold ``catalog.readers`` (shared)
+        meanwhile, so that the writers of other processes let this reader go first."""
         what = str(self.db_path)
-        intent = flock(self.intent_path, False, what)  # waits while a writer intends
+        start = time.monotonic()
+        turn = None
         try:
-            fd = flock(self.lock_path, False, what)
+            while True:
+                intent = try_flock(self.intent_path, exclusive=False)
+                if intent is not None:
+                    break
+                waited = time.monotonic() - start
+                if turn is None and waited > READER_TURN_S:
+                    turn = try_flock(self.readers_path, exclusive=False)
+                if waited > LOCK_TIMEOUT_S:
+                    raise StoreError(
+                        f"{what}: catalog locked by another process for more than "
+                        f"{LOCK_TIMEOUT_S:.0f} s"
+                    )
+                time.sleep(_POLL_S)
+            try:
+                fd = flock(self.lock_path, False, what)
+            finally:
+                os.close(intent)
         finally:
-            os.close(intent)
+            if turn is not None:
+                os.close(turn)
         try:
             return Session(fd, duckdb.connect(str(self.db_path), read_only=True))
         except BaseException:
@@ -183,13 +230,16 @@ class FileLock:
         with self.cond:
             self.writers_waiting += 1
             try:
-                while self.writing or self.readers or self.opening:
+                while self.writing or self.readers or self.opening or self.turn_left:
                     self.cond.wait()
             finally:
                 self.writers_waiting -= 1
             self.writing = True
         try:
             what = str(self.db_path)
+            patience = time.monotonic() + READER_TURN_MAX_S
+            while time.monotonic() < patience and taken(self.readers_path, exclusive=True):
+                time.sleep(_POLL_S)  # readers of other processes waited long: they go first
             intent = flock(self.intent_path, True, what)
             try:
                 fd = flock(self.lock_path, True, what)
@@ -214,6 +264,7 @@ class FileLock:
     def _end_write(self) -> None:
         with self.cond:
             self.writing = False
+            self.turn_left = self.readers_waiting  # phase-fair: they read before the next write
             self.cond.notify_all()
 
     def _after_fork_in_child(self) -> None:
