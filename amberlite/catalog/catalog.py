@@ -15,7 +15,8 @@ answers (the server's, :class:`amberlite.serve.app.AnswerCache`) keeps each answ
 keys it depends on and the journal position it was read at, and learns from the journal's
 tail alone (no DuckDB) whether a commit of any process touched one of them since: an answer
 survives the commits that cannot change it and never outlives one that could. A crash after
-the journal line and before the commit costs one extra invalidation.
+the journal line and before the commit costs one extra invalidation. (A process of an older
+amberlite, which keeps no journal, must not write a store whose answers are cached.)
 
 Every catalog table and sequence is declared in ``schema.sql`` (schema version
 ``SCHEMA_VERSION``, recorded in ``meta``). A new catalog gets the whole file; an older one is
