@@ -256,8 +256,8 @@ class Sql:
         ready = (folder / "READY").exists()
         state = "ready" if ready else "to build from the rows above"
         self.explain.append(f"text search: {t.describe(src.alias)}; index {state}")
-        if self.dry:  # EXPLAIN builds and searches nothing
-            return search_empty()
+        if self.dry or (not view.runs and not view.human.num_rows):
+            return search_empty()  # EXPLAIN builds and searches nothing; nor does an empty type
 
         def rows() -> list[tuple[str, str]]:
             from amberlite.annotations.read import engine
