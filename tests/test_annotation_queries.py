@@ -285,9 +285,10 @@ def test_matches_takes_a_parameter(qstore):
     assert bound.rows() == literal.rows() and bound.height == 2
     # user input is words, never query text: quotes and operators are only characters
     assert qstore.query(q.format("$w"), {"w": "glove' OR 'x"}).height == 0
-    assert qstore.query(q.format("$w"), {"w": "+glove -black"})["text"].to_list() == literal[
-        "text"
-    ].to_list()
+    assert (
+        qstore.query(q.format("$w"), {"w": "+glove -black"})["text"].to_list()
+        == literal["text"].to_list()
+    )
     with pytest.raises(AqlTypeError, match="MATCHES takes words"):
         qstore.query(q.format("$w"), {"w": 3})
     with pytest.raises(AqlError, match="no value for \\$w"):
@@ -307,6 +308,6 @@ def test_two_matches_on_one_set(qstore):
         "the black glove should be white",
     ]
     score = {r[0]: r[2] for r in text.rows()}
-    for t, author, rel in both.rows():  # relevance: the sum of the scores that matched
+    for t, _author, rel in both.rows():  # relevance: the sum of the scores that matched
         assert rel == pytest.approx(score[t] + dict(zip(who["text"], who["relevance"]))[t])
     assert dict(zip(either["text"], either["relevance"]))["nice cut here"] > 0
