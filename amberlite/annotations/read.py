@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -246,7 +248,8 @@ class TypeView:
     stamp: str
 
 
-_VIEWS: dict[tuple[str, str], tuple[Any, TypeView]] = {}
+_VIEWS: OrderedDict[tuple[str, str], tuple[Any, TypeView]] = OrderedDict()
+_VIEWS_MAX = 64  # (store, type) views kept, least recently used dropped first
 _VIEWS_LOCK = threading.Lock()
 
 
@@ -259,8 +262,9 @@ def type_view(catalog: Any, root: Path, name: str, con: Any = None) -> TypeView:
     stamp = catalog.stamp()  # before the read: a write after it only makes the next one miss
     with _VIEWS_LOCK:
         hit = _VIEWS.get(key)
-    if hit is not None and hit[0] == stamp:
-        return hit[1]
+        if hit is not None and hit[0] == stamp:
+            _VIEWS.move_to_end(key)
+            return hit[1]
     if con is None:
         with catalog.read() as c:
             view = read_view(c, root, name)
@@ -268,6 +272,9 @@ def type_view(catalog: Any, root: Path, name: str, con: Any = None) -> TypeView:
         view = read_view(con, root, name)
     with _VIEWS_LOCK:
         _VIEWS[key] = (stamp, view)
+        _VIEWS.move_to_end(key)
+        while len(_VIEWS) > _VIEWS_MAX:
+            _VIEWS.popitem(last=False)
     return view
 
 
@@ -306,14 +313,16 @@ def view_sql(view: TypeView, human: str, assets: str, scope: str, bind: Any) -> 
     parameter's name. With no live human rows the runs are read alone (no union)."""
     atype = view.atype
     tail = f", a.alias AS asset, a._spf FROM {{}} JOIN {assets} a ON a.asset_id = {{}}.asset_id"
+    # Each branch starts with a constant: of a union branch whose columns are all unused
+    # (``count(*)``), DuckDB still reads the first one, which must not be a column of the file.
     parts = []
     if view.human.num_rows or not view.runs:
-        parts.append(f"SELECT h.*{tail.format(f'{human} h', 'h')} WHERE {scope}")
+        parts.append(f"SELECT TRUE AS _k, h.*{tail.format(f'{human} h', 'h')} WHERE {scope}")
     rvec = f", r.vector::FLOAT[{atype.vector_dim}] AS vector" if atype.vector_dim else ""
     rfields = "".join(f", r.{k}" for k in atype.fields)
     for run in view.runs:
-        select = f"""SELECT r.id, a.asset_id, r.start_s, r.end_s, r.label, r.confidence, r.text,
-                r.box, r.polygon,
+        select = f"""SELECT TRUE AS _k, r.id, a.asset_id, r.start_s, r.end_s, r.label,
+                r.confidence, r.text, r.box, r.polygon,
                 {bind(f"{run.annotator}@{run.version}")} AS author{rvec}{rfields}"""
         if run.assets is None and len(run.current) == 1:
             # A run of one asset: every row is that asset's, so the asset's row is joined as
@@ -335,15 +344,16 @@ def view_sql(view: TypeView, human: str, assets: str, scope: str, bind: Any) -> 
 
 
 # -- a process-wide in-memory DuckDB: statements that read only annotations run here ----------
-_ENGINE: duckdb.DuckDBPyConnection | None = None
+_ENGINE: tuple[int, duckdb.DuckDBPyConnection] | None = None
 
 
 def engine() -> duckdb.DuckDBPyConnection:
-    """A new cursor on this process's in-memory DuckDB database (opened once): a statement over
-    annotation views and Parquet files needs no catalog connection (opening one costs tens of
-    milliseconds). Close the cursor after use; each thread uses its own."""
+    """A new cursor on this process's in-memory DuckDB database (opened once per process; a
+    forked child opens its own): a statement over annotation views and Parquet files needs no
+    catalog connection (opening one costs tens of milliseconds). Close the cursor after use;
+    each thread uses its own."""
     global _ENGINE
     with _VIEWS_LOCK:
-        if _ENGINE is None:
-            _ENGINE = duckdb.connect(":memory:")
-        return _ENGINE.cursor()
+        if _ENGINE is None or _ENGINE[0] != os.getpid():
+            _ENGINE = (os.getpid(), duckdb.connect(":memory:"))
+        return _ENGINE[1].cursor()

@@ -97,19 +97,21 @@ def search_empty() -> pa.Table:
     return pa.table({"id": pa.array([], pa.string()), "relevance": pa.array([], pa.float64())})
 
 
-_OPEN: dict[str, object] = {}  # folder -> its opened index (a folder never changes once ready)
+_OPEN: dict[tuple[int, str], object] = {}  # (pid, folder) -> its opened index (a ready folder
+# never changes)
 
 
 def _open(folder: Path):
     import tantivy
 
-    index = _OPEN.get(str(folder))
+    key = (os.getpid(), str(folder))
+    index = _OPEN.get(key)
     if index is None:
         index = tantivy.Index(_schema(), path=str(folder))
         index.reload()
         if len(_OPEN) >= 4 * KEEP:
             _OPEN.clear()
-        _OPEN[str(folder)] = index
+        _OPEN[key] = index
     return index
 
 
