@@ -311,3 +311,16 @@ def test_two_matches_on_one_set(qstore):
     for t, _author, rel in both.rows():  # relevance: the sum of the scores that matched
         assert rel == pytest.approx(score[t] + dict(zip(who["text"], who["relevance"]))[t])
     assert dict(zip(either["text"], either["relevance"]))["nice cut here"] > 0
+
+
+def test_a_scoped_search_first_does_not_narrow_the_next_one(qstore):
+    """The type's index holds all its live rows whatever the first query's OF (it was once
+    built from the scoped rows and reused by an unscoped search: film1's rows went missing)."""
+    ann = qstore.annotations
+    i = ann.add("comment", "film2", 0.1, 0.2, text="another glove", author="t")  # a new index
+    try:
+        q = "SELECT a.asset, a.text FROM annotations('comment') a {}WHERE a.text MATCHES 'glove'"
+        assert set(qstore.query(q.format("OF 'film2' "))["asset"]) == {"film2"}
+        assert set(qstore.query(q.format(""))["asset"]) == {"film1", "film2"}
+    finally:
+        ann.remove(i, author="t")
