@@ -7,8 +7,10 @@ diff; a case without an expected block fails.
 
 from __future__ import annotations
 
+import math
 import os
 import re
+from fractions import Fraction
 from pathlib import Path
 
 import polars as pl
@@ -167,10 +169,14 @@ def test_errors_are_clear(qstore):
         ("SELECT a.index FROM annotations('comment') a", ResolveError, "no column 'index'"),
         ("SELECT bucket(a, -1) FROM annotations('comment') a", AqlError, "positive number"),
         (
-            "SELECT a.text FROM annotations('comment') a WHERE a.text MATCHES 'x' AND "
-            "a.label MATCHES 'y'",
+            "SELECT bucket(a, 1.0), bucket(a, 0.5) FROM annotations('comment') a",
             AqlError,
-            "one MATCHES per annotation set",
+            "one width per entity set: a is bucketed by 1 s and by 0.5 s",
+        ),  # fmt: skip
+        (
+            "SELECT a.text FROM annotations('comment') a WHERE a.text MATCHES 3",
+            AqlError,
+            "expected one of: \\$parameter, string",
         ),  # fmt: skip
     ]:
         with pytest.raises(error, match=message):
@@ -211,3 +217,110 @@ def test_nearest_over_a_vector_field(qstore):
         qstore.query("SELECT * FROM annotations('comment') c NEAREST 2 TO annotation 'x' BY vector")
     with pytest.raises(AqlError, match="no annotation of the set has that id"):
         qstore.query("SELECT * FROM annotations('faces') f NEAREST 2 TO annotation 'zz' BY vector")
+
+
+def spanned(start: float, end: float, width: float) -> list[int]:
+    """The buckets a span meets, in exact arithmetic: k * w < end and (k + 1) * w > start (a
+    span of no length: the bucket of its start)."""
+    s, e, w = (Fraction(str(x)) for x in (start, end, width))
+    first = math.floor(s / w)
+    return [first] if s == e else [k for k in range(first, math.ceil(e / w)) if k * w < e]
+
+
+def test_bucket_counts_every_bucket_a_span_meets(qstore):
+    ann = qstore.annotations
+    added = {  # the issue's 3.2 s - 6.5 s in 1-s buckets (3, 4, 5, 6), at a quarter of the scale
+        "span a": (0.8, 1.625),
+        "span b": (0.5, 1.0),  # ends on a bucket's edge: not in the next one
+        "span c": (1.0, 1.0),  # no length: its start's bucket
+    }
+    ids = [ann.add("comment", "film1", s, e, text=t, author="t") for t, (s, e) in added.items()]
+    try:
+        df = qstore.query(
+            "SELECT a.text, bucket(a, 0.25) AS b FROM annotations('comment') a "
+            "WHERE a.text LIKE 'span %' ORDER BY a.text, b"
+        )
+        got = {t: df.filter(pl.col("text") == t)["b"].to_list() for t in added}
+        assert got == {"span a": [3, 4, 5, 6], "span b": [2, 3], "span c": [4]}
+        # every comment, counted per 0.1-s bucket (0.3 / 0.1 is bucket 3, not 2.999...)
+        counts = qstore.query(
+            "SELECT a.asset, bucket(a, 0.1) AS b, count(*) AS n FROM annotations('comment') a "
+            "GROUP BY a.asset, bucket(a, 0.1)"
+        )
+        want: dict[tuple[str, int], int] = {}
+        rows = qstore.query("SELECT a.asset, a.start_s, a.end_s FROM annotations('comment') a")
+        for asset, s, e in rows.iter_rows():
+            for k in spanned(s, e, 0.1):
+                want[asset, k] = want.get((asset, k), 0) + 1
+        assert {(a, b): n for a, b, n in counts.iter_rows()} == want
+    finally:
+        for i in ids:
+            ann.remove(i, author="t")
+
+
+def test_two_types_in_the_same_second_across_a_span(qstore):
+    """A face seen from 0.2 s to 1.15 s and a comment at 1.05 s share second 1: the face
+    starts in second 0, so counting start buckets alone would miss them."""
+    ann = qstore.annotations
+    face = ann.add("faces", "film1", 0.2, 1.15, character="X", author="t")
+    note = ann.add("comment", "film1", 1.05, 1.1, text="late note", author="t")
+    try:
+        df = qstore.query(
+            "SELECT f.character, c.text, bucket(f, 1.0) AS second FROM annotations('faces') f "
+            "JOIN annotations('comment') c ON f.asset = c.asset "
+            "AND bucket(f, 1.0) = bucket(c, 1.0) "
+            "WHERE f.character = 'X' AND c.text = 'late note'"
+        )
+        assert df.rows() == [("X", "late note", 1)]
+    finally:
+        ann.remove(face, author="t")
+        ann.remove(note, author="t")
+
+
+def test_matches_takes_a_parameter(qstore):
+    q = "SELECT a.text, a.relevance FROM annotations('comment') a WHERE a.text MATCHES {} "
+    q += "ORDER BY a.relevance DESC"
+    literal = qstore.query(q.format("'black glove'"))
+    bound = qstore.query(q.format("$words"), {"words": "Black  GLOVE"})
+    assert bound.rows() == literal.rows() and bound.height == 2
+    # user input is words, never query text: quotes and operators are only characters
+    assert qstore.query(q.format("$w"), {"w": "glove' OR 'x"}).height == 0
+    assert (
+        qstore.query(q.format("$w"), {"w": "+glove -black"})["text"].to_list()
+        == literal["text"].to_list()
+    )
+    with pytest.raises(AqlTypeError, match="MATCHES takes words"):
+        qstore.query(q.format("$w"), {"w": 3})
+    with pytest.raises(AqlError, match="no value for \\$w"):
+        qstore.query(q.format("$w"))
+
+
+def test_two_matches_on_one_set(qstore):
+    base = "SELECT a.text, a.author, a.relevance FROM annotations('comment') a WHERE "
+    text = qstore.query(base + "a.text MATCHES 'glove'")
+    who = qstore.query(base + "a.author MATCHES 'ana'")
+    both = qstore.query(base + "a.text MATCHES 'glove' AND a.author MATCHES 'ana'")
+    either = qstore.query(base + "a.text MATCHES 'cut' OR a.author MATCHES 'ana'")
+    assert sorted(both["text"]) == ["glove on the left", "the black glove should be white"]
+    assert sorted(either["text"]) == [
+        "glove on the left",
+        "nice cut here",
+        "the black glove should be white",
+    ]
+    score = {r[0]: r[2] for r in text.rows()}
+    for t, _author, rel in both.rows():  # relevance: the sum of the scores that matched
+        assert rel == pytest.approx(score[t] + dict(zip(who["text"], who["relevance"]))[t])
+    assert dict(zip(either["text"], either["relevance"]))["nice cut here"] > 0
+
+
+def test_a_scoped_search_first_does_not_narrow_the_next_one(qstore):
+    """The type's index holds all its live rows whatever the first query's OF (it was once
+    built from the scoped rows and reused by an unscoped search: film1's rows went missing)."""
+    ann = qstore.annotations
+    i = ann.add("comment", "film2", 0.1, 0.2, text="another glove", author="t")  # a new index
+    try:
+        q = "SELECT a.asset, a.text FROM annotations('comment') a {}WHERE a.text MATCHES 'glove'"
+        assert set(qstore.query(q.format("OF 'film2' "))["asset"]) == {"film2"}
+        assert set(qstore.query(q.format(""))["asset"]) == {"film1", "film2"}
+    finally:
+        ann.remove(i, author="t")

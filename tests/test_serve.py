@@ -224,6 +224,29 @@ def test_annotations_add_search_edit_remove_with_history(server):
     assert history[1]["changes"] == {"text": ["Boom mic in frame", "boom gone"]}
 
 
+def test_annotation_search_is_ranked_matches_with_the_words_as_a_parameter(server):
+    made = []
+    for text in ("glove on the floor", "black glove, black glove", "a hat"):
+        note = {"asset": "film1", "start_s": 0.2, "end_s": 0.4, "text": text, "author": "ana"}
+        made.append(server.json("POST", "/v1/annotations", note)[1]["id"])
+    try:
+        found = server.json("GET", q("/v1/annotations", q="GLOVE", type="comment"))[1]
+        got = [(a["text"], a["relevance"]) for a in found["annotations"]]
+        assert [t for t, _ in got] == ["black glove, black glove", "glove on the floor"]
+        assert got[0][1] > got[1][1] > 0  # best first (BM25)
+        # what a person typed is words, never query text: every word must be found
+        for typed in ("glove' OR 'x", "glove) OR (TRUE", "$q", "hat OR glove"):
+            status, found = server.json("GET", q("/v1/annotations", q=typed))
+            assert (status, found["annotations"]) == (200, [])
+        window = q("/v1/annotations", q="glove", asset="film1", start_s=0.5, end_s=1.0)
+        assert server.json("GET", window)[1]["annotations"] == []
+        status, got = server.json("GET", q("/v1/annotations", q="glove", type="nope"))
+        assert status == 400 and "unknown annotation type 'nope'" in got["error"]
+    finally:
+        for i in made:
+            server.json("DELETE", f"/v1/annotations/{i}?author=ana")
+
+
 def test_a_review_is_a_comment_deciding_again_edits_it_and_export_follows(server):
     from amberlite.serve.export import otio_events
 

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +44,7 @@ class RunFiles:
     path: str
     assets: tuple[str, ...] | None
     committed_at: Any
+    current: tuple[str, ...] = ()  # the assets it is current for (empty: not listed)
 
 
 @dataclass
@@ -175,6 +179,7 @@ def current_runs(
                 str(root / path),
                 None if len(assets) == total else tuple(assets),
                 at,
+                tuple(assets),
             )  # fmt: skip
         )
     return out
@@ -230,45 +235,125 @@ def type_of(con: duckdb.DuckDBPyConnection, name: str) -> AnnotationType:
     raise AnnotationError(f"unknown annotation type {name!r}")
 
 
-def source_sql(
-    con: duckdb.DuckDBPyConnection,
-    root: Path,
-    name: str,
-    scope: str,
-    bind: Any,
-) -> tuple[str, list[RunFiles]]:
-    """SQL of an annotation type's live rows (human rows of the catalog and the current model
-    runs' files) with the columns of an AQL annotation set, on the catalog connection ``con``.
-    Boxes are lists (``DOUBLE[]``, as DuckDB reads them from Parquet: no cast per row).
-    ``scope`` is a condition on ``a.asset_id`` (``a``: the assets table); ``bind`` binds a
-    value and returns its parameter's name."""
+@dataclass(frozen=True)
+class TypeView:
+    """What an AQL annotation set reads, as of one catalog state: the type, the model runs in
+    view, the live human rows (AQL columns, fields typed) and the assets' aliases and frame
+    rates. ``stamp`` names that state of the type's rows (its text indexes are keyed by it)."""
+
+    atype: AnnotationType
+    runs: tuple[RunFiles, ...]
+    human: pa.Table
+    assets: pa.Table
+    stamp: str
+
+
+_VIEWS: OrderedDict[tuple[str, str], tuple[Any, TypeView]] = OrderedDict()
+_VIEWS_MAX = 64  # (store, type) views kept, least recently used dropped first
+_VIEWS_LOCK = threading.Lock()
+
+
+def type_view(catalog: Any, root: Path, name: str, con: Any = None) -> TypeView:
+    """The :class:`TypeView` of annotation type ``name``, read in one catalog transaction
+    (``con`` when given, else a read of ``catalog``) and remembered until the catalog changes
+    (:meth:`amberlite.catalog.Catalog.stamp`): a repeated query over unchanged annotations
+    reads no catalog rows, and any write (an edit, a new run) is seen by the next one."""
+    key = (str(root), name)
+    stamp = catalog.stamp()  # before the read: a write after it only makes the next one miss
+    with _VIEWS_LOCK:
+        hit = _VIEWS.get(key)
+        if hit is not None and hit[0] == stamp:
+            _VIEWS.move_to_end(key)
+            return hit[1]
+    if con is None:
+        with catalog.read() as c:
+            view = read_view(c, root, name)
+    else:
+        view = read_view(con, root, name)
+    with _VIEWS_LOCK:
+        _VIEWS[key] = (stamp, view)
+        _VIEWS.move_to_end(key)
+        while len(_VIEWS) > _VIEWS_MAX:
+            _VIEWS.popitem(last=False)
+    return view
+
+
+def read_view(con: duckdb.DuckDBPyConnection, root: Path, name: str) -> TypeView:
+    """A :class:`TypeView` read on ``con`` (one transaction)."""
     atype = type_of(con, name)
-    runs = current_runs(con, root, name)
-    spf = "a.fps_den::DOUBLE / a.fps_num AS _spf"
+    runs = tuple(current_runs(con, root, name))
     vec = f", h.vector::FLOAT[{atype.vector_dim}] AS vector" if atype.vector_dim else ""
-    fields = ""
+    fields, params = "", [name]
     for k, t in atype.fields.items():
         get = "json_extract" if duck_type(t).endswith("[]") else "json_extract_string"
-        fields += f", {get}(h.fields, {bind('$.' + k)})::{duck_type(t)} AS {k}"
-    parts = [
+        fields += f", {get}(h.fields, ?)::{duck_type(t)} AS {k}"
+        params.insert(-1, "$." + k)
+    human = con.sql(
         f"""SELECT h.id, h.asset_id, h.start_s, h.end_s, h.label, h.confidence, h.text,
             h.box::DOUBLE[] AS box, h.polygon::DOUBLE[][] AS polygon,
-            h.author{vec}{fields}, a.alias AS asset, {spf}
-            FROM annotations h JOIN assets a ON a.asset_id = h.asset_id
-            WHERE h.type = {bind(name)} AND NOT h.deleted AND {scope}"""
-    ]
+            h.author{vec}{fields}, h.updated_at
+            FROM annotations h WHERE h.type = ? AND NOT h.deleted ORDER BY h.id""",
+        params=params,
+    ).to_arrow_table()
+    assets = con.sql(
+        "SELECT asset_id, alias, fps_den::DOUBLE / fps_num AS _spf FROM assets"
+    ).to_arrow_table()
+    last = max(human.column("updated_at").to_pylist(), default=None)
+    runs_seen = [(r.run_id, r.assets) for r in runs]
+    stamp = repr((name, atype.version, human.num_rows, str(last), runs_seen))
+    return TypeView(atype, runs, human.drop_columns(["updated_at"]), assets, stamp)
+
+
+def view_sql(view: TypeView, human: str, assets: str, scope: str, bind: Any) -> str:
+    """SQL of an annotation type's live rows with the columns of an AQL annotation set: the
+    human rows (the Arrow table ``view.human``, registered as ``human``) and the current model
+    runs' files, each joined to the assets (``view.assets`` registered as ``assets``, alias
+    ``a``). Boxes are lists (``DOUBLE[]``, as DuckDB reads them from Parquet: no cast per row).
+    ``scope`` is a condition on ``a.asset_id``; ``bind`` binds a value and returns its
+    parameter's name. With no live human rows the runs are read alone (no union)."""
+    atype = view.atype
+    tail = f", a.alias AS asset, a._spf FROM {{}} JOIN {assets} a ON a.asset_id = {{}}.asset_id"
+    # Each branch starts with a constant: of a union branch whose columns are all unused
+    # (``count(*)``), DuckDB still reads the first one, which must not be a column of the file.
+    parts = []
+    if view.human.num_rows or not view.runs:
+        parts.append(f"SELECT TRUE AS _k, h.*{tail.format(f'{human} h', 'h')} WHERE {scope}")
     rvec = f", r.vector::FLOAT[{atype.vector_dim}] AS vector" if atype.vector_dim else ""
     rfields = "".join(f", r.{k}" for k in atype.fields)
-    for run in runs:
+    for run in view.runs:
+        select = f"""SELECT TRUE AS _k, r.id, a.asset_id, r.start_s, r.end_s, r.label,
+                r.confidence, r.text, r.box, r.polygon,
+                {bind(f"{run.annotator}@{run.version}")} AS author{rvec}{rfields}"""
+        if run.assets is None and len(run.current) == 1:
+            # A run of one asset: every row is that asset's, so the asset's row is joined as
+            # a constant (the file's asset_id column is neither read nor hashed).
+            one = f"SELECT * FROM {assets} a WHERE a.asset_id = {bind(run.current[0])}"
+            one = f"({one} AND {scope})"
+            parts.append(
+                f"{select}, a.alias AS asset, a._spf FROM read_parquet({bind(run.path)}) r, "
+                f"{one} AS a"
+            )
+            continue
         where = scope
         if run.assets is not None:
             where += f" AND r.asset_id IN (SELECT unnest({bind(list(run.assets))}::TEXT[]))"
         parts.append(
-            f"""SELECT r.id, r.asset_id, r.start_s, r.end_s, r.label, r.confidence, r.text,
-                r.box, r.polygon,
-                {bind(f"{run.annotator}@{run.version}")} AS author{rvec}{rfields},
-                a.alias AS asset, {spf}
-                FROM read_parquet({bind(run.path)}) r JOIN assets a ON a.asset_id = r.asset_id
-                WHERE {where}"""
+            select + tail.format(f"read_parquet({bind(run.path)}) r", "r") + f" WHERE {where}"
         )
-    return "\nUNION ALL BY NAME\n".join(parts), runs
+    return "\nUNION ALL BY NAME\n".join(parts)
+
+
+# -- a process-wide in-memory DuckDB: statements that read only annotations run here ----------
+_ENGINE: tuple[int, duckdb.DuckDBPyConnection] | None = None
+
+
+def engine() -> duckdb.DuckDBPyConnection:
+    """A new cursor on this process's in-memory DuckDB database (opened once per process; a
+    forked child opens its own): a statement over annotation views and Parquet files needs no
+    catalog connection (opening one costs tens of milliseconds). Close the cursor after use;
+    each thread uses its own."""
+    global _ENGINE
+    with _VIEWS_LOCK:
+        if _ENGINE is None or _ENGINE[0] != os.getpid():
+            _ENGINE = (os.getpid(), duckdb.connect(":memory:"))
+        return _ENGINE[1].cursor()

@@ -97,12 +97,28 @@ def search_empty() -> pa.Table:
     return pa.table({"id": pa.array([], pa.string()), "relevance": pa.array([], pa.float64())})
 
 
-def search(folder: Path, query: str) -> pa.Table:
-    """(id, relevance) of every indexed annotation holding all the words of ``query``."""
+_OPEN: dict[tuple[int, str], object] = {}  # (pid, folder) -> its opened index (a ready folder
+# never changes)
+
+
+def _open(folder: Path):
     import tantivy
 
-    index = tantivy.Index(_schema(), path=str(folder))
-    index.reload()
+    key = (os.getpid(), str(folder))
+    index = _OPEN.get(key)
+    if index is None:
+        index = tantivy.Index(_schema(), path=str(folder))
+        index.reload()
+        if len(_OPEN) >= 4 * KEEP:
+            _OPEN.clear()
+        _OPEN[key] = index
+    return index
+
+
+def search(folder: Path, query: str) -> pa.Table:
+    """(id, relevance) of every indexed annotation holding all the words of ``query`` (the
+    opened index is kept: a ready folder is never written again)."""
+    index = _open(folder)
     searcher = index.searcher()
     terms = words(query)
     if not terms or searcher.num_docs == 0:

@@ -79,6 +79,7 @@ def _annotation_lines(ctx: StoreContext, plan: L.SelectPlan, reader: Reader) -> 
 
     sql = Sql(ctx, plan)
     sql.con, sql.dry = reader.get(), True
+    sql.con_catalog = sql.con
     for src in plan.sources:
         if src.annotation is not None:
             sql.source_cte(src, None)

@@ -266,7 +266,8 @@ def _scoped_ids(
     sql.register(con)
     with duck_errors(sql):
         rows = con.execute(
-            f"WITH s{src.index} AS ({cte}) SELECT id, asset_id FROM s{src.index}", sql.params
+            f"WITH s{src.index} AS ({cte}) SELECT DISTINCT id, asset_id FROM s{src.index}",
+            sql.params,
         ).fetchall()
     sql.unregister(con)
     return [r[0] for r in rows], sorted({r[1] for r in rows})

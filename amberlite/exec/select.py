@@ -6,6 +6,7 @@ the :class:`~amberlite.search.result.SearchResult` that says which search ran an
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -25,20 +26,29 @@ if TYPE_CHECKING:  # a plain SELECT needs none of these: reading stays light
 log = logging.getLogger(__name__)
 
 
-def compile_select(ctx: StoreContext, prep: Prepared, con) -> tuple[Sql, str]:
+def compile_select(ctx: StoreContext, prep: Prepared, con, catalog: bool = True) -> tuple[Sql, str]:
     """The DuckDB statement of a prepared SELECT (with its NEAREST result, if any), over the
-    memo files committed as of ``con``'s transaction."""
+    memo files committed as of ``con``'s transaction (``catalog``: ``con`` is a catalog
+    connection; else the in-process engine of :func:`annotations_only` statements)."""
     sql = Sql(ctx, prep.plan, prep.nearest)
     sql.con = con
+    sql.con_catalog = con if catalog else None
     text = sql.select(feature_files(ctx, prep.plan, con))
     log.debug("SQL %s", text)
     return sql, text
 
 
-def run_select(ctx: StoreContext, prep: Prepared, con) -> pl.DataFrame:
+def annotations_only(plan: L.SelectPlan) -> bool:
+    """A SELECT that reads annotation sets alone (no feature, no other entity set): it runs on
+    the process's in-memory engine over the annotation views (cached until the catalog
+    changes) and the runs' Parquet files, without opening the catalog when nothing changed."""
+    return not plan.features and all(s.annotation is not None for s in plan.sources)
+
+
+def run_select(ctx: StoreContext, prep: Prepared, con, catalog: bool = True) -> pl.DataFrame:
     """The result table of a prepared SELECT (its features are stored or failed by now), read
-    on ``con``, an open catalog connection."""
-    sql, text = compile_select(ctx, prep, con)
+    on ``con``, an open catalog connection (or the engine: ``catalog`` False)."""
+    sql, text = compile_select(ctx, prep, con, catalog)
     sql.register(con)
     with duck_errors(sql):
         df = con.sql(text, params=sql.params).pl()
@@ -47,10 +57,12 @@ def run_select(ctx: StoreContext, prep: Prepared, con) -> pl.DataFrame:
     return df
 
 
-def select_rows(ctx: StoreContext, prep: Prepared, con) -> tuple[tuple[str, ...], list[tuple]]:
+def select_rows(
+    ctx: StoreContext, prep: Prepared, con, catalog: bool = True
+) -> tuple[tuple[str, ...], list[tuple]]:
     """The result of a prepared SELECT as column names and Python rows: no Arrow, no polars
     (the command line prints a warm query's table this way, see :func:`execute`)."""
-    sql, text = compile_select(ctx, prep, con)
+    sql, text = compile_select(ctx, prep, con, catalog)
     sql.register(con)
     with duck_errors(sql):
         rows = con.execute(text, sql.params).fetchall()
@@ -83,12 +95,20 @@ def execute(ctx: StoreContext, plan: L.Plan, rows: bool = False) -> QueryResult:
     """Run any plan to a result (``rows``: a SELECT's result as Python rows, see
     :class:`QueryResult`)."""
     if isinstance(plan, L.SelectPlan):
-        with Reader(ctx) as reader:
+        with Reader(ctx) as reader, contextlib.ExitStack() as stack:
             prep = prepare(ctx, plan, compute=True, reader=reader)
+            on_catalog = not annotations_only(prep.plan)
+            if on_catalog:
+                con = reader.get()
+            else:
+                from amberlite.annotations.read import engine
+
+                con = engine()
+                stack.callback(con.close)
             if rows:
-                names, values = select_rows(ctx, prep, reader.get())
+                names, values = select_rows(ctx, prep, con, on_catalog)
                 return QueryResult(None, prep.nearest, names, values)
-            df = run_select(ctx, prep, reader.get())
+            df = run_select(ctx, prep, con, on_catalog)
         return QueryResult(df, prep.nearest)
     if isinstance(plan, L.ShowPlan):
         return QueryResult(show(ctx, plan.what))

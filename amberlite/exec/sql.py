@@ -63,7 +63,6 @@ REGION_SQL: dict[str, Callable[..., str]] = {
     "area": _area,
     "iou": _iou,
     "box": lambda *xs: f"([{', '.join(xs)}]::DOUBLE[])",
-    "bucket": lambda start, width: f"floor({start} / NULLIF({width}, 0))",
 }
 
 
@@ -84,7 +83,8 @@ class Sql:
         self.tables: dict[str, pa.Table] = {}
         self.names: tuple[str, ...] = ()
         self.labels: dict[str, str] = {}  # generated name -> the user's text (error messages)
-        self.con: duckdb.DuckDBPyConnection | None = None  # the catalog connection it runs on
+        self.con: duckdb.DuckDBPyConnection | None = None  # the connection it runs on
+        self.con_catalog: Any = None  # ``con`` when it is a catalog connection, else None
         self.explain: list[str] = []  # how each annotation set and text search is read
         self.dry = False  # EXPLAIN: describe annotation sets, search nothing
 
@@ -167,6 +167,9 @@ class Sql:
             body = (
                 self._nearest_join(body) if src.annotation is None else self._nearest_vectors(body)
             )
+        width = dict(self.plan.buckets).get(i)
+        if width is not None:
+            body = self._buckets(body, width)
         if pushed is None:
             return body
         return f"SELECT * FROM ({body}) AS t{i} WHERE {self.expr(pushed)}"
@@ -174,29 +177,52 @@ class Sql:
     def _annotation_body(self, src: L.Source, scope: str) -> str:
         """An annotation set: human rows and current model runs (amberlite.annotations.read),
         with frame numbers at the asset's rate and the ``relevance`` of its MATCHES."""
-        from amberlite.annotations.read import source_sql
+        from amberlite.annotations.read import type_view, view_sql
 
-        if self.con is None:
-            raise AqlError("annotations are read on a catalog connection (internal error)")
-        body, runs = source_sql(self.con, self.ctx.root, src.annotation, scope, self.bind)
-        rows = sum(r[0] for r in self.con.execute(
-            "SELECT count(*) FROM annotations WHERE type = ? AND NOT deleted",
-            [src.annotation]).fetchall())  # fmt: skip
+        view = type_view(self.ctx.catalog, self.ctx.root, src.annotation, self.con_catalog)
+        human, assets = f"_human{src.index}", "_assets"
+        self.tables[human], self.tables[assets] = view.human, view.assets
+        body = view_sql(view, human, assets, scope, self.bind)
+        runs = view.runs
         self.explain.append(
-            f"annotations({src.annotation}) AS {src.alias}: {rows} by people (catalog), "
-            f"{len(runs)} model run(s) (Parquet: "
+            f"annotations({src.annotation}) AS {src.alias}: {view.human.num_rows} by people "
+            f"(catalog), {len(runs)} model run(s) (Parquet: "
             + (", ".join(f"{r.annotator}@{r.version} run {r.run_id}" for r in runs) or "none")
             + ")"
         )
-        relevance, join = "NULL::DOUBLE AS relevance", ""
+        relevance, joins = [], ""
+        required = required_searches(self.plan.root)
         for k, t in enumerate(self.plan.searches):
             if t.source == src.index:
-                self.tables[f"_search{k}"] = self._search(src, t, body)
-                relevance = f"m{k}.relevance"
-                join = f"LEFT JOIN _search{k} AS m{k} ON m{k}.id = x.id"
+                self.tables[f"_search{k}"] = self._search(src, t, view)
+                relevance.append(f"m{k}.relevance")
+                # A MATCHES the WHERE requires (a conjunct) keeps only the rows found: an inner
+                # join, so DuckDB reads the few found rows, not every row, past the join.
+                kind = "JOIN" if k in required else "LEFT JOIN"
+                joins += f" {kind} _search{k} AS m{k} ON m{k}.id = x.id"
+        if not relevance:
+            rel = "NULL::DOUBLE"
+        elif len(relevance) == 1:
+            rel = relevance[0]
+        else:  # several MATCHES on one set: the sum of the scores of those that matched
+            rel = (
+                f"CASE WHEN coalesce({', '.join(relevance)}) IS NOT NULL THEN "
+                + " + ".join(f"coalesce({r}, 0)" for r in relevance)
+                + " END"
+            )
         return f"""SELECT x.*, x.id AS ref, floor(x.start_s / x._spf)::BIGINT AS start_frame,
-            ceil(x.end_s / x._spf)::BIGINT AS end_frame, {relevance}
-            FROM ({body}) AS x {join}"""
+            ceil(x.end_s / x._spf)::BIGINT AS end_frame, {rel} AS relevance
+            FROM ({body}) AS x{joins}"""
+
+    def _buckets(self, body: str, width: float) -> str:
+        """``body`` with one row per entity and ``width``-second bucket its span meets: the
+        buckets ``k`` with ``k * width < end_s`` and ``(k + 1) * width > start_s`` (a span of
+        no length: the bucket of its start). Column ``_bucket``; ratios are rounded to 1e-9
+        first, so 0.3 / 0.1 is bucket 3, not 2.9999999999999996."""
+        w = self.bind(float(width))
+        lo = f"floor(round(b.start_s / {w}, 9))::BIGINT"
+        hi = f"greatest({lo}, ceil(round(b.end_s / {w}, 9))::BIGINT - 1)"
+        return f"SELECT b.*, unnest(generate_series({lo}, {hi})) AS _bucket FROM ({body}) AS b"
 
     def _nearest_vectors(self, body: str) -> str:
         """The k annotations of ``body`` whose vectors are most similar (cosine) to the
@@ -204,6 +230,7 @@ class Sql:
         near = self.plan.nearest
         assert near is not None and self.con is not None
         target, k = self.bind(near.target_id), self.bind(near.k)
+        self.register(self.con)  # the annotation views the body reads
         found = self.con.execute(
             f"SELECT count(*) FROM ({body}) WHERE id = {target} AND vector IS NOT NULL",
             {p: self.params[p] for p in set(re.findall(r"\$(p\d+)\b", body + target))},
@@ -218,29 +245,39 @@ class Sql:
             WHERE b.id <> {target} AND b.vector IS NOT NULL
             ORDER BY score DESC, b.id LIMIT {k}"""
 
-    def _search(self, src: L.Source, t: L.TextSearch, body: str) -> pa.Table:
-        from amberlite.annotations.read import current_runs
+    def _search(self, src: L.Source, t: L.TextSearch, view: Any) -> pa.Table:
+        """(id, relevance) of the type's annotations whose ``t.column`` holds every word: the
+        type's index of that column (all its live rows, whatever the query's scope), built on
+        first use from the rows in view."""
+        from amberlite.annotations.read import view_sql
         from amberlite.annotations.search import ensure_index, index_dir, search, search_empty
 
-        con = self.con
-        human = con.execute(
-            "SELECT count(*), max(updated_at) FROM annotations WHERE type = ?", [src.annotation]
-        ).fetchall()[0]
-        runs = current_runs(con, self.ctx.root, src.annotation)
-        stamp = repr((src.annotation, t.column, human, [(r.run_id, r.assets) for r in runs]))
-        folder = index_dir(self.ctx.root, src.annotation, t.column, stamp)
-        params = dict(self.params)  # the body's parameters as bound so far
-        used = set(re.findall(r"\$(p\d+)\b", body))
-
-        def rows() -> list[tuple[str, str]]:
-            sql = f"SELECT id, {t.column} FROM ({body}) WHERE {t.column} IS NOT NULL"
-            return con.execute(sql, {p: params[p] for p in used}).fetchall()
-
+        folder = index_dir(self.ctx.root, src.annotation, t.column, view.stamp)
         ready = (folder / "READY").exists()
         state = "ready" if ready else "to build from the rows above"
         self.explain.append(f"text search: {t.describe(src.alias)}; index {state}")
-        if self.dry:  # EXPLAIN builds and searches nothing
-            return search_empty()
+        if self.dry or (not view.runs and not view.human.num_rows):
+            return search_empty()  # EXPLAIN builds and searches nothing; nor does an empty type
+
+        def rows() -> list[tuple[str, str]]:
+            from amberlite.annotations.read import engine
+
+            params: dict[str, Any] = {}
+
+            def bind(value: Any) -> str:
+                params[f"q{len(params)}"] = value
+                return f"$q{len(params) - 1}"
+
+            body = view_sql(view, "_human", "_assets", "TRUE", bind)
+            con = engine()
+            try:
+                con.register("_human", view.human)
+                con.register("_assets", view.assets)
+                sql = f"SELECT id, {t.column} FROM ({body}) WHERE {t.column} IS NOT NULL"
+                return con.execute(sql, params).fetchall()
+            finally:
+                con.close()
+
         ensure_index(folder, rows)
         return search(folder, t.query)
 
@@ -399,6 +436,8 @@ class Sql:
             return f"({self.expr(e.expr)} {'NOT ' if e.negated else ''}LIKE {self.expr(e.pattern)})"
         if isinstance(e, A.IsNull):
             return f"({self.expr(e.expr)} IS {'NOT ' if e.negated else ''}NULL)"
+        if isinstance(e, A.Call) and e.name == "bucket":  # see SelectPlan.buckets
+            return f"t{e.args[0].source}._bucket"
         if isinstance(e, A.Call) and e.name in REGION_SQL:
             return REGION_SQL[e.name](*[self.expr(a) for a in e.args])
         if isinstance(e, A.Call):
@@ -474,6 +513,29 @@ class Sql:
             v = end.n if isinstance(end, A.FrameLit) else getattr(end, "seconds", None)
             vals.append(end.value if isinstance(end, A.Number) else v)
         return (lambda: self.bind(vals[0])), (lambda: self.bind(vals[1]))
+
+
+def required_searches(node: L.PlanNode) -> set[int]:
+    """The text searches (indexes into ``plan.searches``) that a WHERE requires: a MATCHES
+    that is the predicate or one of its top-level AND terms (not under OR or NOT)."""
+    out: set[int] = set()
+
+    def terms(e: A.Expr) -> None:
+        if isinstance(e, A.BinaryOp) and e.op == "AND":
+            terms(e.left)
+            terms(e.right)
+        elif isinstance(e, L.MatchesValue):
+            out.add(e.index)
+
+    while node is not None:
+        if isinstance(node, L.Filter):
+            terms(node.predicate)
+        for attr in ("left", "right"):
+            side = getattr(node, attr, None)
+            if side is not None:
+                out |= required_searches(side)
+        node = getattr(node, "child", None)
+    return out
 
 
 def source_segmentation(ctx: StoreContext, src: L.Source) -> Any:

@@ -200,6 +200,7 @@ class Builder:
         self.alias_types: dict[str, str] = {}
         self.nearest_source = 0 if sel.nearest is not None else None
         self.searches: list[L.TextSearch] = []
+        self.buckets: dict[int, float] = {}  # source index -> its bucket(<alias>, w) width
         if sel.nearest is not None and self.sources[0].using is not None:
             raise AqlError(_USING_SEARCH.format("NEAREST"))
 
@@ -355,15 +356,22 @@ class Builder:
                 f"MATCHES searches a text column of an annotation set (a.text, a.label), "
                 f"not {L.show_expr(col)}"
             )
-        if any(t.source == src.index for t in self.searches):
-            raise AqlError(f"one MATCHES per annotation set: {src.alias!r} has two")
-        if not e.query.split():
+        query = e.query.value if isinstance(e.query, A.String) else e.query
+        if isinstance(query, A.Placeholder):
+            raise AqlError(f"no value for ${query.name}: pass it in params")
+        if not isinstance(query, str):
+            raise AqlTypeError(
+                f"MATCHES takes words: a string or a $parameter bound to one, not "
+                f"{L.show_expr(query)}"
+            )
+        if not query.split():
             raise AqlError("MATCHES needs at least one word")
-        self.searches.append(L.TextSearch(src.index, col.name, e.query))
-        return L.MatchesValue(len(self.searches) - 1, L.show_expr(A.Matches(col, e.query)))
+        self.searches.append(L.TextSearch(src.index, col.name, query))
+        return L.MatchesValue(len(self.searches) - 1, L.show_expr(A.Matches(col, query)))
 
     def _bucket(self, e: A.Call, aa: bool, ag: bool) -> A.Call:
-        """``bucket(a, w)``: the index of the ``w``-second bucket ``a`` starts in."""
+        """``bucket(a, w)``: the index of each ``w``-second bucket ``a`` spans (its rows are
+        repeated once per bucket; see ``SelectPlan.buckets``). One width per entity set."""
         first = e.args[0] if e.args else None
         aliases = [s.alias for s in self.sources]
         if (
@@ -380,6 +388,11 @@ class Builder:
         if width is None or width <= 0:
             raise AqlError("bucket(): the width must be a positive number of seconds")
         src = self.sources[aliases.index(first.name)]
+        if self.buckets.setdefault(src.index, width) != width:
+            raise AqlError(
+                f"bucket(): one width per entity set: {first.name} is bucketed by "
+                f"{self.buckets[src.index]:g} s and by {width:g} s"
+            )
         start = L.ColumnValue(src.index, "start_s", "num", first.name)
         return A.Call("bucket", (start, self._expr(e.args[1], aa, ag)))
 
@@ -665,7 +678,14 @@ def build_select(schema: PlanSchema, sel: A.Select) -> L.SelectPlan:
         root = L.Sort(root, keys)
     if sel.limit is not None:
         root = L.Limit(root, sel.limit, sel.offset or 0)
-    return L.SelectPlan(root, tuple(b.sources), tuple(b.features), search, tuple(b.searches))
+    return L.SelectPlan(
+        root,
+        tuple(b.sources),
+        tuple(b.features),
+        search,
+        tuple(b.searches),
+        tuple(sorted(b.buckets.items())),
+    )
 
 
 def ef_option(options: tuple[tuple[str, A.Literal], ...], what: str) -> int | None:

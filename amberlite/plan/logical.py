@@ -243,6 +243,9 @@ class SelectPlan:
     features: tuple[FeatureUse, ...]
     nearest: NearestSearch | None = None
     searches: tuple[TextSearch, ...] = ()
+    # (source, width) of each ``bucket(<alias>, width)``: that source has one row per entity
+    # and bucket it spans (column ``_bucket``)
+    buckets: tuple[tuple[int, float], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

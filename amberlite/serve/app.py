@@ -472,24 +472,66 @@ def create_app(settings: Settings) -> FastAPI:
         asset: str | None = Query(None, max_length=300),
         start_s: float | None = None,
         end_s: float | None = None,
-        q: str | None = Query(None, max_length=200, description="text in label or text"),
+        q: str | None = Query(None, max_length=200, description="words in label or text"),
         include_deleted: bool = False,
         limit: int = Query(1000, ge=1, le=MAX_ROWS),
     ) -> dict[str, Any]:
-        """Annotations overlapping a time window; ``q`` keeps those whose label or text
-        holds it (any case)."""
-        found = notes.list(type, asset, start_s, end_s, include_deleted)
-        if q:
-            needle = q.casefold()
-            found = [
-                a
-                for a in found
-                if needle in f"{a.get('label') or ''} {a.get('text') or ''}".casefold()
-            ]
+        """Annotations overlapping a time window. ``q`` searches them as AQL's ``MATCHES``
+        does (docs/aql.md): those whose label or text holds every word, best first (BM25, in
+        ``relevance``; a record found this way has AQL's columns: no ``created_at`` /
+        ``updated_at``); with ``include_deleted``, removed ones holding every word follow."""
+        if not q:
+            found = notes.list(type, asset, start_s, end_s, include_deleted)
+        else:
+            found = search_annotations(q, type, asset, start_s, end_s, limit + 1)
+            if include_deleted:
+                found += removed_holding(q, type, asset, start_s, end_s)
         return {
             "annotations": [jsonable(a) for a in found[:limit]],
             "truncated": len(found) > limit,
         }
+
+    def search_annotations(q, type_name, asset, start_s, end_s, limit) -> list[dict[str, Any]]:
+        """Ranked ``label MATCHES $q OR text MATCHES $q`` over each type (or ``type_name``):
+        fixed query text, the words and the window as parameters; a type's name is one of
+        the store's (checked), quoted as an AQL string."""
+        from amberlite.query import run
+        from amberlite.syntax.printer import quote_string
+
+        names = [notes.type(type_name).name] if type_name else list(notes.types())
+        where, params = ["(a.label MATCHES $q OR a.text MATCHES $q)"], {"q": q}
+        if asset is not None:
+            where.append("a.asset_id = $asset")
+            params["asset"] = store.resolve_assets([asset])[0]  # an alias or an id
+        if start_s is not None:
+            where.append("a.end_s >= $start_s")
+            params["start_s"] = float(start_s)
+        if end_s is not None:
+            where.append("a.start_s <= $end_s")
+            params["end_s"] = float(end_s)
+        hits = []
+        for name in names:
+            text = f"SELECT a.* FROM annotations({quote_string(name)}) a WHERE "
+            text += " AND ".join(where) + " ORDER BY a.relevance DESC, a.id"
+            table = run(store, text, params=params, limit=limit).table
+            for row in table.iter_rows(named=True):
+                for k in ("ref", "asset_id", "start_frame", "end_frame"):
+                    row.pop(k, None)
+                hits.append({"type": name, **row, "deleted": False})
+        hits.sort(key=lambda r: (-(r["relevance"] or 0.0), r["type"], r["id"]))
+        return hits
+
+    def removed_holding(q, type_name, asset, start_s, end_s) -> list[dict[str, Any]]:
+        """Removed annotations (not searchable by MATCHES) whose label or text holds every
+        word of ``q`` (its words as MATCHES splits them)."""
+        from amberlite.annotations.search import words
+
+        want = set(words(q))
+        out = []
+        for a in notes.list(type_name, asset, start_s, end_s, include_deleted=True):
+            if a["deleted"] and any(want <= set(words(a.get(k) or "")) for k in ("label", "text")):
+                out.append({**a, "relevance": None})
+        return out
 
     @app.post("/v1/annotations", tags=["annotations"], status_code=201)
     def add_annotation(body: AnnotationBody) -> dict[str, Any]:

@@ -433,14 +433,15 @@ class SpanPredicate(Expr):
 
 @dataclass(frozen=True, slots=True)
 class Matches(Expr):
-    """``expr MATCHES 'words'``: ranked full-text search (every word must occur)."""
+    """``expr MATCHES 'words'``: ranked full-text search (every word must occur). ``query``
+    is the words, or a ``$name`` placeholder (a literal once bound; the planner wants text)."""
 
     expr: Expr
-    query: str
+    query: str | Literal
 
     def __post_init__(self) -> None:
         _check_type(self, "expr", self.expr, Expr)
-        _check_type(self, "query", self.query, str)
+        _check_type(self, "query", self.query, (str, Literal))
 
 
 # ---------------------------------------------------------------- clauses

@@ -32,6 +32,7 @@ _VALUE_TERMINALS = {
     "TIME": "timecode",
     "FRAME": "frame number (f123)",
     "COMP_OP": "comparison operator",
+    "PLACEHOLDER": "$parameter",
     "$END": "end of input",
 }
 

@@ -212,7 +212,10 @@ def _expr_text(expr: A.Expr | A.Star) -> str:  # noqa: C901 - one branch per nod
     if isinstance(expr, A.SpanPredicate):
         return f"{_span_operand(expr.left)} {expr.op} {_span_operand(expr.right)}"
     if isinstance(expr, A.Matches):
-        return f"{_expr(expr.expr, _SUM)} MATCHES {quote_string(expr.query)}"
+        words = expr.query
+        return f"{_expr(expr.expr, _SUM)} MATCHES " + (
+            quote_string(words) if isinstance(words, str) else _literal_text(words)
+        )
     raise TypeError(f"not an expression: {expr!r}")
 
 

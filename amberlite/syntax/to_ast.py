@@ -321,7 +321,10 @@ class AstBuilder(Transformer):
         return A.FeatureRef(name, None, (), qualifier)
 
     def matches(self, children: list[Any]) -> A.Matches:
-        return A.Matches(children[0], _unquote_string(children[-1]))
+        words = children[-1]
+        if getattr(words, "type", None) == "PLACEHOLDER":
+            return A.Matches(children[0], A.Placeholder(str(words)[1:]))
+        return A.Matches(children[0], _unquote_string(words))
 
     def feature_ref(self, children: list[Any]) -> A.FeatureRef | A.Column:
         # children: NAME, NAME | None, INT | None, then the params (or one None)
