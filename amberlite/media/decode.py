@@ -483,9 +483,10 @@ def read_spans_multi(
     ``requests`` is a list of ``(decode, spans)``; the result at ``[r][i]`` equals
     ``read_batch(path, *spans_r[i], decode_r, index)``.
 
-    Every frame any request samples is decoded once and converted once per decode setting
-    that samples it (features that look at different sizes, rates or formats of the same
-    shots share the decoder). Runs of spans less than ``gap`` frames apart (over all
+    Every frame any request samples is decoded once and converted once per picture (size and
+    format) it is wanted at: features that look at different sizes, rates or formats of the
+    same shots share the decoder, and those that look at the same picture at different
+    rates share its conversion. Runs of spans less than ``gap`` frames apart (over all
     requests) are decoded with one seek. Same error contract as :func:`read_batch`.
     """
     p = check_file(path)
@@ -497,7 +498,9 @@ def read_spans_multi(
         for i, (s, e) in enumerate(spans):
             rng = _frame_range(index, s, e)
             items.append((r, i, rng, _wanted(index, *rng, decode.fps)))
-    converters = [_converter(decode) for decode, _ in requests]
+    # one conversion per picture (size, format) a frame is wanted at, whatever the rates
+    look = [(decode.size, decode.format) for decode, _ in requests]
+    converters = {k: _converter(decode) for k, (decode, _) in zip(look, requests)}
     items.sort(key=lambda it: it[2])
 
     def flush(run: list[tuple[int, int, tuple[int, int], np.ndarray]]) -> None:
@@ -508,8 +511,11 @@ def read_spans_multi(
         frames_of: list[dict[int, np.ndarray]] = [{} for _ in requests]
         union = np.fromiter(sorted(wanting), dtype=np.int64, count=len(wanting))
         for n, frame in _decode_wanted(p, index, union, _keep):
+            made: dict[tuple, np.ndarray] = {}
             for r in wanting[n]:
-                frames_of[r][n] = converters[r](frame)  # type: ignore[arg-type]
+                if look[r] not in made:
+                    made[look[r]] = converters[look[r]](frame)  # type: ignore[arg-type]
+                frames_of[r][n] = made[look[r]]
         for r, i, _, numbers in run:
             if numbers.size:
                 got = np.stack([frames_of[r][int(n)] for n in numbers])
