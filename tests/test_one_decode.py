@@ -87,6 +87,15 @@ def test_together_equals_one_by_one_and_decodes_once(tmp_path, clip, frames_deco
         [(ctx.feature(n), None) for n in FEATURES], None, progress=False
     )
     assert [s.computed for s in again] == [0] * 4 and [s.stored for s in again] == [5] * 4
+    # a query that needs several shot features computes them over one decode too
+    queried = _store(tmp_path, clip, "queried")
+    frames_decoded[0] = 0
+    table = queried.query("SELECT id, match_color, match_motion FROM shots ORDER BY id")
+    assert frames_decoded[0] < 150 and table.height == 5
+    for name in ("match_color", "match_motion"):
+        want = _values(alone, name)
+        for i, v in zip(table["id"].to_list(), table[name].to_list()):
+            np.testing.assert_array_equal(np.asarray(v), want[i])
 
 
 def test_partial_scope_failures_and_matchcut(tmp_path, clip, defs) -> None:
