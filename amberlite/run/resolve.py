@@ -897,17 +897,19 @@ class Resolver:
         done: dict[int, list] = {m: [] for m in ms}
         last = time.monotonic()
 
-        def flush() -> None:
+        def flush() -> None:  # every member's finished batches in one transaction
             nonlocal last
             with _interrupt_deferred():  # a commit and its count go together
-                for m in ms:
-                    if done[m]:
-                        ok, failed = self._commit(members[m][0], keys[m], done[m])
-                        stats[m].computed += ok
-                        stats[m].failed += failed
-                        if bar is not None:
-                            bar.update(sum(len(t) for t, _ in done[m]))
-                        done[m].clear()
+                todo = [m for m in ms if done[m]]
+                made = [self._commit_item(members[m][0], keys[m], done[m]) for m in todo]
+                if made:
+                    self.ctx.memo.commit_many([item for item, _ in made])
+                for m, (_, (ok, failed)) in zip(todo, made):
+                    stats[m].computed += ok
+                    stats[m].failed += failed
+                    if bar is not None:
+                        bar.update(sum(len(t) for t, _ in done[m]))
+                    done[m].clear()
             last = time.monotonic()
 
         def on_done(j: int, results) -> None:
@@ -1050,7 +1052,18 @@ class Resolver:
         """Commit finished batches in one catalog transaction: their values in one Parquet
         file (or the one file a Ray worker wrote aside), their failures and, for a
         segmenter, the entities it produced. Returns (values, failures) committed."""
+        item, counts = self._commit_item(spec, key, done)
+        self.ctx.memo.commit_many([item])
+        return counts
+
+    def _commit_item(
+        self, spec: FeatureSpec, key: MemoKey, done: list[tuple[Task, BatchResult]]
+    ) -> tuple[Any, tuple[int, int]]:
+        """What :meth:`_commit` commits (a ``memo.store.Commit``, its Parquet file written
+        aside), and its (values, failures) counts."""
         import pyarrow as pa
+
+        from amberlite.memo.store import Commit
 
         failures: list[tuple[str, str, str]] = []
         ok_ids: list[str] = []
@@ -1084,7 +1097,7 @@ class Resolver:
                 }
             )
             aside = self.ctx.memo.write_aside(table)
-        self.ctx.memo.commit(
+        item = Commit(
             key,
             aside,
             len(ok_ids),
@@ -1093,7 +1106,7 @@ class Resolver:
             failures=failures,
             hook=_insert_entities(pa.concat_tables(rows)) if rows else None,
         )
-        return len(ok_ids), len(failures)
+        return item, (len(ok_ids), len(failures))
 
     def _span_rows(self, spec, key, task, ok_ids, values) -> tuple[pa.Table, dict[str, str]]:
         import pyarrow as pa
