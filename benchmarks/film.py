@@ -210,8 +210,8 @@ def run_film(
 def print_rows(title: str, rows: list[tuple], minutes: float) -> None:
     print(f"\n{title}")
     print(
-        f"{'stage':<22} {'wall s':>8} {'CPU s':>8} {'peak GB':>8} {'per wall s':>12} "
-        f"{'wall s/min':>10}"
+        f"{'stage':<22} {'wall s':>8} {'CPU s':>8} {'cores':>6} {'peak GB':>8} "
+        f"{'per wall s':>12} {'wall s/min':>10}"
     )
     total = cpu_total = 0.0
     for stage, sec, cpu, peak, count, unit in rows:
@@ -219,11 +219,15 @@ def print_rows(title: str, rows: list[tuple], minutes: float) -> None:
             total, cpu_total = total + sec, cpu_total + cpu
         rate = f"{count / sec:,.0f} {unit}" if sec > 0 else "-"
         print(
-            f"{stage:<22} {sec:>8.1f} {cpu:>8.1f} {peak / 2**30:>8.2f} {rate:>12} "
-            f"{sec / minutes:>10.2f}"
+            f"{stage:<22} {sec:>8.1f} {cpu:>8.1f} {cpu / max(sec, 1e-9):>6.2f} "
+            f"{peak / 2**30:>8.2f} {rate:>12} {sec / minutes:>10.2f}"
         )
     peak_all = max(r[3] for r in rows)
-    print(f"{'end to end':<22} {total:>8.1f} {cpu_total:>8.1f} {peak_all / 2**30:>8.2f}")
+    print(
+        f"{'end to end':<22} {total:>8.1f} {cpu_total:>8.1f} {cpu_total / max(total, 1e-9):>6.2f} "
+        f"{peak_all / 2**30:>8.2f}"
+    )
+    print("cores: CPU s / wall s, the cores a stage kept busy (meaningful on a quiet machine)")
 
 
 def load() -> str:

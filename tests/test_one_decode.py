@@ -1,9 +1,14 @@
 """Several shot features over one decode (``Resolver.materialize_many``): the same values as
 one feature at a time, each frame of the film decoded once instead of once per feature, and
-memoization, partial scopes, failures, claims and run records kept per feature."""
+memoization, partial scopes, failures, claims (a dead holder's taken over, a live one's
+waited for) and run records kept per feature."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +18,10 @@ import amberlite
 from amberlite.matchcut import computed_by_feature, prepare
 from amberlite.media import decode as decode_mod
 from amberlite.media.synth import Scene, render
+from amberlite.memo.key import memo_key
+from amberlite.memo.store import now
 from amberlite.run.executor import LocalExecutor
+from amberlite.run.resolve import HOST
 
 FEATURES = ["shot_embedding", "match_color", "match_framing", "match_motion"]
 
@@ -119,12 +127,33 @@ def picky(shot):
 """
         )
     )
+    # match_motion: two shots claimed by a dead process (taken over), one by a live one that
+    # gives it back a moment later (waited for while the rest is computed)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    motion = memo_key(ctx.feature("match_motion"), None)
+    with ctx.catalog.write() as con:
+        for eid, owner, pid in [(shots[3], "gone", dead.pid), (shots[4], "gone", dead.pid)] + [
+            (shots[0], "live", os.getpid())
+        ]:
+            con.execute(
+                "INSERT INTO claims VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [*motion.sql_args(), eid, owner, HOST, pid, now()],
+            )
+
+    def give_back() -> None:
+        time.sleep(1.0)
+        with ctx.catalog.write() as con:
+            con.execute("DELETE FROM claims WHERE owner = 'live'")
+
+    threading.Thread(target=give_back).start()
     stats = ctx.resolver.materialize_many(
         [(ctx.feature(n), None) for n in ("match_color", "picky", "match_motion")],
         None,
         progress=False,
     )
     assert [(s.stored, s.computed, s.failed) for s in stats] == [(2, 3, 0), (0, 4, 1), (0, 5, 0)]
+    assert ctx.catalog.query("SELECT count(*) FROM claims") == [(0,)]
     assert store.get("picky", compute=False).height == 4
     fails = ctx.catalog.query("SELECT feature, error FROM failures")
     assert len(fails) == 1 and fails[0][0] == "picky" and "not this one" in fails[0][1]
