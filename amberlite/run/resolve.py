@@ -635,20 +635,20 @@ class Resolver:
         exe = make_executor(executor)
         opts = dict(retry_failed=retry_failed, executor=exe, trigger=trigger, progress=progress)
         done: set[tuple[str, str]] = set()
-        nodes = self._group_closure(requests, exe)  # (spec, params, level), deepest first
+        nodes = self._group_closure(requests, exe)  # (spec, params, level)
         by_key: dict[tuple[str, str], RunStats] = {}
         for level in sorted({lv for _, _, lv in nodes}):
             here = [(sp, p) for sp, p, lv in nodes if lv == level]
-            group = [(sp, p) for sp, p in here if shares_decode(sp, exe)]
-            if len(group) > 1:
-                for (sp, p), st in zip(
-                    group,
-                    self._materialize_group(group, asset_ids, entity_ids, seg, done, **opts),
-                ):
+            group_keys: set[tuple[str, str]] = set()
+            for entity in dict.fromkeys(sp.entity for sp, _ in here):  # a group per span type
+                group = [(sp, p) for sp, p in here if sp.entity == entity]
+                group = [(sp, p) for sp, p in group if shares_decode(sp, exe)]
+                if len(group) < 2:
+                    continue
+                got = self._materialize_group(group, asset_ids, entity_ids, seg, done, **opts)
+                for (sp, p), st in zip(group, got):
                     by_key[_label(sp, p)] = st
-                group_keys = {_label(sp, p) for sp, p in group}
-            else:
-                group_keys = set()
+                    group_keys.add(_label(sp, p))
             for sp, p in here:
                 k = _label(sp, p)
                 if k in group_keys:
