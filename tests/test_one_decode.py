@@ -13,8 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 import amberlite
+from amberlite.cli import main
 from amberlite.matchcut import computed_by_feature, prepare
 from amberlite.media import decode as decode_mod
 from amberlite.media.synth import Scene, render
@@ -165,6 +167,16 @@ def picky(shot):
         "match_framing@3": 5,
     }
     assert sum(computed_by_feature(prepare(store, ["clip"], ["framing", "color"])).values()) == 0
+    # the command takes several features (stored here: nothing to compute) and one --param
+    cli = CliRunner()
+    r = cli.invoke(main, ["--store", str(store.root), "materialize", "match_color", "picky"])
+    assert r.exit_code == 0, r.output
+    assert "match_color@1: 5 requested, 5 already stored, 0 computed" in r.output
+    assert "picky@1: 5 requested, 4 already stored, 0 computed, 0 failed, 1 skipped" in r.output
+    r = cli.invoke(
+        main, ["--store", str(store.root), "materialize", "match_color", "picky", "--param", "a=1"]
+    )
+    assert r.exit_code == 2 and "--param names one feature" in r.output
 
 
 class OneAtATime(LocalExecutor):
