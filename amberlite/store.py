@@ -160,8 +160,8 @@ class Store:
 
         return ReplicaManager(self.ctx)
 
-    def _on_commit(self, key: Any, file_id: int) -> None:
-        self.ctx.replicas.on_commit(key, file_id)
+    def _on_commit(self, commits: list[tuple[Any, int]]) -> None:
+        self.ctx.replicas.on_commits(commits)
 
     @property
     def annotations(self) -> Annotations:

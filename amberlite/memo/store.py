@@ -33,7 +33,7 @@ ASSET_ID = "asset_id"
 VALUE = "value"
 
 CommitHook = Callable[[duckdb.DuckDBPyConnection, int], None]
-Listener = Callable[[MemoKey, int], None]
+Listener = Callable[[list[tuple[MemoKey, int]]], None]  # (key, file id) of one transaction
 
 
 def value_schema(output: pa.DataType) -> pa.Schema:
@@ -95,8 +95,9 @@ class MemoStore:
         self.catalog = catalog
         self.tmp = self.root / "tmp"
         self.tmp.mkdir(parents=True, exist_ok=True)
-        # Called after each commit, outside the transaction, with (key, file_id). A listener
-        # that fails does not undo the commit: replicas catch up from the commit log.
+        # Called after each commit, outside the transaction, with the (key, file_id) of its
+        # datasets. A listener that fails does not undo the commit: replicas catch up from
+        # the commit log.
         self.listeners: list[Listener] = []
         self._files_cache: dict[MemoKey, tuple[tuple, list[str]]] = {}
 
@@ -140,16 +141,14 @@ class MemoStore:
                 for final in renamed:
                     final.unlink(missing_ok=True)
                 raise
-        for it, file_id in zip(items, ids):
-            if file_id is None:
-                continue
-            for listener in list(self.listeners):
-                try:
-                    listener(it.key, file_id)
-                except Exception:  # noqa: BLE001 - a replica's failure never loses a value
-                    import logging
+        commits = [(it.key, file_id) for it, file_id in zip(items, ids) if file_id is not None]
+        for listener in list(self.listeners) if commits else []:
+            try:
+                listener(commits)
+            except Exception:  # noqa: BLE001 - a replica's failure never loses a value
+                import logging
 
-                    logging.getLogger(__name__).exception("commit listener failed")
+                logging.getLogger(__name__).exception("commit listener failed")
         return ids
 
     def _commit_in(self, con: duckdb.DuckDBPyConnection, it: Commit, renamed: list[Path]):
