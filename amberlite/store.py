@@ -21,7 +21,13 @@ from amberlite.catalog import Catalog
 from amberlite.catalog.diff import Change, classify
 from amberlite.context import StoreContext
 from amberlite.define.registry import Registry
-from amberlite.errors import ChangeRefused, DefinitionError, ResolveError, StoreError
+from amberlite.errors import (
+    AmberliteError,
+    ChangeRefused,
+    DefinitionError,
+    ResolveError,
+    StoreError,
+)
 from amberlite.memo.key import memo_key
 from amberlite.memo.store import MemoStore, now
 from amberlite.run.resolve import Resolver, RunStats
@@ -154,8 +160,8 @@ class Store:
 
         return ReplicaManager(self.ctx)
 
-    def _on_commit(self, key: Any, file_id: int) -> None:
-        self.ctx.replicas.on_commit(key, file_id)
+    def _on_commit(self, commits: list[tuple[Any, int]]) -> None:
+        self.ctx.replicas.on_commits(commits)
 
     @property
     def annotations(self) -> Annotations:
@@ -491,7 +497,7 @@ class Store:
 
     def materialize(
         self,
-        name: str,
+        name: str | Sequence[str],
         assets: Sequence[str] | str | None = None,
         *,
         version: int | None = None,
@@ -500,8 +506,27 @@ class Store:
         executor: Any = None,
         progress: bool | None = None,
         trigger: str = "request",
-    ) -> RunStats:
-        """Compute every missing value of a feature (inputs first) in the asset scope."""
+    ) -> RunStats | list[RunStats]:
+        """Compute every missing value of a feature (inputs first) in the asset scope;
+        returns its :class:`RunStats`.
+
+        ``name`` may be a list of features (``name@v`` each; ``version`` and ``params`` then
+        are not allowed): the span features among them that can share a decode are computed
+        together, each batch of spans decoded once for all of them; returns a list of
+        :class:`RunStats`, one per name."""
+        if not isinstance(name, str):
+            if version is not None or params is not None:
+                raise AmberliteError(
+                    "version= and params= name one feature: with several, write name@version"
+                )
+            return self.resolver.materialize_many(
+                [(self.feature(n), None) for n in name],
+                self.resolve_assets(assets),
+                retry_failed=retry_failed,
+                executor=executor,
+                progress=progress,
+                trigger=trigger,
+            )
         spec = self.feature(name, version)
         return self.resolver.materialize(
             spec,

@@ -1,17 +1,20 @@
 """A feature-length workload: match cutting a 2-hour film, stage by stage.
 
     python -m benchmarks.film [--minutes 120] [--hd-minutes 10] [--scaling 10,20,30]
-                              [--stages color,framing,motion] [--cache DIR]
+                              [--stages color,framing,motion] [--cache DIR] [--separate]
 
 Generates (once, cached outside the repository, by default ``~/.cache/amberlite/bench``) a
 2-hour 640x360 25 fps film of ~2,000 shots (random scenes of 0.8-6 s with cuts, dissolves,
 fades, flashes, moving shapes and camera pans), runs it through a fresh store: ingest ->
-shots -> shot_embedding + dedup -> match_color, match_framing, match_motion -> top pairs
-per type, and prints wall time and peak memory (RSS of the process, sampled) per stage,
-with frames/s and shots/s. The same stages on a 10-minute 1920x1080 sample project the
-per-hour cost at 1080p. ``--scaling`` runs shorter 360p films of the same generator to
-check that no stage grows faster than the film's length (each stage's seconds per minute
-of film should be flat) -- the pair stage grows with the pairs, n^2.
+shots -> shot features (shot_embedding + dedup, match_color, match_framing, match_motion,
+computed together over one decode of each batch of shots; ``--separate``: one after the
+other, each with its own decode) -> top pairs per type, and prints wall time, CPU time, the
+cores kept busy (CPU / wall, and the load-proof thread demand, :class:`Demand`) and peak
+memory (RSS of the process, sampled) per stage, with frames/s and shots/s. The same
+stages on a 10-minute 1920x1080 sample project the per-hour cost at 1080p. ``--scaling``
+runs shorter 360p films of the same generator to check that no stage grows faster than the
+film's length (each stage's seconds per minute of film should be flat) -- the pair stage
+grows with the pairs, n^2.
 
 The peer, in the same run: one pure decode of the file (PyAV, all frames, decoder threads,
 no conversion), the floor any stage that looks at every frame pays.
@@ -138,6 +141,57 @@ class PeakRSS:
         self.peak = max(self.peak, self.now())
 
 
+class Demand:
+    """How many of this process's threads wanted a CPU during a ``with`` block, on average:
+    per thread, CPU time plus time spent runnable in the run queue (``/proc/self/task/*/
+    schedstat``, sampled every 50 ms), summed, over the wall time. Load-proof where "CPU s /
+    wall s" is not: a stage whose demand is 2 or more keeps both cores of a quiet 2-core
+    machine busy; below 1 it leaves one idle (threads waiting for the GIL, a lock or I/O do
+    not count)."""
+
+    def __init__(self) -> None:
+        self.first: dict[str, tuple[int, int]] = {}
+        self.last: dict[str, tuple[int, int]] = {}
+        self._stop = threading.Event()
+        self.value = 0.0
+
+    @staticmethod
+    def read() -> dict[str, tuple[int, int]]:
+        out = {}
+        for tid in os.listdir("/proc/self/task"):
+            try:
+                with open(f"/proc/self/task/{tid}/schedstat") as f:
+                    on_cpu, waiting, _ = f.read().split()
+                out[tid] = (int(on_cpu), int(waiting))
+            except (OSError, ValueError):  # a thread that just ended
+                continue
+        return out
+
+    def _take(self) -> None:
+        for tid, v in self.read().items():
+            self.first.setdefault(tid, v)
+            self.last[tid] = v
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            self._take()
+
+    def __enter__(self) -> Demand:
+        self._take()
+        self._t = time.perf_counter()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._take()
+        wall = time.perf_counter() - self._t
+        ns = sum(sum(self.last[t]) - sum(self.first[t]) for t in self.last)
+        self.value = ns / 1e9 / max(wall, 1e-9)
+
+
 def cpu_seconds() -> float:
     """CPU time (user + system) of this process and its waited-for children."""
     own = resource.getrusage(resource.RUSAGE_SELF)
@@ -146,12 +200,18 @@ def cpu_seconds() -> float:
 
 
 def timed(fn: Callable[[], object]) -> tuple[float, float, int, object]:
-    """(wall seconds, CPU seconds, peak RSS bytes, result) of ``fn()``."""
-    with PeakRSS() as mem:
+    """(wall seconds, CPU seconds, peak RSS bytes, result) of ``fn()``; its thread demand
+    (:class:`Demand`) goes to :data:`LAST_DEMAND`."""
+    global LAST_DEMAND
+    with PeakRSS() as mem, Demand() as demand:
         t, c = time.perf_counter(), cpu_seconds()
         out = fn()
         seconds, cpu = time.perf_counter() - t, cpu_seconds() - c
+    LAST_DEMAND = demand.value
     return seconds, cpu, mem.peak, out
+
+
+LAST_DEMAND = 0.0
 
 
 def pure_decode(path: Path) -> int:
@@ -165,11 +225,16 @@ def pure_decode(path: Path) -> int:
     return n
 
 
-def run_film(path: Path, workdir: Path, stages: tuple[str, ...], top: int = 10) -> list[tuple]:
+def run_film(
+    path: Path, workdir: Path, stages: tuple[str, ...], top: int = 10, separate: bool = False
+) -> list[tuple]:
     """Every stage of match cutting on ``path`` in a fresh store: rows of (stage, wall s,
-    CPU s, peak RSS bytes, count, unit)."""
+    CPU s, peak RSS bytes, count, unit). The shot features (``shot_embedding``, ``dedup``
+    and one embedding per match type) are one stage, computed together over one decode
+    (``matchcut.prepare`` of every type); ``separate``: one stage per feature, each
+    materialized alone with its own decode (the way before one-decode)."""
     import amberlite
-    from amberlite.matchcut import prepare, top_pairs
+    from amberlite.matchcut import MATCH_TYPES, prepare, top_pairs
 
     rows: list[tuple] = []
     store_dir = workdir / f"store_{path.stem}"
@@ -178,40 +243,53 @@ def run_film(path: Path, workdir: Path, stages: tuple[str, ...], top: int = 10) 
     sec, cpu, peak, report = timed(lambda: store.ingest([path], compute=False))
     alias = report.assets[0]["alias"]
     frames = report.assets[0]["frame_count"]
-    rows.append(("ingest", sec, cpu, peak, frames, "frames"))
+    rows.append(("ingest", sec, cpu, peak, frames, "frames", LAST_DEMAND))
     sec, cpu, peak, _ = timed(lambda: store.materialize("shots", assets=[alias], progress=False))
     shots = store.entities("shot").height
-    rows.append(("shots", sec, cpu, peak, frames, "frames"))
-    sec, cpu, peak, _ = timed(lambda: store.materialize("dedup", assets=[alias], progress=False))
-    rows.append(("embedding+dedup", sec, cpu, peak, shots, "shots"))
-    for kind in stages:
-        sec, cpu, peak, _ = timed(lambda k=kind: prepare(store, [alias], k, progress=False))
-        rows.append((kind, sec, cpu, peak, shots, "shots"))
+    rows.append(("shots", sec, cpu, peak, frames, "frames", LAST_DEMAND))
+    if separate:  # one feature after the other, each with its own decode (as before)
+        sec, cpu, peak, _ = timed(lambda: store.materialize("dedup", [alias], progress=False))
+        rows.append(("embedding+dedup", sec, cpu, peak, shots, "shots", LAST_DEMAND))
+        for kind in stages:
+            name = MATCH_TYPES[kind][0]
+            sec, cpu, peak, _ = timed(lambda n=name: store.materialize(n, [alias], progress=False))
+            rows.append((kind, sec, cpu, peak, shots, "shots", LAST_DEMAND))
+    else:  # every shot feature over one decode per batch of shots
+        sec, cpu, peak, _ = timed(lambda: prepare(store, [alias], stages, progress=False))
+        rows.append(("shot features", sec, cpu, peak, shots, "shots", LAST_DEMAND))
     for kind in stages:
         sec, cpu, peak, _ = timed(lambda k=kind: top_pairs(store, [alias], k, top=top))
-        rows.append((f"top pairs {kind}", sec, cpu, peak, shots, "shots"))
+        rows.append((f"top pairs {kind}", sec, cpu, peak, shots, "shots", LAST_DEMAND))
     sec, cpu, peak, n = timed(lambda: pure_decode(path))
-    rows.append(("(peer) pure decode", sec, cpu, peak, n, "frames"))
+    rows.append(("(peer) pure decode", sec, cpu, peak, n, "frames", LAST_DEMAND))
     return rows
 
 
 def print_rows(title: str, rows: list[tuple], minutes: float) -> None:
     print(f"\n{title}")
     print(
-        f"{'stage':<22} {'wall s':>8} {'CPU s':>8} {'peak GB':>8} {'per wall s':>12} "
-        f"{'wall s/min':>10}"
+        f"{'stage':<22} {'wall s':>8} {'CPU s':>8} {'cores':>6} {'demand':>7} {'peak GB':>8} "
+        f"{'per wall s':>12} {'wall s/min':>10}"
     )
     total = cpu_total = 0.0
-    for stage, sec, cpu, peak, count, unit in rows:
+    for stage, sec, cpu, peak, count, unit, demand in rows:
         if not stage.startswith("("):
             total, cpu_total = total + sec, cpu_total + cpu
         rate = f"{count / sec:,.0f} {unit}" if sec > 0 else "-"
         print(
-            f"{stage:<22} {sec:>8.1f} {cpu:>8.1f} {peak / 2**30:>8.2f} {rate:>12} "
-            f"{sec / minutes:>10.2f}"
+            f"{stage:<22} {sec:>8.1f} {cpu:>8.1f} {cpu / max(sec, 1e-9):>6.2f} {demand:>7.2f} "
+            f"{peak / 2**30:>8.2f} {rate:>12} {sec / minutes:>10.2f}"
         )
     peak_all = max(r[3] for r in rows)
-    print(f"{'end to end':<22} {total:>8.1f} {cpu_total:>8.1f} {peak_all / 2**30:>8.2f}")
+    print(
+        f"{'end to end':<22} {total:>8.1f} {cpu_total:>8.1f} {cpu_total / max(total, 1e-9):>6.2f} "
+        f"{'':>7} {peak_all / 2**30:>8.2f}"
+    )
+    print(
+        "cores: CPU s / wall s (the cores a stage kept busy; meaningful on a quiet machine); "
+        "demand: threads wanting a CPU on average, running or queued (load-proof: >= 2 keeps "
+        "both cores busy)"
+    )
 
 
 def load() -> str:
@@ -227,6 +305,12 @@ def main() -> None:
     ap.add_argument("--stages", default=",".join(MATCH_STAGES))
     ap.add_argument("--cache", default=None)
     ap.add_argument("--render-only", action="store_true")
+    ap.add_argument(
+        "--separate",
+        action="store_true",
+        help="materialize the shot features one by one, each with its own decode (the peer "
+        "of the one-decode stage)",
+    )
     args = ap.parse_args()
     stages = tuple(s for s in args.stages.split(",") if s)
     cache = cache_dir(args.cache)
@@ -243,7 +327,7 @@ def main() -> None:
     per_min: dict[str, list[tuple[float, float]]] = {}
     with tempfile.TemporaryDirectory(prefix="amberlite-film-") as d:
         for minutes, size, path in paths:
-            rows = run_film(path, Path(d), stages)
+            rows = run_film(path, Path(d), stages, separate=args.separate)
             title = f"{path.name}: {minutes:g} min at {size[0]}x{size[1]}"
             print_rows(title, rows, minutes)
             print(load())

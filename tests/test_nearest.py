@@ -179,7 +179,7 @@ def test_match_across_assets_through_the_index_equals_exact(store):
 def test_match_by_an_iou_metric_stays_exact(store):
     store.replicas.add("match_framing", "hnsw", M=8)
     text = explain(store, "MATCH shots BY framing TOP 3")
-    assert "search: exact torch search over match_framing@2 (metric iou" in text
+    assert "search: exact torch search over match_framing@3 (metric iou" in text
     assert run(store, "MATCH shots BY framing TOP 3").search.method == "exact"
 
 

@@ -13,7 +13,7 @@ import pytest
 import amberlite.core.entities as entities
 from amberlite.core.entities import AssetRecord, AssetView, SpanView, prefetch
 from amberlite.media import decode as decode_mod
-from amberlite.media.decode import Decode, read_batch, read_spans
+from amberlite.media.decode import Decode, read_batch, read_spans, read_spans_multi
 from amberlite.media.frame_index import frame_index
 from amberlite.media.synth import Scene, render
 
@@ -93,3 +93,29 @@ def test_resized_rgb_is_what_pyav_gives_frame_by_frame(clip: Path) -> None:
             for _, f in zip(range(30), c.decode(video=0))
         ]
     np.testing.assert_array_equal(frames, np.stack(want))
+
+
+def test_read_spans_multi_decodes_once_for_every_setting(clip: Path, monkeypatch) -> None:
+    index = frame_index(clip)
+    requests = [
+        (Decode(size=(32, 18), fps=Fraction(8)), [(0, 40), (70, 120)]),
+        (Decode(size=(32, 18), fps=Fraction(4)), [(40, 70), (0, 40)]),  # same picture, rate
+        (Decode(size=(48, 27), format="gray"), [(5, 9), (30, 30), (100, 400)]),
+    ]
+    calls = []
+    real = decode_mod._decode_wanted
+
+    def counting(*args, **kwargs):
+        calls.append(len(args[2]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(decode_mod, "_decode_wanted", counting)
+    got = read_spans_multi(clip, requests, index, gap=250)
+    assert [c for c in calls if c] == [calls[0]]  # one pass for every setting (and an empty span)
+    monkeypatch.setattr(decode_mod, "_decode_wanted", real)
+    for (decode, spans), results in zip(requests, got):
+        for (s, e), (numbers, frames) in zip(spans, results):
+            want_n, want_f = read_batch(clip, s, e, decode, index)
+            np.testing.assert_array_equal(numbers, want_n)
+            np.testing.assert_array_equal(frames, want_f)
+            assert frames.shape == want_f.shape

@@ -76,7 +76,7 @@ def init(ctx: click.Context) -> None:
 
 
 @click.command()
-@click.argument("feature")
+@click.argument("features", nargs=-1, required=True)
 @click.option("--asset", "assets", multiple=True, help="Limit to these assets (alias or id).")
 @click.option("--param", "params", multiple=True, help="name=value (JSON value).")
 @click.option("--retry-failed", is_flag=True, help="Compute again entities that failed.")
@@ -86,22 +86,26 @@ def init(ctx: click.Context) -> None:
 @friendly
 def materialize(
     ctx: click.Context,
-    feature: str,
+    features: tuple[str, ...],
     assets: tuple[str, ...],
     params: tuple[str, ...],
     retry_failed: bool,
     executor: str,
     address: str | None,
 ) -> None:
-    """Compute every missing value of FEATURE (name or name@version), inputs first.
+    """Compute every missing value of FEATURES (name or name@version), inputs first.
 
-    Ctrl-C stops it: committed values are kept, claims are given back, the run is recorded
-    with trigger 'request (interrupted)', and the command exits with status 130."""
+    Several shot features are computed together, each batch of shots decoded once for all
+    of them. Ctrl-C stops it: committed values are kept, claims are given back, the run is
+    recorded with trigger 'request (interrupted)', and the command exits with status 130."""
+    if len(features) > 1 and params:
+        click.secho("error: --param names one feature; give one FEATURE", fg="red", err=True)
+        sys.exit(2)
     try:
-        stats = _store(ctx).materialize(
-            feature,
+        got = _store(ctx).materialize(
+            features[0] if len(features) == 1 else list(features),
             list(assets) or None,
-            params=_params(params),
+            params=_params(params) if len(features) == 1 else None,
             retry_failed=retry_failed,
             executor=executor_of(executor, address),
         )
@@ -115,7 +119,8 @@ def materialize(
             err=True,
         )
         sys.exit(130)
-    all_stats = list(_flatten(stats))
+    requested = got if isinstance(got, list) else [got]
+    all_stats = [s for stats in requested for s in _flatten(stats)]
     for s in all_stats:
         click.echo(s.summary())
     failed = {s.feature for s in all_stats if s.failed or s.skipped_failed}
@@ -123,8 +128,8 @@ def materialize(
         groups = _store(ctx).failure_groups()
         keys = [f"{f}@{v}" for f, v in zip(groups["feature"], groups["version"])]
         _echo_failure_groups(groups.filter([k in failed for k in keys]))
-    if (stats.failed or stats.skipped_failed) and not stats.computed and not stats.stored:
-        sys.exit(1)  # nothing of FEATURE is stored and something failed
+    if any((s.failed or s.skipped_failed) and not s.computed and not s.stored for s in requested):
+        sys.exit(1)  # nothing of a FEATURE is stored and something failed
 
 
 def _echo_failure_groups(groups) -> None:

@@ -160,17 +160,33 @@ class ReplicaManager:
 
     # -- following commits --------------------------------------------------------------------
     def on_commit(self, key: MemoKey, file_id: int) -> None:
-        """MemoStore listener: bring this dataset's replicas up to ``file_id``.
+        """Bring this dataset's replicas up to ``file_id`` (see :meth:`on_commits`)."""
+        self.on_commits([(key, file_id)])
+
+    def on_commits(self, commits: Sequence[tuple[MemoKey, int]]) -> None:
+        """MemoStore listener: bring each committed dataset's replicas up to its file id
+        (one catalog read for all of a transaction's datasets; most have no replica).
 
         A dataset of a replicated feature with no replica yet (a new version or parameter
         assignment) gets one with the same target and options."""
-        rows = self.ctx.catalog.query(
-            """SELECT version, params_key, target, options, last_file_id FROM replicas
-               WHERE feature = ?""",
-            [key.feature],
-        )
-        if not rows:
+        if not commits:
             return
+        rows = self.ctx.catalog.query(
+            """SELECT feature, version, params_key, target, options, last_file_id FROM replicas
+               WHERE feature IN (SELECT unnest(?::TEXT[]))""",
+            [sorted({key.feature for key, _ in commits})],
+        )
+        for key, file_id in commits:
+            mine = [r[1:] for r in rows if r[0] == key.feature]
+            if not mine:
+                continue
+            try:
+                self._follow(key, file_id, mine)
+            except Exception:  # noqa: BLE001 - one replica's failure never stops the others'
+                log.exception("replica of %s did not follow commit %d", key.label, file_id)
+
+    def _follow(self, key: MemoKey, file_id: int, rows: list[tuple]) -> None:
+        """:meth:`on_commits` for one dataset, given its feature's replica rows."""
         mine = {t: last for v, pk, t, _, last in rows if (v, pk) == (key.version, key.params_key)}
         follow = {t: o for _, _, t, o, _ in rows if t not in mine}
         if follow:

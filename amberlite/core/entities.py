@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from amberlite.errors import MediaError, StoreFull, out_of_space
-from amberlite.media.decode import Decode, read_batch, read_luma, read_spans
+from amberlite.media.decode import Decode, read_batch, read_luma, read_spans_multi
 from amberlite.media.frame_index import FrameIndex, frame_index
 
 _index_lock = threading.Lock()
@@ -188,56 +188,92 @@ def asset_id_of(view: Any) -> str:
 @contextmanager
 def prefetch(views: Sequence[Any]) -> Iterator[None]:
     """While open, a span view of ``views`` asking for its frames gets them from one pass
-    over the file for the spans of its batch (:func:`amberlite.media.decode.read_spans`)
+    over the file for the spans of its batch (:func:`amberlite.media.decode.read_spans_multi`)
     instead of a seek and a decode of its own: the same frames, decoded once. Nothing is
     decoded until a view asks (features that read no frames pay nothing); at most
     :data:`PREFETCH_BYTES` of frames are held at once. Per thread (executors run batches in
-    threads)."""
+    threads).
+
+    ``views`` may hold views of several features over the same spans, each asset view with
+    its feature's decode settings (:func:`amberlite.run.compute.compute_group`): the first
+    view that asks decodes the frames of every setting of its group of spans in one pass, and
+    each view takes its own (once: what was taken is dropped)."""
     spans = [v for v in views if isinstance(v, SpanView)]
-    _batch.spans, _batch.cache = spans, {}
+    wants: dict[tuple, int] = {}
+    for v in spans:
+        key = _key(v.asset, v.start_frame, v.end_frame)
+        wants[key] = wants.get(key, 0) + 1
+    _batch.spans, _batch.cache, _batch.wants = spans, {}, wants
     try:
         yield
     finally:
-        _batch.spans, _batch.cache = [], {}
+        _batch.spans, _batch.cache, _batch.wants = [], {}, {}
+
+
+def _key(asset: AssetView, start: int, end: int) -> tuple:
+    return (asset.record.asset_id, asset.decode, start, end)
 
 
 def _prefetched(asset: AssetView, start: int, end: int | None):
     """(numbers, frames) of ``[start, end)`` of ``asset`` from the current batch's prefetch,
-    or None when it is not a span of the batch."""
+    or None when it is not a span of the batch (or was taken as often as the batch holds it)."""
     spans = getattr(_batch, "spans", None)
     if not spans or end is None:
         return None
-    key = (id(asset), start, end)
-    cache = _batch.cache
-    if key in cache:
-        return cache.pop(key)
-    mine = [v for v in spans if v.asset is asset]
-    if not any(v.start_frame == start and v.end_frame == end for v in mine):
+    key = _key(asset, start, end)
+    cache, wants = _batch.cache, _batch.wants
+    if wants.get(key, 0) <= 0:
         return None
-    group = [g for g in _group_of(asset, mine, start, end) if (id(asset), *g) not in cache]
-    try:
-        got_all = read_spans(asset.path, group, asset.decode, asset.index)
-    except MediaError:  # a damaged file: each span reads its own frames and fails alone
-        return None
-    for (s, e), got in zip(group, got_all):
-        cache[(id(asset), s, e)] = got
+    wants[key] -= 1
+    if key not in cache:
+        same = [v for v in spans if v.asset.record.asset_id == asset.record.asset_id]
+        group = _group_of(asset, same, start, end, cache, wants)
+        requests: dict[Decode, list[tuple[int, int]]] = {}
+        for dec, s, e in group:
+            requests.setdefault(dec, []).append((s, e))
+        try:
+            got = read_spans_multi(asset.path, list(requests.items()), asset.index)
+        except MediaError:  # a damaged file: each span reads its own frames and fails alone
+            return None
+        for (dec, ranges), results in zip(requests.items(), got):
+            for (s, e), res in zip(ranges, results):
+                cache[(asset.record.asset_id, dec, s, e)] = res
+    if wants[key] > 0:  # another view of the batch takes these too: each gets its own arrays
+        numbers, frames = cache[key]
+        return numbers.copy(), frames.copy()
     return cache.pop(key)
 
 
-def _group_of(asset: AssetView, spans: list[SpanView], start: int, end: int):
-    """The spans decoded together with ``[start, end)``: it and the next spans of the batch
-    in time order, up to :data:`PREFETCH_BYTES` of decoded frames."""
+def _group_of(
+    asset: AssetView, spans: list[SpanView], start: int, end: int, cache: dict, wants: dict
+) -> list[tuple[Decode, int, int]]:
+    """The (decode, start, end) decoded together with ``[start, end)`` at ``asset``'s
+    settings: the spans of the batch from it on in time order, at every decode setting the
+    batch's views of the asset ask for (those not decoded yet, still wanted), up to
+    :data:`PREFETCH_BYTES` of decoded frames."""
     rec = asset.record
-    w, h = asset.decode.size or (rec.width, rec.height)
-    per_frame = w * h * (1 if asset.decode.format == "gray" else 3)
-    rate = float(rec.frame_rate) or 25.0
-    keep = 1.0 if asset.decode.fps is None else min(1.0, float(asset.decode.fps) / rate)
-    ordered = sorted({(v.start_frame, v.end_frame) for v in spans})
-    first = ordered.index((start, end))
-    group, total = [], 0.0
-    for s, e in ordered[first:]:
-        total += (e - s) * keep * per_frame
-        if group and total > PREFETCH_BYTES:
-            break
-        group.append((s, e))
+    by_span: dict[tuple[int, int], set[Decode]] = {}
+    for v in spans:
+        k = _key(v.asset, v.start_frame, v.end_frame)
+        if k == _key(asset, start, end) or (k not in cache and wants.get(k, 0) > 0):
+            by_span.setdefault((v.start_frame, v.end_frame), set()).add(v.asset.decode)
+    first = (asset.decode, start, end)  # the one asked for comes first, whatever its size
+    group, total = [first], _bytes(rec, *first)
+    for s, e in sorted(s for s in by_span if s >= (start, end)):
+        for dec in sorted(by_span[(s, e)], key=Decode.key):
+            if (dec, s, e) == first:
+                continue
+            total += _bytes(rec, dec, s, e)
+            if total > PREFETCH_BYTES:
+                return group
+            group.append((dec, s, e))
     return group
+
+
+def _bytes(rec: AssetRecord, dec: Decode, start: int, end: int) -> float:
+    """About how many bytes the frames ``[start, end)`` of ``rec`` take at ``dec``."""
+    w, h = dec.size or (rec.width, rec.height)
+    per_frame = w * h * (1 if dec.format == "gray" else 3)
+    rate = float(rec.frame_rate) or 25.0
+    keep = 1.0 if dec.fps is None else min(1.0, float(dec.fps) / rate)
+    return (end - start) * keep * per_frame

@@ -175,6 +175,7 @@ def prepare(ctx: StoreContext, plan: L.SelectPlan, compute: bool, reader: Reader
             ids, id_assets = _scoped_ids(
                 ctx, plan, src, pushed.get(src.index), reader.get(), prep.nearest
             )
+        together: list[FeatureStep] = []  # the source's own features: computed together
         for use in plan.features:
             if use.source != src.index:
                 continue
@@ -183,12 +184,15 @@ def prepare(ctx: StoreContext, plan: L.SelectPlan, compute: bool, reader: Reader
             if use.by_asset:
                 st = step(use.label, spec, params, id_assets, None)
             else:
-                st = step(use.label, spec, params, assets, ids, sg)
+                st = feature_step(ctx, use.label, spec, params, assets, ids, reader, sg)
+                together.append(st)
                 if note:  # spans still to segment will need values too
                     st.note, st.action = note, "compute"
             if near_note:
                 st.note = near_note
             prep.steps.append(st)
+        if compute:
+            compute_steps(ctx, [st for st in together if st.action == "compute"], reader)
     return prep
 
 
@@ -213,6 +217,33 @@ def compute_step(ctx: StoreContext, step: FeatureStep, reader: Reader | None = N
     stats = ctx.resolver.materialize(
         spec, step.params, step.asset_ids, entity_ids=step.entity_ids, seg=seg
     )
+    _warn_failed(step, spec, stats)
+
+
+def compute_steps(ctx: StoreContext, steps: list[FeatureStep], reader: Reader | None) -> None:
+    """Compute what several steps over one scope lack, together: span features that can
+    share a decode are computed over one decode of each batch of spans
+    (:meth:`~amberlite.run.resolve.Resolver.materialize_many`)."""
+    if len(steps) < 2:
+        for st in steps:
+            compute_step(ctx, st, reader)
+        return
+    if reader is not None:
+        reader.close()  # materialize takes the write lock
+    first = steps[0]
+    seg = first.seg
+    if seg is not None:  # with the segmenter's code
+        seg = type(seg)(ctx.registry.get(seg.spec.name, seg.spec.version), seg.params)
+    log.debug("computing %s together", ", ".join(st.label for st in steps))
+    specs = [(ctx.registry.get(st.spec.name, st.spec.version), st.params) for st in steps]
+    stats = ctx.resolver.materialize_many(
+        specs, first.asset_ids, entity_ids=first.entity_ids, seg=seg
+    )
+    for st, (spec, _), got in zip(steps, specs, stats):
+        _warn_failed(st, spec, got)
+
+
+def _warn_failed(step: FeatureStep, spec, stats) -> None:
     if getattr(stats, "failed", 0):  # never a silently short or NULL answer
         what = "their spans are missing" if spec.produces else "they read as NULL"
         log.warning(

@@ -15,7 +15,7 @@ per match type.
   grid, majority vote over 5 sampled frames. Each frame's foreground is boundary-contrast
   saliency (Lab distance to the median colour of the frame border, the "background prior")
   thresholded with Otsu's method, then refined by one round of OpenCV GrabCut seeded with
-  that mask.
+  that mask (and a fixed random seed: the same frame always gives the same mask).
   Two masks are compared by IoU.
 * ``match_motion`` -- camera and subject movement from dense optical flow (OpenCV Farneback on
   160x90 grey frames sampled at 10 fps, 6 pairs per shot): an 8-direction histogram of the
@@ -43,6 +43,7 @@ EMBED_DIM = 3 * 4 * 4 + 3 * 3 * LAYOUT[0] * LAYOUT[1]
 COLOR_BINS = (4, 8, 8)
 COLOR_DIM = int(np.prod(COLOR_BINS))
 GRID = (32, 18)  # framing mask grid, width x height
+GRABCUT_SEED = 12345
 FRAMING_DIM = GRID[0] * GRID[1]
 MOTION_DIM = 16
 _EPS = 1e-9
@@ -208,6 +209,9 @@ def foreground_mask(
         return seed
     gc = np.where(seed, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    # GrabCut seeds its colour models with k-means++ from OpenCV's per-thread random state:
+    # without a fixed seed the mask depended on what the thread had computed before
+    cv2.setRNGSeed(GRABCUT_SEED)
     try:
         cv2.grabCut(frame[:, :, ::-1].copy(), gc, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
     except cv2.error:
@@ -225,13 +229,15 @@ def grid_mask(mask: np.ndarray, grid: tuple[int, int] = GRID) -> np.ndarray:
 
 @feature(
     entity="shot",
-    version=2,
+    version=3,
     output=pa.list_(pa.float32(), FRAMING_DIM),
     decode=Decode(size=(96, 54), fps=Fraction(2)),
 )
 def match_framing(shot) -> np.ndarray:
     """Foreground silhouette on a 32x18 grid (1 = subject), majority vote over 5 frames
-    (v2: 5 frames and one GrabCut round, 3x less work than v1's 7 frames and two rounds)."""
+    (v2: 5 frames and one GrabCut round, 3x less work than v1's 7 frames and two rounds;
+    v3: GrabCut's random state seeded for every frame, so a value no longer depends on which
+    thread computed it after what)."""
     frames = sample_frames(shot, 5)
     votes = np.mean([grid_mask(foreground_mask(f)) for f in frames], axis=0)
     return (votes >= 0.5).astype(np.float32).ravel()

@@ -12,7 +12,8 @@ import contextlib
 import math
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import partial
@@ -469,37 +470,75 @@ def read_spans(
     ``gap`` frames apart with one seek; frames between the spans of a run are decoded, not
     converted. Same error contract as :func:`read_batch`.
     """
+    return read_spans_multi(path, [(decode, spans)], index, gap)[0]
+
+
+def read_spans_multi(
+    path: PathLike,
+    requests: Sequence[tuple[Decode, Sequence[tuple[int, int]]]],
+    index: FrameIndex | None = None,
+    gap: int = 250,
+) -> list[list[tuple[np.ndarray, np.ndarray]]]:
+    """:func:`read_spans` for several decode settings at once, from ONE pass over the file:
+    ``requests`` is a list of ``(decode, spans)``; the result at ``[r][i]`` equals
+    ``read_batch(path, *spans_r[i], decode_r, index)``.
+
+    Every frame any request samples is decoded once and converted once per picture (size and
+    format) it is wanted at: features that look at different sizes, rates or formats of the
+    same shots share the decoder, and those that look at the same picture at different
+    rates share its conversion. Runs of spans less than ``gap`` frames apart (over all
+    requests) are decoded with one seek. Same error contract as :func:`read_batch`.
+    """
     p = check_file(path)
     index = frame_index(p) if index is None else index
-    ranges = [_frame_range(index, s, e) for s, e in spans]
-    wanted = [_wanted(index, s, e, decode.fps) for s, e in ranges]
-    out: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(spans)
-    order = sorted(range(len(spans)), key=lambda i: ranges[i])
-    convert = _converter(decode)
-    run: list[int] = []
+    items: list[tuple[int, int, tuple[int, int], np.ndarray]] = []  # (request, i, range, wanted)
+    out: list[list[tuple[np.ndarray, np.ndarray] | None]] = []
+    for r, (decode, spans) in enumerate(requests):
+        out.append([None] * len(spans))
+        for i, (s, e) in enumerate(spans):
+            rng = _frame_range(index, s, e)
+            items.append((r, i, rng, _wanted(index, *rng, decode.fps)))
+    # one conversion per picture (size, format) a frame is wanted at, whatever the rates
+    look = [(decode.size, decode.format) for decode, _ in requests]
+    converters = {k: _converter(decode) for k, (decode, _) in zip(look, requests)}
+    items.sort(key=lambda it: it[2])
 
-    def flush() -> None:
-        frames_of: dict[int, np.ndarray] = {}
-        union = np.unique(np.concatenate([wanted[i] for i in run]))
-        for n, arr in _decode_wanted(p, index, union, convert):
-            frames_of[n] = arr
-        for i in run:
-            numbers = wanted[i]
-            if numbers.size == 0:
-                continue
-            out[i] = (numbers.copy(), np.stack([frames_of[int(n)] for n in numbers]))
+    def flush(run: list[tuple[int, int, tuple[int, int], np.ndarray]]) -> None:
+        wanting: dict[int, set[int]] = defaultdict(set)  # frame -> requests that sample it
+        for r, _, _, numbers in run:
+            for n in numbers.tolist():
+                wanting[n].add(r)
+        frames_of: list[dict[int, np.ndarray]] = [{} for _ in requests]
+        union = np.fromiter(sorted(wanting), dtype=np.int64, count=len(wanting))
+        for n, frame in _decode_wanted(p, index, union, _keep):
+            made: dict[tuple, np.ndarray] = {}
+            for r in wanting[n]:
+                if look[r] not in made:
+                    made[look[r]] = converters[look[r]](frame)  # type: ignore[arg-type]
+                frames_of[r][n] = made[look[r]]
+        for r, i, _, numbers in run:
+            if numbers.size:
+                got = np.stack([frames_of[r][int(n)] for n in numbers])
+                out[r][i] = (numbers.copy(), got)
 
+    run: list[tuple[int, int, tuple[int, int], np.ndarray]] = []
     last_end = 0
-    for i in order:
-        start, end = ranges[i]
+    for item in items:
+        start, end = item[2]
         if run and start - last_end > gap:
-            flush()
+            flush(run)
             run = []
         last_end = max(last_end, end) if run else end
-        run.append(i)
+        run.append(item)
     if run:
-        flush()
-    for i, got in enumerate(out):
-        if got is None:  # an empty span: shaped like read_batch's empty result
-            out[i] = read_batch(p, ranges[i][0], ranges[i][0], decode, index)
+        flush(run)
+    for r, (decode, spans) in enumerate(requests):
+        for i, got in enumerate(out[r]):
+            if got is None:  # an empty span: shaped like read_batch's empty result
+                start = _frame_range(index, *spans[i])[0]
+                out[r][i] = read_batch(p, start, start, decode, index)
     return out  # type: ignore[return-value]
+
+
+def _keep(frame: av.VideoFrame) -> av.VideoFrame:
+    return frame

@@ -13,6 +13,7 @@ import datetime as dt
 import os
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,7 +34,7 @@ ASSET_ID = "asset_id"
 VALUE = "value"
 
 CommitHook = Callable[[duckdb.DuckDBPyConnection, int], None]
-Listener = Callable[[MemoKey, int], None]
+Listener = Callable[[list[tuple[MemoKey, int]]], None]  # (key, file id) of one transaction
 
 
 def value_schema(output: pa.DataType) -> pa.Schema:
@@ -72,6 +73,22 @@ def write_aside_to(directory: str | os.PathLike[str], table: pa.Table) -> Path:
     return path
 
 
+@dataclass
+class Commit:
+    """One dataset's part of a commit (see :meth:`MemoStore.commit`)."""
+
+    key: MemoKey
+    aside: Path | None
+    rows: int
+    owner: str | None = None
+    committed_ids: Sequence[str] = ()
+    failures: Iterable[tuple[str, str, str]] = ()
+    hook: CommitHook | None = None
+    kind: str = "compute"
+    retire: Sequence[int] = ()
+    touches: Iterable[str] = ()  # change keys besides the feature's own (catalog.changes)
+
+
 class MemoStore:
     """Committed values of every feature@version@params in one store."""
 
@@ -80,8 +97,9 @@ class MemoStore:
         self.catalog = catalog
         self.tmp = self.root / "tmp"
         self.tmp.mkdir(parents=True, exist_ok=True)
-        # Called after each commit, outside the transaction, with (key, file_id). A listener
-        # that fails does not undo the commit: replicas catch up from the commit log.
+        # Called after each commit, outside the transaction, with the (key, file_id) of its
+        # datasets. A listener that fails does not undo the commit: replicas catch up from
+        # the commit log.
         self.listeners: list[Listener] = []
         self._files_cache: dict[MemoKey, tuple[tuple, list[str]]] = {}
 
@@ -110,66 +128,86 @@ class MemoStore:
         ``failures`` are ``(entity_id, asset_id, message)``. Returns the new file id (the
         commit sequence number), or None when no file was written.
         """
-        file_id: int | None = None
-        with self.catalog.write(touches=(feature_key(key.feature), *touches)) as con:
-            if aside is not None:
-                file_id = con.execute("SELECT nextval('commit_seq')").fetchone()[0]
-                final_dir = self.root / key.relative_dir()
-                final_dir.mkdir(parents=True, exist_ok=True)
-                final = final_dir / f"{file_id:012d}.parquet"
-                faults.point("before_rename")
-                os.replace(aside, final)
-                try:
-                    con.execute(
-                        "INSERT INTO memo_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [
-                            file_id,
-                            *key.sql_args(),
-                            key.params_json,
-                            str(final.relative_to(self.root)),
-                            rows,
-                            final.stat().st_size,
-                            kind,
-                            now(),
-                        ],
-                    )
-                    for old in retire:
-                        con.execute(
-                            "INSERT INTO retired_files VALUES (?, ?, ?)", [old, file_id, now()]
-                        )
-                    if committed_ids:
-                        self._forget(con, key, committed_ids, "failures")
-                    if hook is not None:
-                        hook(con, file_id)
-                    faults.point("before_commit")
-                except BaseException:
-                    final.unlink(missing_ok=True)
-                    raise
-            fails = list(failures)
-            for entity_id, asset_id, message in fails:
-                con.execute(
-                    """INSERT INTO failures VALUES (?, ?, ?, ?, ?, ?, 1, ?)
-                       ON CONFLICT DO UPDATE SET error = excluded.error,
-                         attempts = failures.attempts + 1, failed_at = excluded.failed_at""",
-                    [*key.sql_args(), entity_id, asset_id, message[:4000], now()],
-                )
-            if owner is not None:
-                done = list(committed_ids) + [f[0] for f in fails]
-                if done:
-                    con.execute(
-                        """DELETE FROM claims WHERE feature = ? AND version = ?
-                           AND params_key = ? AND owner = ?
-                           AND entity_id IN (SELECT unnest(?::TEXT[]))""",
-                        [*key.sql_args(), owner, done],
-                    )
-        if file_id is not None:
-            for listener in list(self.listeners):
-                try:
-                    listener(key, file_id)
-                except Exception:  # noqa: BLE001 - a replica's failure never loses a value
-                    import logging
+        item = Commit(
+            key, aside, rows, owner, committed_ids, failures, hook, kind, retire, tuple(touches)
+        )
+        return self.commit_many([item])[0]
 
-                    logging.getLogger(__name__).exception("commit listener failed")
+    def commit_many(self, items: Sequence[Commit]) -> list[int | None]:
+        """:meth:`commit` of several datasets' batches in ONE catalog transaction (the
+        features computed together over one decode): all or none become visible. Returns
+        the file ids, in order."""
+        ids: list[int | None] = []
+        renamed: list[Path] = []
+        touches = {k for it in items for k in (feature_key(it.key.feature), *it.touches)}
+        with self.catalog.write(touches=tuple(sorted(touches))) as con:
+            try:
+                for it in items:
+                    ids.append(self._commit_in(con, it, renamed))
+            except BaseException:  # rolled back: the renamed files are nobody's
+                for final in renamed:
+                    final.unlink(missing_ok=True)
+                raise
+        commits = [(it.key, file_id) for it, file_id in zip(items, ids) if file_id is not None]
+        for listener in list(self.listeners) if commits else []:
+            try:
+                listener(commits)
+            except Exception:  # noqa: BLE001 - a replica's failure never loses a value
+                import logging
+
+                logging.getLogger(__name__).exception("commit listener failed")
+        return ids
+
+    def _commit_in(self, con: duckdb.DuckDBPyConnection, it: Commit, renamed: list[Path]):
+        """One batch's part of a commit transaction; its renamed file is added to
+        ``renamed`` (removed by the caller when the transaction fails)."""
+        key = it.key
+        file_id: int | None = None
+        if it.aside is not None:
+            file_id = con.execute("SELECT nextval('commit_seq')").fetchone()[0]
+            final_dir = self.root / key.relative_dir()
+            final_dir.mkdir(parents=True, exist_ok=True)
+            final = final_dir / f"{file_id:012d}.parquet"
+            faults.point("before_rename")
+            os.replace(it.aside, final)
+            renamed.append(final)
+            con.execute(
+                "INSERT INTO memo_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    file_id,
+                    *key.sql_args(),
+                    key.params_json,
+                    str(final.relative_to(self.root)),
+                    it.rows,
+                    final.stat().st_size,
+                    it.kind,
+                    now(),
+                ],
+            )
+            for old in it.retire:
+                con.execute("INSERT INTO retired_files VALUES (?, ?, ?)", [old, file_id, now()])
+            if it.committed_ids:
+                self._forget(con, key, it.committed_ids, "failures")
+            if it.hook is not None:
+                it.hook(con, file_id)
+            faults.point("before_commit")
+        fails = list(it.failures)
+        for entity_id, asset_id, message in fails:
+            con.execute(
+                """INSERT INTO failures VALUES (?, ?, ?, ?, ?, ?, 1, ?)
+                   ON CONFLICT DO UPDATE SET error = excluded.error,
+                     attempts = failures.attempts + 1, failed_at = excluded.failed_at""",
+                [*key.sql_args(), entity_id, asset_id, message[:4000], now()],
+            )
+        if it.owner is not None:
+            done = list(it.committed_ids) + [f[0] for f in fails]
+            if done:
+                con.execute(
+                    """DELETE FROM claims WHERE feature = ? AND version = ?
+                       AND params_key = ? AND owner = ?
+                       AND entity_id IN (SELECT unnest(?::TEXT[]))""",
+                    [*key.sql_args(), it.owner, done],
+                )
         return file_id
 
     @staticmethod

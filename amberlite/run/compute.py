@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import traceback
+from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -164,20 +165,90 @@ def _compute_batch(
             )
     ok_ids, ok_assets, ok_values, failures = [], [], [], []
     for i, view in enumerate(views):
-        try:
-            kwargs = {name: vals[i] for name, vals in inputs.items()}
-            try:
-                value = spec.fn(view, **kwargs, **params, **models)
-            except MediaError as e:
-                value = _segment_readable(spec, view, {**kwargs, **models}, params, e)
-            if value is None and not spec.nullable:
-                failures.append((ids[i], assets[i], NONE_MESSAGE))
-                continue
-            to_arrow([value], spec.output)  # validate against the declared type
-        except Exception as e:  # noqa: BLE001
-            failures.append((ids[i], assets[i], _describe(e)))
-            continue
-        ok_ids.append(ids[i])
-        ok_assets.append(assets[i])
-        ok_values.append(value)
+        kwargs = {name: vals[i] for name, vals in inputs.items()}
+        ok, got = _compute_one(spec, params, view, kwargs, models)
+        if ok:
+            ok_ids.append(ids[i])
+            ok_assets.append(assets[i])
+            ok_values.append(got)
+        else:
+            failures.append((ids[i], assets[i], got))
     return BatchResult(ok_ids, ok_assets, to_arrow(ok_values, spec.output), failures)
+
+
+def _compute_one(
+    spec: FeatureSpec,
+    params: Mapping[str, Any],
+    view: Any,
+    kwargs: Mapping[str, Any],
+    models: Mapping[str, Any],
+) -> tuple[bool, Any]:
+    """``(True, value)`` of a per-entity feature over one view, or ``(False, message)``."""
+    try:
+        try:
+            value = spec.fn(view, **kwargs, **params, **models)
+        except MediaError as e:
+            value = _segment_readable(spec, view, {**kwargs, **models}, params, e)
+        if value is None and not spec.nullable:
+            return False, NONE_MESSAGE
+        to_arrow([value], spec.output)  # validate against the declared type
+    except Exception as e:  # noqa: BLE001
+        return False, _describe(e)
+    return True, value
+
+
+Member = tuple[FeatureSpec, Mapping[str, Any]]
+
+
+def compute_group(members: Sequence[Member], tasks: Sequence[Task | None]) -> list[BatchResult]:
+    """Several features over the same spans, from one decode: ``tasks[i]`` is member i's
+    batch (its views carry member i's decode settings; None: nothing for it in this batch).
+
+    Every view's frames come from one :func:`prefetch` over all members' views, so each
+    frame is decoded once and converted once per decode setting that samples it. Features
+    called per entity run entity by entity in time order (the frames of a group of spans are
+    taken soon after they are decoded, and dropped); batch features run on their whole list
+    afterwards. The result of member i equals ``compute_batch(*members[i], ...)`` of its task
+    (an empty result where its task is None)."""
+    views = [v for t in tasks if t is not None for v in t.views]
+    with prefetch(views):
+        out: list[BatchResult | None] = [None] * len(members)
+        per_entity: list[tuple[int, int, int]] = []  # (start frame, member, position)
+        models: dict[int, dict[str, Any]] = {}
+        for m, ((spec, params), task) in enumerate(zip(members, tasks)):
+            if task is None or not task.views:
+                out[m] = BatchResult([], [], pa.array([], type=spec.output), [])
+            elif spec.batch is not None:
+                continue
+            else:
+                try:
+                    models[m] = _models(spec)
+                except Exception:  # noqa: BLE001 - recorded for the batch by compute_batch
+                    out[m] = _compute_batch(spec, params, task.views, task.inputs)
+                    continue
+                per_entity += [(_start(v), m, i) for i, v in enumerate(task.views)]
+        got: dict[int, list[tuple[int, bool, Any]]] = defaultdict(list)
+        for _, m, i in sorted(per_entity):
+            spec, params = members[m]
+            task = tasks[m]
+            kwargs = {name: vals[i] for name, vals in task.inputs.items()}
+            got[m].append((i, *_compute_one(spec, params, task.views[i], kwargs, models[m])))
+        for m, rows in got.items():
+            spec, task = members[m][0], tasks[m]
+            rows.sort(key=lambda r: r[0])
+            ok = [(i, v) for i, good, v in rows if good]
+            views_m = task.views
+            out[m] = BatchResult(
+                [views_m[i].id for i, _ in ok],
+                [asset_id_of(views_m[i]) for i, _ in ok],
+                to_arrow([v for _, v in ok], spec.output),
+                [(views_m[i].id, asset_id_of(views_m[i]), v) for i, good, v in rows if not good],
+            )
+        for m, ((spec, params), task) in enumerate(zip(members, tasks)):
+            if out[m] is None:  # batch features
+                out[m] = _compute_batch(spec, params, task.views, task.inputs)
+    return out  # type: ignore[return-value]
+
+
+def _start(view: Any) -> int:
+    return int(getattr(view, "start_frame", getattr(view, "n", 0)))

@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 
 from amberlite.core.entities import asset_id_of
-from amberlite.run.compute import BatchResult, Executor, Task, compute_batch
+from amberlite.run.compute import BatchResult, Executor, Task, compute_batch, compute_group
 from amberlite.run.fork_pool import run_forked
 
 
@@ -65,6 +65,26 @@ class LocalExecutor:
             futures = {
                 pool.submit(compute_batch, spec, params, t.views, t.inputs): t for t in tasks
             }
+            try:
+                for fut in cf.as_completed(futures):
+                    on_done(futures[fut], fut.result())
+            except BaseException:  # Ctrl-C or an error: drop the batches not yet started
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+
+    def map_group(self, members, groups, on_done) -> None:
+        """Several features over the same spans, one decode per batch: ``groups[j]`` holds
+        each member's task of batch j (None where a member has nothing in it);
+        ``on_done(j, results)`` gets the members' results of batch j, in the calling thread.
+        Threads, like :meth:`map` (the resolver groups only thread-parallel features)."""
+        if not groups:
+            return
+        if self.workers == 1 or len(groups) == 1:
+            for j, tasks in enumerate(groups):
+                on_done(j, compute_group(members, tasks))
+            return
+        with cf.ThreadPoolExecutor(self.workers, thread_name_prefix="amberlite") as pool:
+            futures = {pool.submit(compute_group, members, t): j for j, t in enumerate(groups)}
             try:
                 for fut in cf.as_completed(futures):
                     on_done(futures[fut], fut.result())

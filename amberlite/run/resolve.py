@@ -609,6 +609,322 @@ class Resolver:
         log.debug("materialized %s", stats.summary())
         return stats
 
+    # -- several features, one decode ---------------------------------------------------------
+    def materialize_many(
+        self,
+        requests: Sequence[tuple[FeatureSpec, Mapping[str, Any] | None]],
+        asset_ids: Sequence[str] | None,
+        *,
+        retry_failed: bool = False,
+        executor: str | Executor | None = None,
+        trigger: str = "request",
+        progress: bool | None = None,
+        entity_ids: Sequence[str] | None = None,
+        seg: Segmentation | None = None,
+    ) -> list[RunStats]:
+        """:meth:`materialize` of several features, sharing the decode: the requested span
+        features (and their span-feature inputs) that can share one (:func:`shares_decode`)
+        are computed together, batch by batch, each batch of spans decoded once for all of
+        them (:func:`amberlite.run.compute.compute_group`). Memoization, claims, commits and
+        failures stay per feature, exactly as :meth:`materialize` does them; the values are
+        the same. The rest (other entity types, the Ray executor, process-parallel features)
+        is materialized one feature after the other. Returns one :class:`RunStats` per
+        request, in order (a span-feature input computed with the group is among the inputs
+        of the first request that needs it)."""
+        from amberlite.run.executor import make_executor
+
+        exe = make_executor(executor)
+        opts = dict(retry_failed=retry_failed, executor=exe, trigger=trigger, progress=progress)
+        done: set[tuple[str, str]] = set()
+        nodes = self._group_closure(requests, exe)  # (spec, params, level)
+        by_key: dict[tuple[str, str], RunStats] = {}
+        for level in sorted({lv for _, _, lv in nodes}):
+            here = [(sp, p) for sp, p, lv in nodes if lv == level]
+            group_keys: set[tuple[str, str]] = set()
+            for entity in dict.fromkeys(sp.entity for sp, _ in here):  # a group per span type
+                group = [(sp, p) for sp, p in here if sp.entity == entity]
+                group = [(sp, p) for sp, p in group if shares_decode(sp, exe)]
+                if len(group) < 2:
+                    continue
+                got = self._materialize_group(group, asset_ids, entity_ids, seg, done, **opts)
+                for (sp, p), st in zip(group, got):
+                    by_key[_label(sp, p)] = st
+                    group_keys.add(_label(sp, p))
+            for sp, p in here:
+                k = _label(sp, p)
+                if k in group_keys:
+                    continue
+                if k in done:  # an input of an earlier one, materialized with it
+                    by_key.setdefault(k, RunStats(sp.key))
+                    continue
+                by_key[k] = self.materialize(
+                    sp,
+                    p,
+                    asset_ids,
+                    entity_ids=entity_ids if sp.entity != "asset" else None,
+                    seg=seg if sp.entity not in ("asset", "frame") else None,
+                    _done=done,
+                    **opts,
+                )
+        # span-feature inputs computed in the group: among the stats of the first that needs them
+        out, shown = [], set()
+        requested = {_label(sp, p) for sp, p in requests}
+        for sp, p in requests:
+            st = by_key[_label(sp, p)]
+            for dep in self._group_inputs(sp, exe):
+                k = _label(*dep)
+                if k not in requested and k not in shown and k in by_key:
+                    shown.add(k)
+                    st.inputs.insert(0, by_key[k])
+            out.append(st)
+        return out
+
+    def _group_inputs(self, spec: FeatureSpec, exe) -> list[tuple[FeatureSpec, dict]]:
+        """The inputs of ``spec`` that are span features over its entity type sharing a
+        decode with it (computed in its group, or in the group before)."""
+        out = []
+        for ref in spec.inputs:
+            dep = self.ctx.registry.resolve_input(ref)
+            if dep.entity == spec.entity and shares_decode(dep, exe):
+                out.append((dep, dict(ref.params)))
+        return out
+
+    def _group_closure(self, requests, exe) -> list[tuple[FeatureSpec, Any, int]]:
+        """The requests and, recursively, their span-feature inputs of the same entity type
+        that can share a decode (:meth:`_group_inputs`), each with its level: 0 for one
+        without such inputs, one more than its deepest such input otherwise."""
+        levels: dict[tuple[str, str], int] = {}
+        nodes: dict[tuple[str, str], tuple[FeatureSpec, Any]] = {}
+
+        def visit(sp: FeatureSpec, p) -> int:
+            k = _label(sp, p)
+            if k not in levels:
+                deps = self._group_inputs(sp, exe)
+                levels[k] = 1 + max((visit(*d) for d in deps), default=-1)
+                nodes[k] = (sp, p)
+            return levels[k]
+
+        for sp, p in requests:
+            visit(sp, p)
+        return [(*nodes[k], levels[k]) for k in nodes]
+
+    def _materialize_group(
+        self,
+        members: list[tuple[FeatureSpec, Any]],
+        asset_ids: Sequence[str] | None,
+        entity_ids: Sequence[str] | None,
+        seg: Segmentation | None,
+        done: set[tuple[str, str]],
+        *,
+        retry_failed: bool,
+        executor: Executor,
+        trigger: str,
+        progress: bool | None,
+    ) -> list[RunStats]:
+        """Features over one span type, computed together: their other inputs and the
+        segmenter first (:meth:`materialize`), then, chunk by chunk, a claim per feature
+        (:meth:`_claim`), the union of the claimed spans in time order split into batches
+        that the executor computes with one decode each (``map_group``), and each feature's
+        finished batches committed as :meth:`_compute` commits them."""
+        exe = executor
+        opts = dict(retry_failed=retry_failed, executor=exe, trigger=trigger, progress=progress)
+        entity = members[0][0].entity
+        keys = [memo_key(sp, p) for sp, p in members]
+        stats = [RunStats(sp.key) for sp, _ in members]
+        started, started_at = time.perf_counter(), now()
+        for sp, _ in members:
+            if sp.models:
+                self.check_models(sp)
+        if seg is None:
+            seg = self.ctx.segmentation(entity, code=True)
+        prod = self.ctx.registry.get(seg.spec.name, seg.spec.version)
+        pk = memo_key(prod, seg.params)
+        if (pk.label, pk.params_key) not in done:
+            stats[0].inputs.append(
+                self.materialize(prod, dict(seg.params), asset_ids, _done=done, **opts)
+            )
+        group_keys = {(k.label, k.params_key) for k in keys}
+        for (sp, _), st in zip(members, stats):
+            for ref in sp.inputs:
+                dep = self.ctx.registry.resolve_input(ref)
+                dk = memo_key(dep, dict(ref.params))
+                if (dk.label, dk.params_key) in done or (dk.label, dk.params_key) in group_keys:
+                    continue
+                st.inputs.append(
+                    self.materialize(
+                        dep,
+                        dict(ref.params),
+                        asset_ids,
+                        entity_ids=entity_ids if dep.entity == entity else None,
+                        seg=seg if dep.entity == entity else None,
+                        _done=done,
+                        **opts,
+                    )
+                )
+        done.update(group_keys)
+
+        active = []
+        for m, (sp, p) in enumerate(members):
+            if not retry_failed:  # a complete dataset needs no write transaction
+                c = self.counts(sp, p, asset_ids, entity_ids, seg=seg)
+                if c["requested"] == c["stored"] + c["failed"]:
+                    st = stats[m]
+                    st.requested, st.stored, st.skipped_failed = (
+                        c["requested"],
+                        c["stored"],
+                        c["failed"],
+                    )
+                    continue
+            active.append(m)
+        if active:
+            self._run_group(members, keys, stats, active, asset_ids, entity_ids, seg, **opts)
+        seconds = time.perf_counter() - started
+        for m in active:
+            stats[m].seconds = seconds
+            if stats[m].computed or stats[m].failed:
+                self._record_run(keys[m], exe.name, trigger, started_at, stats[m])
+            log.debug(
+                "materialized %s (with %d others, one decode)", stats[m].summary(), len(active) - 1
+            )
+        return stats
+
+    def _run_group(
+        self,
+        members,
+        keys,
+        stats,
+        active,
+        asset_ids,
+        entity_ids,
+        seg,
+        *,
+        retry_failed: bool,
+        executor: Executor,
+        trigger: str,
+        progress: bool | None,
+    ) -> None:
+        """The claim / compute / commit loop of :meth:`_materialize_group` over the
+        members ``active`` (those with something missing)."""
+        exe = executor
+        retry_since = now() if retry_failed else None
+        workers = getattr(exe, "workers", 2)
+        finished = {m: False for m in active}
+        claimed = {m: False for m in active}
+        left = {m: 0 for m in active}
+        assets: dict[int, dict[str, Any]] = {m: {} for m in active}
+        first, bar, total = True, None, 0
+        started, started_at = time.perf_counter(), now()
+        try:
+            while True:
+                stamp = self.ctx.catalog.stamp()
+                todo_by: dict[int, list[tuple]] = {}
+                for m in active:
+                    if finished[m]:
+                        continue
+                    sp = members[m][0]
+                    todo, counts = self._claim(
+                        keys[m], sp, asset_ids, retry_since, workers, entity_ids, seg
+                    )
+                    left[m] = counts["claimable"] + counts["held"]
+                    if first:
+                        st = stats[m]
+                        st.requested, st.stored = counts["requested"], counts["stored"]
+                        st.skipped_failed = 0 if retry_failed else counts["failed"]
+                    if todo:
+                        claimed[m] = True
+                        todo_by[m] = todo
+                    elif counts["held"] == 0:
+                        finished[m] = True
+                if first:
+                    total = sum(left.values())
+                    if total:
+                        label = " + ".join(members[m][0].key for m in active)
+                        bar = Progress(f"{label} (one decode)", total, "entities", progress)
+                    first = False
+                elif bar is not None and total - sum(left.values()) > bar.n:
+                    bar.update(total - sum(left.values()) - bar.n)  # others' commits count too
+                if todo_by:
+                    self._compute_group(members, keys, todo_by, exe, stats, bar, assets)
+                elif all(finished.values()):
+                    break
+                else:  # live others hold the rest of our scope: wait for their commits
+                    self._wait_for_change(stamp)
+        except KeyboardInterrupt as e:
+            runs = e.__dict__.setdefault("runs", [])
+            for m in active:
+                st = stats[m]
+                st.interrupted = True
+                st.seconds = time.perf_counter() - started
+                runs.append(st)
+                if st.computed or st.failed:
+                    self._record_run(keys[m], exe.name, f"{trigger} (interrupted)", started_at, st)
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+            for m in active:
+                if claimed[m] and not finished[m]:  # an error: give back what we still hold
+                    self._release(keys[m])
+
+    def _compute_group(self, members, keys, todo_by, exe, stats, bar, assets) -> None:
+        """Compute the members' claimed spans (``todo_by[m]``, rows as :meth:`_claim`
+        returns them) in batches of neighbouring spans, each batch with one decode for all
+        members; commit as :meth:`_compute` does."""
+        views, inputs, params, where = {}, {}, {}, {}
+        spans: set[tuple[str, int, str]] = set()
+        for m, todo in todo_by.items():
+            sp = members[m][0]
+            params[m] = sp.resolve_params(json_params(keys[m]))
+            views[m] = self._views(sp, todo, assets[m])
+            inputs[m] = self._inputs(sp, views[m])
+            where[m] = {t[0]: i for i, t in enumerate(todo)}
+            spans.update((t[1], t[2], t[0]) for t in todo)
+        order = sorted(spans)  # (asset, idx, entity): time order
+        workers = getattr(exe, "workers", 2)
+        size = max(1, min(DEFAULT_BATCH, len(order) // (workers * 4) or 1))
+        for m in todo_by:
+            if isinstance(members[m][0].batch, int):
+                size = min(size, members[m][0].batch)
+        ms = sorted(todo_by)
+        group = [(members[m][0], params[m]) for m in ms]
+        batches = []
+        for lo in range(0, len(order), size):
+            chunk = [eid for _, _, eid in order[lo : lo + size]]
+            tasks = []
+            for m in ms:
+                idx = [where[m][e] for e in chunk if e in where[m]]
+                tasks.append(self._task(members[m][0], views[m], inputs[m], idx) if idx else None)
+            batches.append(tasks)
+        done: dict[int, list] = {m: [] for m in ms}
+        last = time.monotonic()
+
+        def flush() -> None:  # every member's finished batches in one transaction
+            nonlocal last
+            with _interrupt_deferred():  # a commit and its count go together
+                todo = [m for m in ms if done[m]]
+                made = [self._commit_item(members[m][0], keys[m], done[m]) for m in todo]
+                if made:
+                    self.ctx.memo.commit_many([item for item, _ in made])
+                for m, (_, (ok, failed)) in zip(todo, made):
+                    stats[m].computed += ok
+                    stats[m].failed += failed
+                    if bar is not None:
+                        bar.update(sum(len(t) for t, _ in done[m]))
+                    done[m].clear()
+            last = time.monotonic()
+
+        def on_done(j: int, results) -> None:
+            for pos, (task, result) in enumerate(zip(batches[j], results)):
+                if task is not None:
+                    done[ms[pos]].append((task, result))
+            if time.monotonic() >= last + COMMIT_EVERY_S:
+                flush()
+
+        try:
+            exe.map_group(group, batches, on_done)
+        finally:
+            flush()  # what finished before an error is kept
+
     def _compute(
         self,
         spec: FeatureSpec,
@@ -701,10 +1017,7 @@ class Resolver:
     def _tasks(
         spec: FeatureSpec, views: list[Any], inputs: dict[str, list[Any]], workers: int
     ) -> list[Task]:
-        import numpy as np
-
         from amberlite.core.entities import asset_id_of
-        from amberlite.run.compute import Task
 
         if spec.batch == "asset":
             groups: dict[str, list[int]] = defaultdict(list)
@@ -714,21 +1027,24 @@ class Resolver:
         else:
             size = spec.batch or max(1, min(DEFAULT_BATCH, len(views) // (workers * 4) or 1))
             chunks = [list(range(i, min(i + size, len(views)))) for i in range(0, len(views), size)]
-        tasks = []
-        for idx in chunks:
-            task_inputs = {}
-            for name, vals in inputs.items():
-                picked = [vals[i] for i in idx]
-                if (
-                    spec.batch is not None
-                    and picked
-                    and all(isinstance(p, np.ndarray) for p in picked)
-                ):
-                    task_inputs[name] = np.stack(picked)
-                else:
-                    task_inputs[name] = picked
-            tasks.append(Task([views[i] for i in idx], task_inputs))
-        return tasks
+        return [Resolver._task(spec, views, inputs, idx) for idx in chunks]
+
+    @staticmethod
+    def _task(spec: FeatureSpec, views: list[Any], inputs: dict[str, list[Any]], idx) -> Task:
+        """The batch of ``views[i] for i in idx`` with their inputs (stacked into one array
+        for a batch feature whose input values are arrays)."""
+        import numpy as np
+
+        from amberlite.run.compute import Task
+
+        task_inputs = {}
+        for name, vals in inputs.items():
+            picked = [vals[i] for i in idx]
+            if spec.batch is not None and picked and all(isinstance(p, np.ndarray) for p in picked):
+                task_inputs[name] = np.stack(picked)
+            else:
+                task_inputs[name] = picked
+        return Task([views[i] for i in idx], task_inputs)
 
     # -- committing ---------------------------------------------------------------------------
     def _commit(
@@ -737,7 +1053,18 @@ class Resolver:
         """Commit finished batches in one catalog transaction: their values in one Parquet
         file (or the one file a Ray worker wrote aside), their failures and, for a
         segmenter, the entities it produced. Returns (values, failures) committed."""
+        item, counts = self._commit_item(spec, key, done)
+        self.ctx.memo.commit_many([item])
+        return counts
+
+    def _commit_item(
+        self, spec: FeatureSpec, key: MemoKey, done: list[tuple[Task, BatchResult]]
+    ) -> tuple[Any, tuple[int, int]]:
+        """What :meth:`_commit` commits (a ``memo.store.Commit``, its Parquet file written
+        aside), and its (values, failures) counts."""
         import pyarrow as pa
+
+        from amberlite.memo.store import Commit
 
         failures: list[tuple[str, str, str]] = []
         ok_ids: list[str] = []
@@ -771,7 +1098,7 @@ class Resolver:
                 }
             )
             aside = self.ctx.memo.write_aside(table)
-        self.ctx.memo.commit(
+        item = Commit(
             key,
             aside,
             len(ok_ids),
@@ -781,7 +1108,7 @@ class Resolver:
             hook=_insert_entities(pa.concat_tables(rows)) if rows else None,
             touches=(entities_key(spec.produces),) if spec.produces else (),
         )
-        return len(ok_ids), len(failures)
+        return item, (len(ok_ids), len(failures))
 
     def _span_rows(self, spec, key, task, ok_ids, values) -> tuple[pa.Table, dict[str, str]]:
         import pyarrow as pa
@@ -864,6 +1191,24 @@ def _interrupt_deferred():
         signal.signal(signal.SIGINT, signal.default_int_handler)
     if got:
         raise KeyboardInterrupt
+
+
+def shares_decode(spec: FeatureSpec, exe: Any) -> bool:
+    """Whether ``spec`` may be computed with other features over one decode: a feature over
+    a span type (not a segmenter, not batched by asset), thread-parallel, on an executor that
+    computes groups (the local one)."""
+    return (
+        hasattr(exe, "map_group")
+        and spec.entity not in ("asset", "frame")
+        and spec.produces is None
+        and spec.batch != "asset"
+        and spec.parallel == "thread"
+    )
+
+
+def _label(spec: FeatureSpec, params: Mapping[str, Any] | None) -> tuple[str, str]:
+    key = memo_key(spec, params)
+    return key.label, key.params_key
 
 
 def _weight(spec: FeatureSpec, task: Task) -> int:

@@ -55,17 +55,24 @@ PAIR_COLUMNS = [
 
 
 def prepare(
-    store: Any, assets: Sequence[str] | str | None, match_type: str, progress: bool | None = None
+    store: Any,
+    assets: Sequence[str] | str | None,
+    match_type: str | Sequence[str],
+    progress: bool | None = None,
 ) -> list[RunStats]:
-    """Compute whatever is missing for a match type over the assets (shots, dedup, the match
-    embedding); returns the resolver's run stats (nothing stored is computed again)."""
+    """Compute whatever is missing for one match type, or several (a list), over the assets
+    (shots, dedup, the match embeddings); returns the resolver's run stats (nothing stored is
+    computed again). The shot features are computed together over one decode of each batch
+    of shots (:meth:`~amberlite.run.resolve.Resolver.materialize_many`): ``shot_embedding``
+    and every match type's embedding."""
     ctx = context_of(store)
-    match = resolve_match_type(ctx.registry, match_type)
+    types = [match_type] if isinstance(match_type, str) else list(match_type)
+    features = [resolve_match_type(ctx.registry, t).feature for t in types]
     asset_ids = ctx.resolve_assets(assets)
-    return [
-        ctx.resolver.materialize(ctx.feature(name), None, asset_ids, progress=progress)
-        for name in (DEDUP, match.feature)
-    ]
+    names = list(dict.fromkeys([DEDUP, *features]))
+    return ctx.resolver.materialize_many(
+        [(ctx.feature(name), None) for name in names], asset_ids, progress=progress
+    )
 
 
 def candidate_shots(
