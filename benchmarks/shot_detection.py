@@ -20,7 +20,7 @@ with TransNetV2 called as its package does it (``predict_frames``,
 threads), which a shared machine's load does not move.
 
     python -m benchmarks.shot_detection [--seconds 180] [--hd-seconds 60] [--repeat 3]
-                                        [--classes objects,captions] [--no-hd]
+                                        [--classes objects,captions] [--no-hd] [--no-learned]
     python -m benchmarks.shot_detection --only-learned [--learned-seconds 8] [--repeat 1]
 """
 
@@ -313,6 +313,7 @@ def main() -> None:
     ap.add_argument("--learned-seconds", type=float, default=8.0, help="learned: 360p length")
     ap.add_argument("--learned-hd-seconds", type=float, default=4.0, help="learned: 1080p")
     ap.add_argument("--only-learned", action="store_true", help="only the learned table")
+    ap.add_argument("--no-learned", action="store_true", help="skip the learned table")
     args = ap.parse_args()
     kinds = [k for k in args.classes.split(",") if k]
     unknown = sorted(set(kinds) - set(CLASSES))
@@ -338,7 +339,8 @@ def main() -> None:
     for kind, size, path, truth in prepared:
         res = run(path, truth, args.repeat, METHODS)
         print(_row(kind, size, truth, res, METHODS), flush=True)
-    learned_table(short, max(1, args.repeat))
+    if not args.no_learned:
+        learned_table(short, max(1, args.repeat))
 
 
 if __name__ == "__main__":

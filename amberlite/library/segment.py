@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -129,14 +129,38 @@ def _check_params(
 # --------------------------------------------------------------------------- thumbnails
 
 
-def _shrink(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Bilinear to twice ``size`` then 2x2 area average: fast, mildly anti-aliased."""
+def _reducer(
+    shape: tuple[int, ...], size: tuple[int, int]
+) -> tuple[Callable[[np.ndarray], np.ndarray], bool]:
+    """``(first, doubled)`` to shrink a plane of ``shape`` (rows, columns) to ``size``:
+    bilinear to twice ``size`` then a 2x2 area average (fast, mildly anti-aliased), or area
+    averaging straight to ``size`` for small planes. ``first`` is the per-frame step,
+    ``doubled`` whether its result is twice ``size`` (then :func:`_halve` finishes it).
+    Bilinear resampling at an odd integer factor samples pixel centres exactly (weights 1
+    and 0), so it is a strided view there: the same values, no arithmetic."""
     import cv2
 
     w, h = size
-    if plane.shape[1] > 2 * w and plane.shape[0] > 2 * h:
-        plane = cv2.resize(plane, (2 * w, 2 * h), interpolation=cv2.INTER_LINEAR)
-    return cv2.resize(plane, size, interpolation=cv2.INTER_AREA)
+    rows, cols = shape[0], shape[1]
+    if not (cols > 2 * w and rows > 2 * h):
+        return (lambda p: cv2.resize(p, size, interpolation=cv2.INTER_AREA)), False
+    fx, fy = cols // (2 * w), rows // (2 * h)
+    if cols == 2 * w * fx and rows == 2 * h * fy and fx % 2 and fy % 2:
+        ox, oy = fx // 2, fy // 2
+        return (lambda p: p[oy::fy, ox::fx]), True
+    return (lambda p: cv2.resize(p, (2 * w, 2 * h), interpolation=cv2.INTER_LINEAR)), True
+
+
+def _halve(stack: np.ndarray) -> np.ndarray:
+    """2x2 area average of every image of ``stack`` (uint8[N, 2h, 2w] -> [N, h, w]): one
+    OpenCV call on the images stacked into one tall one (even heights: no block straddles
+    two images), the same values as one call per image."""
+    import cv2
+
+    n, rows, cols = stack.shape
+    tall = stack.reshape(n * rows, cols)
+    out = cv2.resize(tall, (cols // 2, n * rows // 2), interpolation=cv2.INTER_AREA)
+    return out.reshape(n, rows // 2, cols // 2)
 
 
 @dataclass
@@ -164,33 +188,59 @@ class Thumbs:
         )
 
 
-def read_thumbs(path: str, index: FrameIndex | None, start: int, end: int | None) -> Thumbs:
-    """Descriptors of the frames ``[start, end)`` (see :class:`Thumbs`)."""
-    import cv2
+_BATCH = 256  # frames whose thumbnails are finished together (see read_thumbs)
 
+
+def read_thumbs(
+    path: str, index: FrameIndex | None, start: int, end: int | None, threads: bool = True
+) -> Thumbs:
+    """Descriptors of the frames ``[start, end)`` (see :class:`Thumbs`); ``threads``:
+    FFmpeg's own decoder threads (off when chunks are decoded concurrently, one per core).
+
+    Per frame only the first, per-plane step of :func:`_reducer` runs (a strided copy at the
+    usual odd integer factors: 360p, 1080p); the 2x2 averages to the thumbnail and to the
+    half-size descriptor run on batches of up to ``_BATCH`` frames of one size."""
     w, h = THUMB
-    numbers, full, half = [], [], []
-    for n, y, u, v in iter_planes(path, index, start, end):
-        ty = _shrink(y, (w, h))
-        tu, tv = _shrink(u, (w // 2, h // 2)), _shrink(v, (w // 2, h // 2))
-        numbers.append(n)
-        full.append(np.concatenate([ty.ravel(), tu.ravel(), tv.ravel()]))
-        half.append(
-            np.concatenate(
-                [
-                    cv2.resize(ty, (w // 2, h // 2), interpolation=cv2.INTER_AREA).ravel(),
-                    cv2.resize(tu, (w // 4, h // 4), interpolation=cv2.INTER_AREA).ravel(),
-                    cv2.resize(tv, (w // 4, h // 4), interpolation=cv2.INTER_AREA).ravel(),
+    sizes = ((w, h), (w // 2, h // 2), (w // 2, h // 2))
+    numbers: list[int] = []
+    full: list[np.ndarray] = []
+    half: list[np.ndarray] = []
+    plan: tuple = ()  # (plane shapes, [(first, doubled)] per plane, [buffer] per plane)
+    k = 0  # frames in the buffers
+
+    def flush() -> None:
+        thumbs = [
+            _halve(buf[:k]) if doubled else buf[:k] for buf, (_, doubled) in zip(plan[2], plan[1])
+        ]
+        full.append(np.concatenate([t.reshape(k, -1) for t in thumbs], axis=1))
+        half.append(np.concatenate([_halve(t).reshape(k, -1) for t in thumbs], axis=1))
+
+    for n, *planes in iter_planes(path, index, start, end, threads=threads):
+        shapes = tuple(p.shape for p in planes)
+        if not plan or shapes != plan[0] or k == _BATCH:
+            if k:
+                flush()
+            if not plan or shapes != plan[0]:
+                steps = [_reducer(s, size) for s, size in zip(shapes, sizes)]
+                bufs = [
+                    np.empty((_BATCH, *(d * (2 if doubled else 1) for d in size[::-1])), np.uint8)
+                    for (_, doubled), size in zip(steps, sizes)
                 ]
-            )
-        )
+                plan = (shapes, steps, bufs)
+            k = 0
+        for p, (first, _), buf in zip(planes, plan[1], plan[2]):
+            buf[k] = first(p)
+        numbers.append(n)
+        k += 1
+    if k:
+        flush()
     if not numbers:
         return Thumbs(
             np.zeros(0, np.int64),
             np.zeros((0, _Y_PIX + 2 * _C_PIX), np.uint8),
             np.zeros((0, (_Y_PIX + 2 * _C_PIX) // 4), np.uint8),
         )
-    return Thumbs(np.array(numbers, np.int64), np.stack(full), np.stack(half))
+    return Thumbs(np.array(numbers, np.int64), np.concatenate(full), np.concatenate(half))
 
 
 def chunk_bounds(index: FrameIndex, workers: int) -> list[tuple[int, int]]:
@@ -219,13 +269,17 @@ def _workers() -> int:
 
 
 def iter_thumbs(path: str, index: FrameIndex, workers: int | None = None) -> Iterator[Thumbs]:
-    """Thumbnails of the whole file, chunk by chunk in order, chunks decoded concurrently."""
-    bounds = chunk_bounds(index, workers or _workers())
+    """Thumbnails of the whole file, chunk by chunk in order, chunks decoded concurrently
+    (each on one thread when there are at least as many chunks as workers: FFmpeg's frame
+    threading costs about a third more CPU per frame than decoding alone)."""
+    workers = workers or _workers()
+    bounds = chunk_bounds(index, workers)
     if len(bounds) == 1:
         yield read_thumbs(path, index, 0, None)
         return
-    with cf.ThreadPoolExecutor(workers or _workers(), thread_name_prefix="shots") as pool:
-        yield from pool.map(lambda b: read_thumbs(path, index, *b), bounds)
+    threads = len(bounds) < workers
+    with cf.ThreadPoolExecutor(workers, thread_name_prefix="shots") as pool:
+        yield from pool.map(lambda b: read_thumbs(path, index, *b, threads=threads), bounds)
 
 
 # --------------------------------------------------------------------------- features
