@@ -74,6 +74,7 @@ SPREAD = 0.6  # default smallest fraction of the picture a cut changes
 GATE_SPREAD = 0.5  # block spread from which a jump's spread is measured exactly
 GATE_CONTENT, GATE_RATIO = 4.0, 1.5  # ... when its change c is this big and this sudden
 MOTION_PEAK = 0.12  # phase-correlation peak of a real global motion (cuts: ~0.07)
+_FADE_MEAN, _FADE_STD = 28.0, 8.0  # a frame of a fade: mean luma and its spread at most these
 _DARK = 24  # luma at or below which a pixel in both frames is letterbox/black: not counted
 
 
@@ -166,25 +167,38 @@ def _halve(stack: np.ndarray) -> np.ndarray:
 @dataclass
 class Thumbs:
     """Frame numbers and per-frame descriptors: ``full`` = 64x36 Y + 2 x 32x18 chroma
-    (uint8[N, 3456]); ``half`` = the same at half size (uint8[N, 864])."""
+    (uint8[N, 3456]); ``half`` = the same at half size (uint8[N, 864]); and what needs no
+    other frame (see :func:`_frame_stats`): ``cdf`` (float32[N, 64]), ``mean_y``, ``std_y``."""
 
     numbers: np.ndarray
     full: np.ndarray
     half: np.ndarray
+    cdf: np.ndarray
+    mean_y: np.ndarray
+    std_y: np.ndarray
 
     def __len__(self) -> int:
         return int(self.numbers.size)
 
+    def _parts(self) -> tuple[np.ndarray, ...]:
+        return (self.numbers, self.full, self.half, self.cdf, self.mean_y, self.std_y)
+
     def tail(self, k: int) -> Thumbs:
-        return Thumbs(self.numbers[-k:], self.full[-k:], self.half[-k:])
+        return Thumbs(*(x[-k:] for x in self._parts()))
 
     @staticmethod
     def concat(a: Thumbs, b: Thumbs) -> Thumbs:
+        return Thumbs(*(np.concatenate([x, y]) for x, y in zip(a._parts(), b._parts())))
+
+    @staticmethod
+    def empty() -> Thumbs:
         return Thumbs(
-            *(
-                np.concatenate([x, y])
-                for x, y in zip((a.numbers, a.full, a.half), (b.numbers, b.full, b.half))
-            )
+            np.zeros(0, np.int64),
+            np.zeros((0, _Y_PIX + 2 * _C_PIX), np.uint8),
+            np.zeros((0, (_Y_PIX + 2 * _C_PIX) // 4), np.uint8),
+            np.zeros((0, 64), np.float32),
+            np.zeros(0, np.float32),
+            np.zeros(0, np.float32),
         )
 
 
@@ -205,6 +219,7 @@ def read_thumbs(
     numbers: list[int] = []
     full: list[np.ndarray] = []
     half: list[np.ndarray] = []
+    stats: list[tuple[np.ndarray, ...]] = []
     plan: tuple = ()  # (plane shapes, [(first, doubled)] per plane, [buffer] per plane)
     k = 0  # frames in the buffers
 
@@ -214,6 +229,7 @@ def read_thumbs(
         ]
         full.append(np.concatenate([t.reshape(k, -1) for t in thumbs], axis=1))
         half.append(np.concatenate([_halve(t).reshape(k, -1) for t in thumbs], axis=1))
+        stats.append(_frame_stats(full[-1]))
 
     for n, *planes in iter_planes(path, index, start, end, threads=threads):
         shapes = tuple(p.shape for p in planes)
@@ -235,12 +251,16 @@ def read_thumbs(
     if k:
         flush()
     if not numbers:
-        return Thumbs(
-            np.zeros(0, np.int64),
-            np.zeros((0, _Y_PIX + 2 * _C_PIX), np.uint8),
-            np.zeros((0, (_Y_PIX + 2 * _C_PIX) // 4), np.uint8),
-        )
-    return Thumbs(np.array(numbers, np.int64), np.concatenate(full), np.concatenate(half))
+        return Thumbs.empty()
+    cdf, mean_y, std_y = (np.concatenate(x) for x in zip(*stats))
+    return Thumbs(
+        np.array(numbers, np.int64),
+        np.concatenate(full),
+        np.concatenate(half),
+        cdf,
+        mean_y,
+        std_y,
+    )
 
 
 def chunk_bounds(index: FrameIndex, workers: int) -> list[tuple[int, int]]:
@@ -298,7 +318,7 @@ class Features:
     d_long: np.ndarray  # half-size difference to frame j - 2L
     resid: np.ndarray  # half-size |Y[j-L] - (Y[j-2L] + Y[j]) / 2|
     mean_y: np.ndarray
-    std_y: np.ndarray
+    std_y: np.ndarray  # NaN where mean_y > _FADE_MEAN (only dark frames need it)
     spread: np.ndarray  # fraction of the picture changed from frame j - 1 (0-1)
     spread_long: np.ndarray  # fraction of the blocks changed from frame j - 2L (0-1)
     half_window: int  # L
@@ -439,16 +459,34 @@ def _cdfs(full: np.ndarray) -> np.ndarray:
     so that ``sum |cdf_a - cdf_b| / 3`` is the mean 1-D earth mover's distance in [0, 1]:
     float32[N, 64]. Unlike bin-wise distances it changes smoothly as colours drift."""
     n = full.shape[0]
-    yb = full[:, :_Y_PIX] >> 3
-    ub = (full[:, _Y_PIX : _Y_PIX + _C_PIX] >> 4) + 32
-    vb = (full[:, _Y_PIX + _C_PIX :] >> 4) + 48
-    bins = np.concatenate([yb, ub, vb], axis=1).astype(np.int64)
-    bins += (np.arange(n, dtype=np.int64) * 64)[:, None]
-    counts = np.bincount(bins.ravel(), minlength=n * 64).reshape(n, 64).astype(np.float32)
+    counts = np.empty((n, 64), np.float32)
+    for lo in range(0, n, 1024):  # (frame, bin) numbered in 16 bits: 1024 frames at a time
+        part = full[lo : lo + 1024]
+        m = part.shape[0]
+        bins = np.empty(part.shape, np.uint16)
+        np.right_shift(part[:, :_Y_PIX], 3, out=bins[:, :_Y_PIX])
+        np.right_shift(part[:, _Y_PIX:], 4, out=bins[:, _Y_PIX:])
+        bins[:, _Y_PIX : _Y_PIX + _C_PIX] += 32
+        bins[:, _Y_PIX + _C_PIX :] += 48
+        bins += (np.arange(m, dtype=np.uint16) * 64)[:, None]
+        counts[lo : lo + m] = np.bincount(bins.ravel(), minlength=m * 64).reshape(m, 64)
     out = np.empty_like(counts)
     for lo, hi, pix in ((0, 32, _Y_PIX), (32, 48, _C_PIX), (48, 64, _C_PIX)):
         out[:, lo:hi] = np.cumsum(counts[:, lo:hi], axis=1) / (pix * (hi - lo))
     return out
+
+
+def _frame_stats(full: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What each frame's descriptor gives alone: its :func:`_cdfs`, its mean luma and the
+    spread (standard deviation) of its luma; the spread is only needed (and computed) for
+    frames dark enough to be part of a fade, NaN elsewhere. The mean is the float32 of
+    ``sum / pixels`` computed in float64, exactly as NumPy's float32 mean rounds it."""
+    mean_y = (full[:, :_Y_PIX].sum(axis=1, dtype=np.uint32) / _Y_PIX).astype(np.float32)
+    std_y = np.full(full.shape[0], np.nan, np.float32)
+    dark = mean_y <= _FADE_MEAN
+    if dark.any():
+        std_y[dark] = full[dark, :_Y_PIX].astype(np.float32).std(axis=1)
+    return _cdfs(full), mean_y, std_y
 
 
 def _tv(cdf: np.ndarray, k: int) -> np.ndarray:
@@ -468,7 +506,7 @@ def chunk_features(t: Thumbs, half_window: int) -> Features:
     import cv2
 
     n, big, lw = len(t), 2 * half_window, half_window
-    hist = _cdfs(t.full)
+    hist = t.cdf
     parts_full, parts_half = (_Y_PIX, _C_PIX), (_Y_PIX // 4, _C_PIX // 4)
     d1, h1, spread = (np.full(n, np.nan, np.float32) for _ in range(3))
     if n > 1:
@@ -501,7 +539,6 @@ def chunk_features(t: Thumbs, half_window: int) -> Features:
         ay = np.abs(mid[:, : _Y_PIX // 4]).mean(axis=1) / 2
         ac = np.abs(mid[:, _Y_PIX // 4 :]).mean(axis=1)  # two chroma planes: mean * 2 / 2
         resid = _lagged((ay + ac).astype(np.float32), big, n)
-    y = t.full[:, :_Y_PIX].astype(np.float32)
     return Features(
         t.numbers,
         d1,
@@ -510,8 +547,8 @@ def chunk_features(t: Thumbs, half_window: int) -> Features:
         h_long,
         d_long,
         resid,
-        y.mean(axis=1),
-        y.std(axis=1),
+        t.mean_y,
+        t.std_y,
         spread,
         spread_long,
         half_window,
@@ -687,7 +724,7 @@ def _merge(runs: list[tuple[int, int]], gap: int) -> list[tuple[int, int]]:
 def fades(f: Features) -> list[tuple[int, int, int]]:
     """``(centre, start, end)`` of dips to black strictly inside the asset."""
     n = f.numbers.size
-    dark = (f.mean_y <= 28.0) & (f.std_y <= 8.0)
+    dark = (f.mean_y <= _FADE_MEAN) & (f.std_y <= _FADE_STD)
     out = []
     for a, b in _runs(dark):
         if a == 0 or b == n:
