@@ -5,9 +5,13 @@ segmented in frames, not in nominal-rate time):
 
 1. **Thumbnails.** Every frame's decoded Y, U and V planes are reduced in place (no RGB
    conversion) to 64x36 luma and 32x18 chroma (bilinear to twice the size, then 2x2 area
-   averaging: anti-aliased enough for motion, ~10 us a plane even at 1080p). Long files are
-   split at keyframes into chunks decoded concurrently (each with FFmpeg threading); the
-   decoder releases the GIL, so a thread pool keeps every core busy without pickling frames.
+   averaging: anti-aliased enough for motion; at odd integer factors such as 360p and 1080p
+   the bilinear step is a strided copy, and the averages run on 256 frames at once). Files
+   of more than ``2 * CHUNK_MIN`` frames are split at keyframes into chunks decoded
+   concurrently, without FFmpeg's frame threading when there are chunks for every core (it
+   costs about a third more CPU per frame); the decoder releases the GIL, so a thread pool
+   keeps every core busy without pickling frames. What needs no other frame (histograms,
+   mean luma) is computed in the same threads.
 2. **Features**, vectorized with numpy over a whole chunk (with a carried tail of previous
    frames): ``d1`` the mean absolute Y+U+V difference to the previous frame; ``h1`` the
    colour-distribution distance to the previous frame (mean 1-D earth mover's distance of
@@ -62,7 +66,7 @@ from amberlite.media.frame_index import FrameIndex
 
 THUMB = (64, 36)  # luma thumbnail (width, height); chroma is half of it each way
 FLASH_SPAN = 4  # longest flash (frames) bridged by flash suppression
-CHUNK_MIN = 750  # frames: files shorter than two chunks are read in one piece
+CHUNK_MIN = 300  # frames: files shorter than two chunks are read in one piece
 CHUNK_MAX = 3000  # frames: upper bound of a chunk (bounds memory per chunk)
 _HIST_BINS = (32, 16, 16)  # Y, U, V histogram bins
 _Y_PIX = THUMB[0] * THUMB[1]
@@ -290,8 +294,8 @@ def _workers() -> int:
 
 def iter_thumbs(path: str, index: FrameIndex, workers: int | None = None) -> Iterator[Thumbs]:
     """Thumbnails of the whole file, chunk by chunk in order, chunks decoded concurrently
-    (each on one thread when there are at least as many chunks as workers: FFmpeg's frame
-    threading costs about a third more CPU per frame than decoding alone)."""
+    (without FFmpeg's frame threading when there are at least as many chunks as workers: it
+    costs about a third more CPU per frame than decoding on one thread)."""
     workers = workers or _workers()
     bounds = chunk_bounds(index, workers)
     if len(bounds) == 1:
