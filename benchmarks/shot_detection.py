@@ -10,7 +10,9 @@ frames/s of every method in ``METHODS``: amberlite's classical segmenter (frame 
 features + decisions), PySceneDetect ContentDetector and AdaptiveDetector (PyAV backend,
 decoder threads on), and pure PyAV decode of the same file (all threads, no conversion) as
 the physical limit. Times are the best of ``--repeat`` interleaved runs (the machine may be
-shared). Another method is one more ``Method`` in the list.
+shared); ``cpu x`` columns give a peer's CPU seconds (all threads, least of the runs) over the
+classical segmenter's, a ratio that other processes' load moves less than wall time.
+Another method is one more ``Method`` in the list.
 
 A second table (``LEARNED``) compares the learned segmenter (``transnetv2``: amberlite's
 decode thread, windows and cut rule around the TransNetV2 model, as it runs in a worker)
@@ -20,7 +22,7 @@ with TransNetV2 called as its package does it (``predict_frames``,
 threads), which a shared machine's load does not move.
 
     python -m benchmarks.shot_detection [--seconds 180] [--hd-seconds 60] [--repeat 3]
-                                        [--classes objects,captions] [--no-hd]
+                                        [--classes objects,captions] [--no-hd] [--no-learned]
     python -m benchmarks.shot_detection --only-learned [--learned-seconds 8] [--repeat 1]
 """
 
@@ -222,6 +224,7 @@ LEARNED: list[Method] = [
     Method("classical", amberlite_cuts),
 ]
 CPU_S: dict[str, float] = {}  # CPU seconds (all threads) of each method's last run
+CPU_BEST: dict[str, float] = {}  # ... and the least of them over the repeats of one video
 
 
 # --------------------------------------------------------------------------- scoring
@@ -255,6 +258,7 @@ def run(
 ) -> dict[str, tuple[float, Score | None]]:
     """frames/s (best of ``repeat`` interleaved runs) and score of every method on one video."""
     best = {m.name: float("inf") for m in methods}
+    CPU_BEST.clear()
     found: dict[str, list[int]] = {}
     for _ in range(repeat):
         for m in methods:
@@ -262,6 +266,7 @@ def run(
             found[m.name] = m.cuts(path)
             best[m.name] = min(best[m.name], time.perf_counter() - t)
             CPU_S[m.name] = time.process_time() - c
+            CPU_BEST[m.name] = min(CPU_BEST.get(m.name, float("inf")), CPU_S[m.name])
     n = truth.frame_count
     return {
         m.name: (n / best[m.name], score(found[m.name], truth) if m.scored else None)
@@ -277,6 +282,11 @@ def _row(kind: str, size: tuple[int, int], truth: SynthTruth, res: dict, methods
     cells += [f"{base[1].precision:.2f}", f"{base[1].recall:.2f}"]
     cells += [f"{res[m.name][0]:.0f}" for m in methods]
     cells += [f"{base[0] / res[m.name][0]:.2f}" for m in methods if m.name != BASELINE]
+    cells += [
+        f"{CPU_BEST[m.name] / CPU_BEST[BASELINE]:.2f}"
+        for m in methods
+        if m.scored and m.name != BASELINE
+    ]
     return "| " + " | ".join(cells) + " |"
 
 
@@ -313,6 +323,7 @@ def main() -> None:
     ap.add_argument("--learned-seconds", type=float, default=8.0, help="learned: 360p length")
     ap.add_argument("--learned-hd-seconds", type=float, default=4.0, help="learned: 1080p")
     ap.add_argument("--only-learned", action="store_true", help="only the learned table")
+    ap.add_argument("--no-learned", action="store_true", help="skip the learned table")
     args = ap.parse_args()
     kinds = [k for k in args.classes.split(",") if k]
     unknown = sorted(set(kinds) - set(CLASSES))
@@ -333,12 +344,14 @@ def main() -> None:
     head = ["video", "frames", "events", *(f"F1 {n}" for n in scored)]
     head += [f"P {BASELINE}", f"R {BASELINE}", *(f"fps {m.name}" for m in METHODS)]
     head += [f"x {m.name}" for m in METHODS if m.name != BASELINE]
+    head += [f"cpu x {m.name}" for m in METHODS if m.scored and m.name != BASELINE]
     print("| " + " | ".join(head) + " |")
     print("|---|" + "---:|" * (len(head) - 1))
     for kind, size, path, truth in prepared:
         res = run(path, truth, args.repeat, METHODS)
         print(_row(kind, size, truth, res, METHODS), flush=True)
-    learned_table(short, max(1, args.repeat))
+    if not args.no_learned:
+        learned_table(short, max(1, args.repeat))
 
 
 if __name__ == "__main__":

@@ -182,3 +182,36 @@ def test_bad_params_fail_the_asset_with_a_reason(
     stats = store.materialize("shots", params={"min_frames": 0})
     assert stats.failed == 1
     assert "min_frames must be an int >= 1" in store.failures("shots")["error"][0]
+
+
+def test_thumbnail_shortcuts_give_the_plain_method_s_values() -> None:
+    """The fast thumbnail path (strided copy at odd integer factors, 2x2 averages and
+    per-frame statistics over stacked frames) equals the plain per-frame method:
+    OpenCV bilinear to twice the size then 2x2 area, NumPy's float32 mean and spread."""
+    import cv2
+
+    rng = np.random.default_rng(7)
+    size = segment.THUMB
+    for rows, cols in ((360, 640), (1080, 1920), (720, 1280), (180, 320), (90, 160), (36, 64)):
+        planes = rng.integers(0, 256, (3, rows, cols), dtype=np.uint8)
+        first, doubled = segment._reducer(planes[0].shape, size)
+        got = np.stack([first(p) for p in planes])
+        got = segment._halve(got) if doubled else got
+        for p, g in zip(planes, got):
+            if cols > 2 * size[0] and rows > 2 * size[1]:
+                p = cv2.resize(p, (2 * size[0], 2 * size[1]), interpolation=cv2.INTER_LINEAR)
+            want = cv2.resize(p, size, interpolation=cv2.INTER_AREA)
+            np.testing.assert_array_equal(g, want, err_msg=f"{cols}x{rows}")
+    full = rng.integers(0, 256, (300, 3456), dtype=np.uint8)
+    full[:40, :2304] //= 9  # dark frames: their luma spread is computed too
+    cdf, mean_y, std_y = segment._frame_stats(full)
+    y = full[:, :2304].astype(np.float32)
+    np.testing.assert_array_equal(mean_y, y.mean(axis=1))
+    dark = mean_y <= 28.0
+    assert dark.sum() == 40 and np.isnan(std_y[~dark]).all()
+    np.testing.assert_array_equal(std_y[dark], y[dark].std(axis=1))
+    bins = np.concatenate([full[:, :2304] >> 3, (full[:, 2304:] >> 4) + 32], axis=1)
+    bins[:, 2304 + 576 :] += 16
+    counts = np.stack([np.bincount(b, minlength=64) for b in bins]).astype(np.float32)
+    np.testing.assert_array_equal(cdf[:, :32], np.cumsum(counts[:, :32], axis=1) / (2304 * 32))
+    np.testing.assert_array_equal(cdf[:, 48:], np.cumsum(counts[:, 48:], axis=1) / (576 * 16))

@@ -5,9 +5,13 @@ segmented in frames, not in nominal-rate time):
 
 1. **Thumbnails.** Every frame's decoded Y, U and V planes are reduced in place (no RGB
    conversion) to 64x36 luma and 32x18 chroma (bilinear to twice the size, then 2x2 area
-   averaging: anti-aliased enough for motion, ~10 us a plane even at 1080p). Long files are
-   split at keyframes into chunks decoded concurrently (each with FFmpeg threading); the
-   decoder releases the GIL, so a thread pool keeps every core busy without pickling frames.
+   averaging: anti-aliased enough for motion; at odd integer factors such as 360p and 1080p
+   the bilinear step is a strided copy, and the averages run on 256 frames at once). Files
+   of more than ``2 * CHUNK_MIN`` frames are split at keyframes into chunks decoded
+   concurrently, without FFmpeg's frame threading when there are chunks for every core (it
+   costs about a third more CPU per frame); the decoder releases the GIL, so a thread pool
+   keeps every core busy without pickling frames. What needs no other frame (histograms,
+   mean luma) is computed in the same threads.
 2. **Features**, vectorized with numpy over a whole chunk (with a carried tail of previous
    frames): ``d1`` the mean absolute Y+U+V difference to the previous frame; ``h1`` the
    colour-distribution distance to the previous frame (mean 1-D earth mover's distance of
@@ -51,7 +55,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,7 +66,7 @@ from amberlite.media.frame_index import FrameIndex
 
 THUMB = (64, 36)  # luma thumbnail (width, height); chroma is half of it each way
 FLASH_SPAN = 4  # longest flash (frames) bridged by flash suppression
-CHUNK_MIN = 750  # frames: files shorter than two chunks are read in one piece
+CHUNK_MIN = 300  # frames: files shorter than two chunks are read in one piece
 CHUNK_MAX = 3000  # frames: upper bound of a chunk (bounds memory per chunk)
 _HIST_BINS = (32, 16, 16)  # Y, U, V histogram bins
 _Y_PIX = THUMB[0] * THUMB[1]
@@ -74,6 +78,7 @@ SPREAD = 0.6  # default smallest fraction of the picture a cut changes
 GATE_SPREAD = 0.5  # block spread from which a jump's spread is measured exactly
 GATE_CONTENT, GATE_RATIO = 4.0, 1.5  # ... when its change c is this big and this sudden
 MOTION_PEAK = 0.12  # phase-correlation peak of a real global motion (cuts: ~0.07)
+_FADE_MEAN, _FADE_STD = 28.0, 8.0  # a frame of a fade: mean luma and its spread at most these
 _DARK = 24  # luma at or below which a pixel in both frames is letterbox/black: not counted
 
 
@@ -129,68 +134,137 @@ def _check_params(
 # --------------------------------------------------------------------------- thumbnails
 
 
-def _shrink(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Bilinear to twice ``size`` then 2x2 area average: fast, mildly anti-aliased."""
+def _reducer(
+    shape: tuple[int, ...], size: tuple[int, int]
+) -> tuple[Callable[[np.ndarray], np.ndarray], bool]:
+    """``(first, doubled)`` to shrink a plane of ``shape`` (rows, columns) to ``size``:
+    bilinear to twice ``size`` then a 2x2 area average (fast, mildly anti-aliased), or area
+    averaging straight to ``size`` for small planes. ``first`` is the per-frame step,
+    ``doubled`` whether its result is twice ``size`` (then :func:`_halve` finishes it).
+    Bilinear resampling at an odd integer factor samples pixel centres exactly (weights 1
+    and 0), so it is a strided view there: the same values, no arithmetic."""
     import cv2
 
     w, h = size
-    if plane.shape[1] > 2 * w and plane.shape[0] > 2 * h:
-        plane = cv2.resize(plane, (2 * w, 2 * h), interpolation=cv2.INTER_LINEAR)
-    return cv2.resize(plane, size, interpolation=cv2.INTER_AREA)
+    rows, cols = shape[0], shape[1]
+    if not (cols > 2 * w and rows > 2 * h):
+        return (lambda p: cv2.resize(p, size, interpolation=cv2.INTER_AREA)), False
+    fx, fy = cols // (2 * w), rows // (2 * h)
+    if cols == 2 * w * fx and rows == 2 * h * fy and fx % 2 and fy % 2:
+        ox, oy = fx // 2, fy // 2
+        return (lambda p: p[oy::fy, ox::fx]), True
+    return (lambda p: cv2.resize(p, (2 * w, 2 * h), interpolation=cv2.INTER_LINEAR)), True
+
+
+def _halve(stack: np.ndarray) -> np.ndarray:
+    """2x2 area average of every image of ``stack`` (uint8[N, 2h, 2w] -> [N, h, w]): one
+    OpenCV call on the images stacked into one tall one (even heights: no block straddles
+    two images), the same values as one call per image."""
+    import cv2
+
+    n, rows, cols = stack.shape
+    tall = stack.reshape(n * rows, cols)
+    out = cv2.resize(tall, (cols // 2, n * rows // 2), interpolation=cv2.INTER_AREA)
+    return out.reshape(n, rows // 2, cols // 2)
 
 
 @dataclass
 class Thumbs:
     """Frame numbers and per-frame descriptors: ``full`` = 64x36 Y + 2 x 32x18 chroma
-    (uint8[N, 3456]); ``half`` = the same at half size (uint8[N, 864])."""
+    (uint8[N, 3456]); ``half`` = the same at half size (uint8[N, 864]); and what needs no
+    other frame (see :func:`_frame_stats`): ``cdf`` (float32[N, 64]), ``mean_y``, ``std_y``."""
 
     numbers: np.ndarray
     full: np.ndarray
     half: np.ndarray
+    cdf: np.ndarray
+    mean_y: np.ndarray
+    std_y: np.ndarray
 
     def __len__(self) -> int:
         return int(self.numbers.size)
 
+    def _parts(self) -> tuple[np.ndarray, ...]:
+        return (self.numbers, self.full, self.half, self.cdf, self.mean_y, self.std_y)
+
     def tail(self, k: int) -> Thumbs:
-        return Thumbs(self.numbers[-k:], self.full[-k:], self.half[-k:])
+        return Thumbs(*(x[-k:] for x in self._parts()))
 
     @staticmethod
     def concat(a: Thumbs, b: Thumbs) -> Thumbs:
-        return Thumbs(
-            *(
-                np.concatenate([x, y])
-                for x, y in zip((a.numbers, a.full, a.half), (b.numbers, b.full, b.half))
-            )
-        )
+        return Thumbs(*(np.concatenate([x, y]) for x, y in zip(a._parts(), b._parts())))
 
-
-def read_thumbs(path: str, index: FrameIndex | None, start: int, end: int | None) -> Thumbs:
-    """Descriptors of the frames ``[start, end)`` (see :class:`Thumbs`)."""
-    import cv2
-
-    w, h = THUMB
-    numbers, full, half = [], [], []
-    for n, y, u, v in iter_planes(path, index, start, end):
-        ty = _shrink(y, (w, h))
-        tu, tv = _shrink(u, (w // 2, h // 2)), _shrink(v, (w // 2, h // 2))
-        numbers.append(n)
-        full.append(np.concatenate([ty.ravel(), tu.ravel(), tv.ravel()]))
-        half.append(
-            np.concatenate(
-                [
-                    cv2.resize(ty, (w // 2, h // 2), interpolation=cv2.INTER_AREA).ravel(),
-                    cv2.resize(tu, (w // 4, h // 4), interpolation=cv2.INTER_AREA).ravel(),
-                    cv2.resize(tv, (w // 4, h // 4), interpolation=cv2.INTER_AREA).ravel(),
-                ]
-            )
-        )
-    if not numbers:
+    @staticmethod
+    def empty() -> Thumbs:
         return Thumbs(
             np.zeros(0, np.int64),
             np.zeros((0, _Y_PIX + 2 * _C_PIX), np.uint8),
             np.zeros((0, (_Y_PIX + 2 * _C_PIX) // 4), np.uint8),
+            np.zeros((0, 64), np.float32),
+            np.zeros(0, np.float32),
+            np.zeros(0, np.float32),
         )
-    return Thumbs(np.array(numbers, np.int64), np.stack(full), np.stack(half))
+
+
+_BATCH = 256  # frames whose thumbnails are finished together (see read_thumbs)
+
+
+def read_thumbs(
+    path: str, index: FrameIndex | None, start: int, end: int | None, threads: bool = True
+) -> Thumbs:
+    """Descriptors of the frames ``[start, end)`` (see :class:`Thumbs`); ``threads``:
+    FFmpeg's own decoder threads (off when chunks are decoded concurrently, one per core).
+
+    Per frame only the first, per-plane step of :func:`_reducer` runs (a strided copy at the
+    usual odd integer factors: 360p, 1080p); the 2x2 averages to the thumbnail and to the
+    half-size descriptor run on batches of up to ``_BATCH`` frames of one size."""
+    w, h = THUMB
+    sizes = ((w, h), (w // 2, h // 2), (w // 2, h // 2))
+    numbers: list[int] = []
+    full: list[np.ndarray] = []
+    half: list[np.ndarray] = []
+    stats: list[tuple[np.ndarray, ...]] = []
+    plan: tuple = ()  # (plane shapes, [(first, doubled)] per plane, [buffer] per plane)
+    k = 0  # frames in the buffers
+
+    def flush() -> None:
+        thumbs = [
+            _halve(buf[:k]) if doubled else buf[:k] for buf, (_, doubled) in zip(plan[2], plan[1])
+        ]
+        full.append(np.concatenate([t.reshape(k, -1) for t in thumbs], axis=1))
+        half.append(np.concatenate([_halve(t).reshape(k, -1) for t in thumbs], axis=1))
+        stats.append(_frame_stats(full[-1]))
+
+    for n, *planes in iter_planes(path, index, start, end, threads=threads):
+        shapes = tuple(p.shape for p in planes)
+        if not plan or shapes != plan[0] or k == _BATCH:
+            if k:
+                flush()
+            if not plan or shapes != plan[0]:
+                steps = [_reducer(s, size) for s, size in zip(shapes, sizes)]
+                bufs = [
+                    np.empty((_BATCH, *(d * (2 if doubled else 1) for d in size[::-1])), np.uint8)
+                    for (_, doubled), size in zip(steps, sizes)
+                ]
+                plan = (shapes, steps, bufs)
+            k = 0
+        for p, (first, _), buf in zip(planes, plan[1], plan[2]):
+            buf[k] = first(p)
+        numbers.append(n)
+        k += 1
+    if k:
+        flush()
+    if not numbers:
+        return Thumbs.empty()
+    cdf, mean_y, std_y = (np.concatenate(x) for x in zip(*stats))
+    return Thumbs(
+        np.array(numbers, np.int64),
+        np.concatenate(full),
+        np.concatenate(half),
+        cdf,
+        mean_y,
+        std_y,
+    )
 
 
 def chunk_bounds(index: FrameIndex, workers: int) -> list[tuple[int, int]]:
@@ -219,13 +293,17 @@ def _workers() -> int:
 
 
 def iter_thumbs(path: str, index: FrameIndex, workers: int | None = None) -> Iterator[Thumbs]:
-    """Thumbnails of the whole file, chunk by chunk in order, chunks decoded concurrently."""
-    bounds = chunk_bounds(index, workers or _workers())
+    """Thumbnails of the whole file, chunk by chunk in order, chunks decoded concurrently
+    (without FFmpeg's frame threading when there are at least as many chunks as workers: it
+    costs about a third more CPU per frame than decoding on one thread)."""
+    workers = workers or _workers()
+    bounds = chunk_bounds(index, workers)
     if len(bounds) == 1:
         yield read_thumbs(path, index, 0, None)
         return
-    with cf.ThreadPoolExecutor(workers or _workers(), thread_name_prefix="shots") as pool:
-        yield from pool.map(lambda b: read_thumbs(path, index, *b), bounds)
+    threads = len(bounds) < workers
+    with cf.ThreadPoolExecutor(workers, thread_name_prefix="shots") as pool:
+        yield from pool.map(lambda b: read_thumbs(path, index, *b, threads=threads), bounds)
 
 
 # --------------------------------------------------------------------------- features
@@ -244,7 +322,7 @@ class Features:
     d_long: np.ndarray  # half-size difference to frame j - 2L
     resid: np.ndarray  # half-size |Y[j-L] - (Y[j-2L] + Y[j]) / 2|
     mean_y: np.ndarray
-    std_y: np.ndarray
+    std_y: np.ndarray  # NaN where mean_y > _FADE_MEAN (only dark frames need it)
     spread: np.ndarray  # fraction of the picture changed from frame j - 1 (0-1)
     spread_long: np.ndarray  # fraction of the blocks changed from frame j - 2L (0-1)
     half_window: int  # L
@@ -385,16 +463,34 @@ def _cdfs(full: np.ndarray) -> np.ndarray:
     so that ``sum |cdf_a - cdf_b| / 3`` is the mean 1-D earth mover's distance in [0, 1]:
     float32[N, 64]. Unlike bin-wise distances it changes smoothly as colours drift."""
     n = full.shape[0]
-    yb = full[:, :_Y_PIX] >> 3
-    ub = (full[:, _Y_PIX : _Y_PIX + _C_PIX] >> 4) + 32
-    vb = (full[:, _Y_PIX + _C_PIX :] >> 4) + 48
-    bins = np.concatenate([yb, ub, vb], axis=1).astype(np.int64)
-    bins += (np.arange(n, dtype=np.int64) * 64)[:, None]
-    counts = np.bincount(bins.ravel(), minlength=n * 64).reshape(n, 64).astype(np.float32)
+    counts = np.empty((n, 64), np.float32)
+    for lo in range(0, n, 1024):  # (frame, bin) numbered in 16 bits: 1024 frames at a time
+        part = full[lo : lo + 1024]
+        m = part.shape[0]
+        bins = np.empty(part.shape, np.uint16)
+        np.right_shift(part[:, :_Y_PIX], 3, out=bins[:, :_Y_PIX])
+        np.right_shift(part[:, _Y_PIX:], 4, out=bins[:, _Y_PIX:])
+        bins[:, _Y_PIX : _Y_PIX + _C_PIX] += 32
+        bins[:, _Y_PIX + _C_PIX :] += 48
+        bins += (np.arange(m, dtype=np.uint16) * 64)[:, None]
+        counts[lo : lo + m] = np.bincount(bins.ravel(), minlength=m * 64).reshape(m, 64)
     out = np.empty_like(counts)
     for lo, hi, pix in ((0, 32, _Y_PIX), (32, 48, _C_PIX), (48, 64, _C_PIX)):
         out[:, lo:hi] = np.cumsum(counts[:, lo:hi], axis=1) / (pix * (hi - lo))
     return out
+
+
+def _frame_stats(full: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What each frame's descriptor gives alone: its :func:`_cdfs`, its mean luma and the
+    spread (standard deviation) of its luma; the spread is only needed (and computed) for
+    frames dark enough to be part of a fade, NaN elsewhere. The mean is the float32 of
+    ``sum / pixels`` computed in float64, exactly as NumPy's float32 mean rounds it."""
+    mean_y = (full[:, :_Y_PIX].sum(axis=1, dtype=np.uint32) / _Y_PIX).astype(np.float32)
+    std_y = np.full(full.shape[0], np.nan, np.float32)
+    dark = mean_y <= _FADE_MEAN
+    if dark.any():
+        std_y[dark] = full[dark, :_Y_PIX].astype(np.float32).std(axis=1)
+    return _cdfs(full), mean_y, std_y
 
 
 def _tv(cdf: np.ndarray, k: int) -> np.ndarray:
@@ -414,7 +510,7 @@ def chunk_features(t: Thumbs, half_window: int) -> Features:
     import cv2
 
     n, big, lw = len(t), 2 * half_window, half_window
-    hist = _cdfs(t.full)
+    hist = t.cdf
     parts_full, parts_half = (_Y_PIX, _C_PIX), (_Y_PIX // 4, _C_PIX // 4)
     d1, h1, spread = (np.full(n, np.nan, np.float32) for _ in range(3))
     if n > 1:
@@ -447,7 +543,6 @@ def chunk_features(t: Thumbs, half_window: int) -> Features:
         ay = np.abs(mid[:, : _Y_PIX // 4]).mean(axis=1) / 2
         ac = np.abs(mid[:, _Y_PIX // 4 :]).mean(axis=1)  # two chroma planes: mean * 2 / 2
         resid = _lagged((ay + ac).astype(np.float32), big, n)
-    y = t.full[:, :_Y_PIX].astype(np.float32)
     return Features(
         t.numbers,
         d1,
@@ -456,8 +551,8 @@ def chunk_features(t: Thumbs, half_window: int) -> Features:
         h_long,
         d_long,
         resid,
-        y.mean(axis=1),
-        y.std(axis=1),
+        t.mean_y,
+        t.std_y,
         spread,
         spread_long,
         half_window,
@@ -633,7 +728,7 @@ def _merge(runs: list[tuple[int, int]], gap: int) -> list[tuple[int, int]]:
 def fades(f: Features) -> list[tuple[int, int, int]]:
     """``(centre, start, end)`` of dips to black strictly inside the asset."""
     n = f.numbers.size
-    dark = (f.mean_y <= 28.0) & (f.std_y <= 8.0)
+    dark = (f.mean_y <= _FADE_MEAN) & (f.std_y <= _FADE_STD)
     out = []
     for a, b in _runs(dark):
         if a == 0 or b == n:

@@ -272,13 +272,15 @@ def _decode_wanted(
     index: FrameIndex,
     wanted: np.ndarray,
     convert: Callable[[av.VideoFrame], object],
+    threads: bool = True,
 ) -> Iterator[tuple[int, object]]:
-    """Yield ``(n, convert(frame))`` for every frame number in sorted ``wanted``."""
+    """Yield ``(n, convert(frame))`` for every frame number in sorted ``wanted``
+    (``threads``: FFmpeg's frame/slice threading, see :func:`open_video`)."""
     if wanted.size == 0:
         return
     for seek in _seek_points(index, int(wanted[0])):
         try:
-            yield from _decode_from(path, index, wanted, convert, seek)
+            yield from _decode_from(path, index, wanted, convert, seek, threads)
             return
         except _Reseek:
             continue
@@ -291,6 +293,7 @@ def _decode_from(
     wanted: np.ndarray,
     convert: Callable[[av.VideoFrame], object],
     seek: int | None,
+    threads: bool = True,
 ) -> Iterator[tuple[int, object]]:
     """Decode from ``seek`` (a keyframe pts, or None = file start), yielding wanted frames.
 
@@ -298,7 +301,7 @@ def _decode_from(
     """
     k, total = 0, int(wanted.size)
     watched, ticked = path in _watchers, 0
-    with open_video(path, threads=True) as (container, stream):
+    with open_video(path, threads=threads) as (container, stream):
         try:
             if seek is not None:
                 container.seek(seek, stream=stream, backward=True)
@@ -429,9 +432,12 @@ def iter_planes(
     index: FrameIndex | None = None,
     start_frame: int = 0,
     end_frame: int | None = None,
+    threads: bool = True,
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
     """Yield ``(n, y, u, v)`` for every frame in ``[start_frame, end_frame)``: the decoded
     4:2:0 planes at native size (u, v at half width and height), no copy, no conversion.
+    ``threads=False`` keeps PyAV's default (no frame threading: one thread for most H.264):
+    cheaper in CPU when the caller already decodes several ranges concurrently, one per core.
 
     For callers that reduce each frame themselves (e.g. to a tiny thumbnail with their own
     resampling): the arrays are read-only views of the decoder's frame (they keep it alive;
@@ -451,7 +457,7 @@ def iter_planes(
             _plane(planes[2], cw, ch),
         )
 
-    for n, (y, u, v) in _decode_wanted(p, index, wanted, native):  # type: ignore[misc]
+    for n, (y, u, v) in _decode_wanted(p, index, wanted, native, threads):  # type: ignore[misc]
         yield n, y, u, v
 
 
