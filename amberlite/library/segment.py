@@ -392,22 +392,40 @@ def _pixel_diff(cur: np.ndarray, ref: np.ndarray, kernel: np.ndarray) -> np.ndar
     return d.sum(axis=2, dtype=np.uint16)
 
 
+class _Prepared:
+    """What :func:`motion_spread` computes of one frame on its own (its :func:`_yuv` image,
+    that image's 3x3 dilation and erosion, its luma's spectrum without the mean), kept for
+    the next frame's comparison: in a pan, gated frames come in runs."""
+
+    __slots__ = ("yuv", "dil", "ero", "spectrum")
+
+    def __init__(self, desc: np.ndarray) -> None:
+        import cv2
+
+        self.yuv = _yuv(desc)
+        self.dil = cv2.dilate(self.yuv, _K3)
+        self.ero = cv2.erode(self.yuv, _K3)
+        self.spectrum = cv2.dft(self.yuv[..., 0].astype(np.float32), flags=cv2.DFT_COMPLEX_OUTPUT)
+        self.spectrum[0, 0] = 0  # the mean: no information on motion
+
+
+_K3 = np.ones((3, 3), np.uint8)
+
+
 _NEAR_ZERO = (  # the 3x3 shifts around none, wrapped: rows, columns
     np.array([0, 0, 0, 1, 1, 1, -1, -1, -1]),
     np.array([0, 1, -1, 0, 1, -1, 0, 1, -1]),
 )
 
 
-def _translation(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
-    """The strongest translation ``(dx, dy, strength)`` of ``b`` against ``a`` other than
-    none: the phase-correlation peak outside one pixel of zero, refined to subpixels by a
-    parabola (so a panning background is found even behind a still subject); ``strength``
-    is the peak's height (about 1 for a pure shift, under ~0.1 for unrelated pictures)."""
+def _translation(fa: np.ndarray, fb: np.ndarray) -> tuple[float, float, float]:
+    """The strongest translation ``(dx, dy, strength)`` of picture b against picture a
+    (given as their spectra without the mean, :class:`_Prepared`) other than none: the
+    phase-correlation peak outside one pixel of zero, refined to subpixels by a parabola (so
+    a panning background is found even behind a still subject); ``strength`` is the peak's
+    height (about 1 for a pure shift, under ~0.1 for unrelated pictures)."""
     import cv2
 
-    fa = cv2.dft(a, flags=cv2.DFT_COMPLEX_OUTPUT)
-    fb = cv2.dft(b, flags=cv2.DFT_COMPLEX_OUTPUT)
-    fa[0, 0] = fb[0, 0] = 0  # the means: no information on motion
     cross = cv2.mulSpectrums(fb, fa, 0, conjB=True)
     cross /= cv2.magnitude(cross[..., 0], cross[..., 1])[..., None] + 1e-6
     r = cv2.idft(cross, flags=cv2.DFT_REAL_OUTPUT | cv2.DFT_SCALE)
@@ -430,10 +448,18 @@ def motion_spread(prev: np.ndarray, cur: np.ndarray) -> float:
     descriptors), after the best of no motion and the strongest global translation, each
     with a tolerance of a pixel or more (more along fast motion: blur). Near-black pixels in
     both (letterbox) and pixels the shift uncovers do not count; with too few left, 1."""
+    return _motion_spread(_Prepared(prev), _Prepared(cur))
+
+
+def _motion_spread(pa: _Prepared, pb: _Prepared) -> float:
+    """:func:`motion_spread` of two prepared frames."""
     import cv2
 
-    a, b = _yuv(prev), _yuv(cur)
-    d = _pixel_diff(b, a, np.ones((3, 3), np.uint8))
+    a, b = pa.yuv, pb.yuv
+    # _pixel_diff(b, a, 3x3) from the frames' own dilations and erosions
+    ab = cv2.add(cv2.subtract(b, pa.dil), cv2.subtract(pa.ero, b))
+    ba = cv2.add(cv2.subtract(a, pb.dil), cv2.subtract(pb.ero, a))
+    d = cv2.min(ab, ba).sum(axis=2, dtype=np.uint16)
     w, h = THUMB
     counted = (a[..., 0] > _DARK) | (b[..., 0] > _DARK)
     if np.count_nonzero(counted) < 0.1 * counted.size:
@@ -441,7 +467,7 @@ def motion_spread(prev: np.ndarray, cur: np.ndarray) -> float:
     still = np.count_nonzero(d[counted] >= PIXEL_TAU) / np.count_nonzero(counted)
     if still < GATE_SPREAD / 2:  # a local change even without motion compensation
         return still
-    dx, dy, strength = _translation(a[..., 0].astype(np.float32), b[..., 0].astype(np.float32))
+    dx, dy, strength = _translation(pa.spectrum, pb.spectrum)
     if strength >= MOTION_PEAK and abs(dx) <= w / 4 and abs(dy) <= h / 4:
         shift = np.float32([[1, 0, dx], [0, 1, dy]])
         moved = cv2.warpAffine(
@@ -522,8 +548,11 @@ def chunk_features(t: Thumbs, half_window: int) -> Features:
         c = np.nan_to_num(d1 + 50.0 * h1, nan=0.0)
         base = _rolling_median(c, _radius(half_window))
         gate = (c >= GATE_CONTENT) & (c >= GATE_RATIO * (base + 1.0)) & (spread >= GATE_SPREAD)
+        prepared: dict[int, _Prepared] = {}
         for j in np.flatnonzero(gate):
-            spread[j] = motion_spread(t.full[j - 1], t.full[j])
+            pa = prepared.pop(j - 1, None) or _Prepared(t.full[j - 1])
+            prepared = {j: _Prepared(t.full[j])}  # the next gated frame may compare to it
+            spread[j] = _motion_spread(pa, prepared[j])
     lag = np.full((FLASH_SPAN + 1, n), np.nan, np.float32)
     for k in range(1, FLASH_SPAN + 2):
         if n > k:
