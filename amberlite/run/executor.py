@@ -61,16 +61,9 @@ class LocalExecutor:
             for task in tasks:
                 on_done(task, compute_batch(spec, params, task.views, task.inputs))
             return
-        with cf.ThreadPoolExecutor(self.workers, thread_name_prefix="amberlite") as pool:
-            futures = {
-                pool.submit(compute_batch, spec, params, t.views, t.inputs): t for t in tasks
-            }
-            try:
-                for fut in cf.as_completed(futures):
-                    on_done(futures[fut], fut.result())
-            except BaseException:  # Ctrl-C or an error: drop the batches not yet started
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise
+        self._threads(
+            [(t, compute_batch, (spec, params, t.views, t.inputs)) for t in tasks], on_done
+        )
 
     def map_group(self, members, groups, on_done) -> None:
         """Several features over the same spans, one decode per batch: ``groups[j]`` holds
@@ -83,8 +76,13 @@ class LocalExecutor:
             for j, tasks in enumerate(groups):
                 on_done(j, compute_group(members, tasks))
             return
+        self._threads([(j, compute_group, (members, t)) for j, t in enumerate(groups)], on_done)
+
+    def _threads(self, calls, on_done) -> None:
+        """Run each ``(key, fn, args)`` of ``calls`` on the thread pool; ``on_done(key,
+        result)`` in the calling thread as each finishes."""
         with cf.ThreadPoolExecutor(self.workers, thread_name_prefix="amberlite") as pool:
-            futures = {pool.submit(compute_group, members, t): j for j, t in enumerate(groups)}
+            futures = {pool.submit(fn, *args): key for key, fn, args in calls}
             try:
                 for fut in cf.as_completed(futures):
                     on_done(futures[fut], fut.result())
