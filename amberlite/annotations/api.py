@@ -412,14 +412,11 @@ class Annotations:
     def edit(self, id: str, *, author: str, **changes: Any) -> dict[str, Any]:  # noqa: A002
         """Change fields of an annotation; returns the new record. History keeps the old and
         new value of each changed field."""
-        check_id(id)
-        if not isinstance(author, str) or not author.strip():
-            raise AnnotationError("an edit needs an author (a non-empty name)")
+        _check_change(id, author, "an edit")
         if not changes:
             raise AnnotationError("nothing to change: name fields to edit")
         with self.ctx.catalog.write(touches=()) as con:
-            row = self._human_row(con, id)
-            self.ctx.catalog.touch(annotations_key(row["type"]))
+            row = self._changing(con, id)
             if row["deleted"]:
                 raise AnnotationError(f"annotation {id} was removed")
             atype = self.type(row["type"], row["type_version"], con)
@@ -443,37 +440,28 @@ class Annotations:
             new = {**row, **checked, "updated_at": at}
             con.execute("DELETE FROM annotations WHERE id = ?", [id])
             self._write_rows(con, [new])
-            seq = con.execute(
-                "SELECT coalesce(max(seq), 0) + 1 FROM annotation_history WHERE id = ?", [id]
-            ).fetchone()[0]
-            con.execute(
-                "INSERT INTO annotation_history VALUES (?, ?, ?, ?, 'edit', ?)",
-                [id, seq, author, at, _json(diff)],
-            )
+            _history(con, id, author, at, "edit", _json(diff))
             faults.point("annotation_before_commit")
             return self._dicts(con, [id])[0]
 
     def remove(self, id: str, *, author: str) -> None:  # noqa: A002
         """Soft-delete an annotation: it leaves every read but stays in history."""
-        check_id(id)
-        if not isinstance(author, str) or not author.strip():
-            raise AnnotationError("a removal needs an author (a non-empty name)")
+        _check_change(id, author, "a removal")
         with self.ctx.catalog.write(touches=()) as con:
-            row = self._human_row(con, id)
-            self.ctx.catalog.touch(annotations_key(row["type"]))
+            row = self._changing(con, id)
             if row["deleted"]:
                 raise AnnotationError(f"annotation {id} was already removed")
             at = now()
             con.execute(
                 "UPDATE annotations SET deleted = TRUE, updated_at = ? WHERE id = ?", [at, id]
             )
-            seq = con.execute(
-                "SELECT coalesce(max(seq), 0) + 1 FROM annotation_history WHERE id = ?", [id]
-            ).fetchone()[0]
-            con.execute(
-                "INSERT INTO annotation_history VALUES (?, ?, ?, ?, 'remove', '{}')",
-                [id, seq, author, at],
-            )
+            _history(con, id, author, at, "remove", "{}")
+
+    def _changing(self, con: duckdb.DuckDBPyConnection, id: str) -> dict[str, Any]:  # noqa: A002
+        """A person's annotation about to change, its type's change key touched."""
+        row = self._human_row(con, id)
+        self.ctx.catalog.touch(annotations_key(row["type"]))
+        return row
 
     # -- reading --------------------------------------------------------------------------------
     def snapshot(
@@ -756,3 +744,21 @@ def _builtin_annotator_specs() -> list[AnnotatorSpec]:
     from amberlite.library.annotators import builtin_annotators
 
     return builtin_annotators()
+
+
+def _check_change(id: str, author: Any, what: str) -> None:  # noqa: A002
+    """An edit or removal names a valid id and an author."""
+    check_id(id)
+    if not isinstance(author, str) or not author.strip():
+        raise AnnotationError(f"{what} needs an author (a non-empty name)")
+
+
+def _history(con: duckdb.DuckDBPyConnection, id: str, author: str, at, action: str, changes: str):  # noqa: A002
+    """One more row of an annotation's history (its next ``seq``)."""
+    seq = con.execute(
+        "SELECT coalesce(max(seq), 0) + 1 FROM annotation_history WHERE id = ?", [id]
+    ).fetchone()[0]
+    con.execute(
+        "INSERT INTO annotation_history VALUES (?, ?, ?, ?, ?, ?)",
+        [id, seq, author, at, action, changes],
+    )
