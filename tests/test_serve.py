@@ -290,6 +290,8 @@ BAD = [
     ("GET", "/v1/assets/film1/frame.jpg?n=-1", None, 400, "outside film1"),
     ("GET", "/v1/assets/film1/frame.jpg?t=1&w=100000", None, 400, "between 1 and"),
     ("GET", "/v1/assets/film1/clip.mp4?start=0&end=100", None, 400, "at most 30 s"),
+    ("GET", "/v1/assets/nope/video", None, 404, "nope"),
+    ("GET", "/v1/assets/..%2F..%2Fcatalog.duckdb/video", None, 404, "Not Found"),
     ("GET", "/v1/shots/strip.jpg?ref=film1/99", None, 404, "no shot"),
     ("GET", "/v1/jobs/..%2F..%2Fcatalog", None, 404, "Not Found"),
     ("GET", "/v1/jobs/....catalog", None, 404, "16 hex digits"),
