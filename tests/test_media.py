@@ -10,6 +10,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from amberlite.errors import MediaError
 from amberlite.media import (
@@ -244,3 +246,21 @@ def test_sample_film_cuts_are_where_the_picture_changes(film) -> None:
     spans = truth.scene_spans
     assert spans[0][0] == 0 and spans[-1][1] == truth.frame_count
     assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    gaps=st.lists(st.integers(1, 5000), min_size=1, max_size=40),
+    probe=st.integers(-10, 200_000),
+    hint=st.integers(-3, 45),
+)
+def test_frame_of_pts_answers_the_same_whatever_the_hint(gaps, probe, hint) -> None:
+    pts = np.cumsum([0, *gaps])
+    index = FrameIndex(pts, Fraction(1, 90_000))
+    for p in (probe, int(pts[min(max(hint, 0), len(pts) - 1)])):
+        expect = int(np.flatnonzero(pts == p)[0]) if p in pts else None
+        if expect is None:
+            with pytest.raises(KeyError):
+                index.frame_of_pts(p, hint=hint)
+        else:
+            assert index.frame_of_pts(p, hint=hint) == expect == index.frame_of_pts(p)

@@ -165,6 +165,42 @@ def test_chunked_decoding_matches_one_piece(
     assert segment.detect(many, 3.0, 8, 8.0, 0.02) == list(truth.cuts)
 
 
+def test_chunked_decoding_leaves_opencv_threads_as_it_found_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Segmenting turns OpenCV's thread pool off while chunks are decoded on every core
+    (process-wide); concurrent segmentations share that, and the last one out restores the
+    caller's setting."""
+    import threading
+
+    import cv2
+
+    path = tmp_path / "long.mp4"
+    render(path, [Scene(40, (40 + 20 * i, 90, 200 - 20 * i), seed=i) for i in range(6)], 160, 90)
+    index = frame_index(path)
+    monkeypatch.setattr(segment, "CHUNK_MIN", 40)
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(3)
+    try:
+        seen: list[int] = []
+        real = segment.chunk_features
+        monkeypatch.setattr(
+            segment, "chunk_features", lambda *a: seen.append(cv2.getNumThreads()) or real(*a)
+        )
+        runs = [threading.Thread(target=segment.features, args=(str(path), index, 25.0, 2))]
+        runs += [threading.Thread(target=segment.features, args=(str(path), index, 25.0, 2))]
+        for t in runs:
+            t.start()
+        for t in runs:
+            t.join()
+        assert seen and set(seen) == {1}  # off while the chunks were decoded
+        assert cv2.getNumThreads() == 3  # ... and back afterwards
+        segment.features(str(path), index, workers=1)  # one piece: left alone
+        assert seen[-1] == 3
+    finally:
+        cv2.setNumThreads(before)
+
+
 def test_single_frame_asset_is_one_shot(tmp_path: Path) -> None:
     path = tmp_path / "one.mp4"
     render(path, [Scene(1, (100, 100, 100))], 64, 36)

@@ -8,10 +8,12 @@ segmented in frames, not in nominal-rate time):
    averaging: anti-aliased enough for motion; at odd integer factors such as 360p and 1080p
    the bilinear step is a strided copy, and the averages run on 256 frames at once). Files
    of more than ``2 * CHUNK_MIN`` frames are split at keyframes into chunks decoded
-   concurrently, without FFmpeg's frame threading when there are chunks for every core (it
-   costs about a third more CPU per frame); the decoder releases the GIL, so a thread pool
-   keeps every core busy without pickling frames. What needs no other frame (histograms,
-   mean luma) is computed in the same threads.
+   concurrently, each on one decoder thread when there are chunks for every core (FFmpeg's
+   frame threads cost about a third more CPU per frame, its slice threads oversubscribe the
+   cores on files with several slices per frame), with OpenCV's own thread pool off
+   meanwhile; the decoder releases the GIL, so a thread pool keeps every core busy without
+   pickling frames. What needs no other frame (histograms, mean luma) is computed in the
+   same threads.
 2. **Features**, vectorized with numpy over a whole chunk (with a carried tail of previous
    frames): ``d1`` the mean absolute Y+U+V difference to the previous frame; ``h1`` the
    colour-distribution distance to the previous frame (mean 1-D earth mover's distance of
@@ -54,7 +56,9 @@ Output: spans ``(start_frame, end_frame)``, end exclusive, covering ``[0, frame_
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import os
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -292,10 +296,40 @@ def _workers() -> int:
         return os.cpu_count() or 1
 
 
+_cv_lock = threading.Lock()
+_cv_users = 0  # segmentations running with OpenCV's thread pool off
+_cv_saved = 0  # the thread count to restore when the last of them ends
+
+
+@contextlib.contextmanager
+def _opencv_serial() -> Iterator[None]:
+    """OpenCV's own thread pool off while chunks are decoded on every core: its parallel
+    loops (resizes, absolute differences over whole chunks) would only contend with the
+    decoders for the same cores (~40% more CPU in :func:`chunk_features` on two cores).
+    The setting is process-wide, so concurrent segmentations share it: the first one in
+    turns the pool off, the last one out restores what it found (other OpenCV users in the
+    process run single-threaded meanwhile: slower, never different)."""
+    import cv2
+
+    global _cv_users, _cv_saved
+    with _cv_lock:
+        if _cv_users == 0:
+            _cv_saved = cv2.getNumThreads()
+            cv2.setNumThreads(1)
+        _cv_users += 1
+    try:
+        yield
+    finally:
+        with _cv_lock:
+            _cv_users -= 1
+            if _cv_users == 0:
+                cv2.setNumThreads(_cv_saved)
+
+
 def iter_thumbs(path: str, index: FrameIndex, workers: int | None = None) -> Iterator[Thumbs]:
     """Thumbnails of the whole file, chunk by chunk in order, chunks decoded concurrently
-    (without FFmpeg's frame threading when there are at least as many chunks as workers: it
-    costs about a third more CPU per frame than decoding on one thread)."""
+    (each on one decoder thread when there are at least as many chunks as workers: FFmpeg's
+    frame threads cost about a third more CPU per frame)."""
     workers = workers or _workers()
     bounds = chunk_bounds(index, workers)
     if len(bounds) == 1:
@@ -631,15 +665,18 @@ def features(
     tail: Thumbs | None = None
     done = 0  # leading frames of ``tail`` already in ``parts``
     last: tuple[Features, int] | None = None
-    for chunk in iter_thumbs(path, index, workers):
-        if len(chunk) == 0:
-            continue
-        joined = chunk if tail is None else Thumbs.concat(tail, chunk)
-        f = chunk_features(joined, half_window)
-        end = max(done, len(joined) - ahead)
-        parts.append(_slice(f, done, end))
-        start = max(0, end - keep)
-        tail, done, last = joined.tail(len(joined) - start), end - start, (f, end)
+    workers = workers or _workers()
+    serial = _opencv_serial() if len(chunk_bounds(index, workers)) > 1 else contextlib.nullcontext()
+    with serial:
+        for chunk in iter_thumbs(path, index, workers):
+            if len(chunk) == 0:
+                continue
+            joined = chunk if tail is None else Thumbs.concat(tail, chunk)
+            f = chunk_features(joined, half_window)
+            end = max(done, len(joined) - ahead)
+            parts.append(_slice(f, done, end))
+            start = max(0, end - keep)
+            tail, done, last = joined.tail(len(joined) - start), end - start, (f, end)
     if last is not None:
         parts.append(_slice(last[0], last[1], len(last[0].numbers)))
     return _cat(parts, half_window)

@@ -57,7 +57,11 @@ def open_video(
 
     Contract: raises :class:`MediaError` naming the file if it is missing, not media
     (unrecognised or corrupt container, e.g. truncated MP4 without its index) or has no
-    video stream. ``threads=True`` enables FFmpeg's automatic frame/slice threading.
+    video stream. ``threads=True`` enables FFmpeg's automatic frame/slice threading;
+    ``False`` decodes on one thread (the least CPU per frame: for callers that decode several
+    ranges concurrently, one per core). PyAV's own default, slice threads on every core, would
+    oversubscribe them on files with several slices per frame (libx264 through libavcodec
+    with slice threading writes such files).
     """
     p = check_file(path)
     with media_errors(p, "not a readable media file"):
@@ -69,6 +73,9 @@ def open_video(
         if threads:
             stream.codec_context.thread_type = "AUTO"
             stream.codec_context.thread_count = 0
+        else:
+            stream.codec_context.thread_type = "NONE"
+            stream.codec_context.thread_count = 1
         yield container, stream
     finally:
         container.close()

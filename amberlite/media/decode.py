@@ -260,7 +260,7 @@ def _numbered(
             n = prev + 1
         else:
             try:
-                n = index.frame_of_pts(frame.pts)
+                n = index.frame_of_pts(frame.pts, hint=prev + 1)
             except KeyError:
                 continue  # a frame the index does not know (e.g. discarded by an edit list)
         prev = n
@@ -436,8 +436,8 @@ def iter_planes(
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
     """Yield ``(n, y, u, v)`` for every frame in ``[start_frame, end_frame)``: the decoded
     4:2:0 planes at native size (u, v at half width and height), no copy, no conversion.
-    ``threads=False`` keeps PyAV's default (no frame threading: one thread for most H.264):
-    cheaper in CPU when the caller already decodes several ranges concurrently, one per core.
+    ``threads=False`` decodes on one thread (no frame or slice threads): cheaper in CPU
+    when the caller already decodes several ranges concurrently, one per core.
 
     For callers that reduce each frame themselves (e.g. to a tiny thumbnail with their own
     resampling): the arrays are read-only views of the decoder's frame (they keep it alive;

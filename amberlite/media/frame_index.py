@@ -102,8 +102,11 @@ class FrameIndex:
             raise ValueError(f"time {t_s} s is outside the video [0, {self.duration_s}) s")
         return int(np.searchsorted(self._sec, t_s, side="right") - 1)
 
-    def frame_of_pts(self, pts: int) -> int:
-        """Frame number of the frame with presentation timestamp ``pts``; KeyError if none."""
+    def frame_of_pts(self, pts: int, hint: int = -1) -> int:
+        """Frame number of the frame with presentation timestamp ``pts``; KeyError if none.
+        ``hint``: a likely answer (a decoder's next frame), checked first (no search)."""
+        if 0 <= hint < len(self) and self.pts[hint] == pts:
+            return hint
         n = int(np.searchsorted(self.pts, pts, side="left"))
         if n >= len(self) or self.pts[n] != pts:
             raise KeyError(pts)
