@@ -264,3 +264,28 @@ def test_frame_of_pts_answers_the_same_whatever_the_hint(gaps, probe, hint) -> N
                 index.frame_of_pts(p, hint=hint)
         else:
             assert index.frame_of_pts(p, hint=hint) == expect == index.frame_of_pts(p)
+
+
+def test_decoders_get_ffmpeg_threads_only_while_cores_are_left(
+    clips, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A decode asking for FFmpeg's threads gets them while fewer decoders than cores are
+    open in the process; beyond that (an executor's threads decoding side by side) each
+    decoder runs on one thread; closing one frees its place."""
+    from amberlite.media import decode
+
+    monkeypatch.setattr(decode, "usable_cores", lambda: 2)
+    path = str(clips["cfr_mp4"][0])
+
+    def kind(stream) -> tuple[str, int]:
+        return stream.codec_context.thread_type.name, stream.codec_context.thread_count
+
+    with decode._decoder(path, True) as (_, first):
+        assert kind(first) == ("AUTO", 0)
+        with decode._decoder(path, True) as (_, second):
+            assert kind(second) == ("NONE", 1)
+        with decode._decoder(path, False) as (_, asked_none):
+            assert kind(asked_none) == ("NONE", 1)
+    with decode._decoder(path, True) as (_, again):
+        assert kind(again) == ("AUTO", 0)
+    assert decode._open_decoders == 0

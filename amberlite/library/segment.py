@@ -57,7 +57,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
-import os
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -65,6 +64,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from amberlite.define.decorators import segmenter
+from amberlite.media._av import usable_cores
 from amberlite.media.decode import iter_planes
 from amberlite.media.frame_index import FrameIndex
 
@@ -289,13 +289,6 @@ def chunk_bounds(index: FrameIndex, workers: int) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
 
 
-def _workers() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
 _cv_lock = threading.Lock()
 _cv_users = 0  # segmentations running with OpenCV's thread pool off
 _cv_saved = 0  # the thread count to restore when the last of them ends
@@ -330,7 +323,7 @@ def iter_thumbs(path: str, index: FrameIndex, workers: int | None = None) -> Ite
     """Thumbnails of the whole file, chunk by chunk in order, chunks decoded concurrently
     (each on one decoder thread when there are at least as many chunks as workers: FFmpeg's
     frame threads cost about a third more CPU per frame)."""
-    workers = workers or _workers()
+    workers = workers or usable_cores()
     bounds = chunk_bounds(index, workers)
     if len(bounds) == 1:
         yield read_thumbs(path, index, 0, None)
@@ -665,7 +658,7 @@ def features(
     tail: Thumbs | None = None
     done = 0  # leading frames of ``tail`` already in ``parts``
     last: tuple[Features, int] | None = None
-    workers = workers or _workers()
+    workers = workers or usable_cores()
     serial = _opencv_serial() if len(chunk_bounds(index, workers)) > 1 else contextlib.nullcontext()
     with serial:
         for chunk in iter_thumbs(path, index, workers):

@@ -49,6 +49,14 @@ def check_file(path: PathLike) -> str:
     return p
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
 @contextlib.contextmanager
 def open_video(
     path: PathLike, threads: bool = False
