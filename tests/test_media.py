@@ -158,6 +158,30 @@ def test_decode_size_fps_gray(clips) -> None:
     assert gray.shape == (3, 36, 64) and list(numbers) == [0, 1, 2]
 
 
+def test_index_samples_once_per_rate_and_ranges_look_them_up() -> None:
+    from amberlite.media.decode import _wanted, sample_frames
+
+    rng = np.random.default_rng(3)
+    pts = np.cumsum(rng.integers(300, 900, 120))  # variable frame rate, ticks of 1/12800 s
+    index = FrameIndex(pts, Fraction(1, 12800))
+    times = [Fraction(int(p - pts[0]), 12800) for p in pts]
+    for fps in (Fraction(2), Fraction(30000, 1001), Fraction(25)):
+        samples = index.samples(fps)
+        assert samples is index.samples(fps) and not samples.flags.writeable  # once per rate
+        count = -(-(index.end_pts - index.start_pts) * fps // 12800)  # k / fps < duration
+        nearest = {  # brute force, exact: the nearest frame to k / fps, ties to the earlier
+            min(range(len(times)), key=lambda i, t=Fraction(k) / fps: (abs(times[i] - t), i))
+            for k in range(count)
+        }
+        assert list(samples) == sorted(nearest)
+        copy = sample_frames(index, fps)
+        assert copy.flags.writeable and list(copy) == list(samples)
+        for start, end in [(0, 120), (0, 0), (7, 8), (13, 90), (119, 120), (60, 400)]:
+            got = _wanted(index, start, end, fps)
+            assert got.flags.writeable and got.dtype == np.int64
+            assert list(got) == [n for n in samples if start <= n < end]
+
+
 def test_fps_sampling_exact_ties_and_key(clips, tmp_path: Path) -> None:
     path = tmp_path / "thirty.mp4"
     render(path, [Scene(30, (90, 90, 90), texture=False)], 64, 36, fps=30)

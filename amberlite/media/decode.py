@@ -9,7 +9,6 @@ functions (:func:`read_batch`, :func:`read_luma`) therefore raise and return not
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import threading
 from collections import defaultdict
@@ -107,32 +106,19 @@ def _frame_range(index: FrameIndex, start_frame: int, end_frame: int | None) -> 
 
 
 def sample_frames(index: FrameIndex, fps: Fraction) -> np.ndarray:
-    """Frame numbers sampled at ``fps`` (see :class:`Decode`), sorted and unique.
-
-    Exact integer arithmetic: frame time ``(pts - start) * tb`` and sample time ``k / fps``
-    are both scaled by ``fps.num * tb.den`` so no float rounding decides which is nearest.
-    """
-    tb = index.time_base
-    scale_f = tb.numerator * fps.numerator  # ticks -> common unit
-    scale_k = tb.denominator * fps.denominator  # sample number -> common unit
-    span = index.end_pts - index.start_pts
-    count = max(1, math.ceil(span * tb * fps))  # samples k with k / fps < duration
-    dtype = np.int64 if span * scale_f + count * scale_k < 2**62 else object
-    rel = (index.pts - index.start_pts).astype(dtype) * scale_f
-    targets = np.arange(count).astype(dtype) * scale_k
-    pos = np.searchsorted(rel, targets, side="left")
-    below = np.clip(pos - 1, 0, len(index) - 1)
-    above = np.clip(pos, 0, len(index) - 1)
-    take_above = (rel[above] - targets) < (targets - rel[below])  # ties: earlier frame
-    return np.unique(np.where(take_above, above, below).astype(np.int64))
+    """Frame numbers sampled at ``fps`` (see :class:`Decode`), sorted and unique: a new
+    array of :meth:`FrameIndex.samples <amberlite.media.frame_index.FrameIndex.samples>`."""
+    return index.samples(fps).copy()
 
 
 def _wanted(index: FrameIndex, start: int, end: int, fps: Fraction | None) -> np.ndarray:
-    """Frame numbers to yield in ``[start, end)``, honouring ``fps`` sampling."""
+    """Frame numbers to yield in ``[start, end)``, honouring ``fps`` sampling (a new array;
+    the index's samples are looked up, so a short range costs no pass over a long film)."""
     if fps is None:
         return np.arange(start, end, dtype=np.int64)
-    frames = sample_frames(index, fps)
-    return frames[(frames >= start) & (frames < end)]
+    frames = index.samples(fps)
+    lo, hi = np.searchsorted(frames, [start, end], side="left")
+    return frames[lo:hi].copy()
 
 
 # --------------------------------------------------------------------------- conversion

@@ -6,6 +6,7 @@ its first video stream. This holds on variable-frame-rate files, where ``n / fps
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from fractions import Fraction
@@ -29,7 +30,16 @@ class FrameIndex:
     Immutable by convention: the arrays are read-only.
     """
 
-    __slots__ = ("pts", "time_base", "start_pts", "end_pts", "keyframe_pts", "synthetic", "_sec")
+    __slots__ = (
+        "pts",
+        "time_base",
+        "start_pts",
+        "end_pts",
+        "keyframe_pts",
+        "synthetic",
+        "_sec",
+        "_samples",
+    )
 
     def __init__(
         self,
@@ -54,6 +64,7 @@ class FrameIndex:
         # compares equal whenever the two rationals are equal
         ticks = (pts - self.start_pts).astype(np.float64) * self.time_base.numerator
         self._sec = _readonly(ticks / self.time_base.denominator)
+        self._samples: dict[Fraction, np.ndarray] = {}  # fps -> samples(fps)
 
     def __len__(self) -> int:
         return int(self.pts.size)
@@ -111,6 +122,36 @@ class FrameIndex:
         if n >= len(self) or self.pts[n] != pts:
             raise KeyError(pts)
         return n
+
+    def samples(self, fps: Fraction) -> np.ndarray:
+        """Frame numbers sampled at ``fps`` over the whole stream, sorted and unique: for each
+        sample time ``k / fps`` (``k / fps`` before the end), the frame presented nearest to
+        it (ties: the earlier frame). Read-only, computed once per rate (a decode of any
+        range looks up its part, instead of sampling the whole stream again).
+
+        Exact integer arithmetic: frame time ``(pts - start) * tb`` and sample time ``k / fps``
+        are both scaled by ``fps.num * tb.den`` so no float rounding decides which is nearest.
+        """
+        fps = Fraction(fps)
+        found = self._samples.get(fps)
+        if found is None:  # threads may race here: both compute the same array
+            found = self._samples[fps] = _readonly(self._sample(fps))
+        return found
+
+    def _sample(self, fps: Fraction) -> np.ndarray:
+        tb = self.time_base
+        scale_f = tb.numerator * fps.numerator  # ticks -> common unit
+        scale_k = tb.denominator * fps.denominator  # sample number -> common unit
+        span = self.end_pts - self.start_pts
+        count = max(1, math.ceil(span * tb * fps))  # samples k with k / fps < duration
+        dtype = np.int64 if span * scale_f + count * scale_k < 2**62 else object
+        rel = (self.pts - self.start_pts).astype(dtype) * scale_f
+        targets = np.arange(count).astype(dtype) * scale_k
+        pos = np.searchsorted(rel, targets, side="left")
+        below = np.clip(pos - 1, 0, len(self) - 1)
+        above = np.clip(pos, 0, len(self) - 1)
+        take_above = (rel[above] - targets) < (targets - rel[below])  # ties: earlier frame
+        return np.unique(np.where(take_above, above, below).astype(np.int64))
 
     def keyframe_at_or_before(self, pts: int) -> int:
         """The pts of the last keyframe whose pts is <= ``pts`` (the first frame's if none)."""
