@@ -157,9 +157,7 @@ def windows_per_call(net) -> int:
     return GPU_WINDOWS if str(getattr(net, "device", "cpu")) != "cpu" else 1
 
 
-def probabilities(
-    chunks: Iterator[np.ndarray], net, windows: int | None = None
-) -> np.ndarray:
+def probabilities(chunks: Iterator[np.ndarray], net, windows: int | None = None) -> np.ndarray:
     """Per-frame cut probability (single-frame head, sigmoid) of a stream of 48x27 frames,
     windowed exactly as the package's ``predict_frames``; ``net`` maps uint8
     ``[B, 100, 27, 48, 3]`` to the model's outputs (a loaded model, or the module);
