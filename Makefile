@@ -47,8 +47,8 @@ bench: $(STAMP)
 	done
 
 lint: $(STAMP)
-	$(BIN)/ruff check amberlite grammar connectors examples benchmarks tests
-	$(BIN)/ruff format --check amberlite grammar connectors examples benchmarks tests
+	$(BIN)/ruff check amberlite grammar examples benchmarks tests
+	$(BIN)/ruff format --check amberlite grammar examples benchmarks tests
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
