@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import amberlite
+from amberlite.errors import ResolveError
 from amberlite.library import segment
 from amberlite.media.frame_index import frame_index
 from amberlite.media.synth import Scene, SynthTruth, render
@@ -210,14 +211,21 @@ def test_single_frame_asset_is_one_shot(tmp_path: Path) -> None:
     assert list(zip(shots["start_frame"], shots["end_frame"])) == [(0, 1)]
 
 
-def test_bad_params_fail_the_asset_with_a_reason(
+def test_bad_params_are_refused_before_anything_is_computed(
     tmp_path: Path, film: tuple[Path, SynthTruth]
 ) -> None:
     store = amberlite.open(tmp_path / "store")
     store.ingest([film[0]])
-    stats = store.materialize("shots", params={"min_frames": 0})
-    assert stats.failed == 1
-    assert "min_frames must be an int >= 1" in store.failures("shots")["error"][0]
+    with pytest.raises(ResolveError, match=r"shots: min_frames must be an int >= 1, got 0"):
+        store.materialize("shots", params={"min_frames": 0})
+    with pytest.raises(ResolveError, match=r"shots: threshold must be a positive number"):
+        store.query("SELECT id FROM shots USING shots(threshold=-1)")
+    with pytest.raises(ResolveError, match=r"gradual must be a number in \[0, 1\]"):
+        store.set_segmenter("shot", "shots", gradual=2)
+    # nothing was computed, recorded or set: the store's shots are the defaults' still
+    assert store.failures().height == 0
+    assert store.catalog.query("SELECT count(*) FROM meta WHERE key LIKE 'segmenter:%'") == [(0,)]
+    assert store.materialize("shots", params={"min_frames": 4}).failed == 0
 
 
 def test_thumbnail_shortcuts_give_the_plain_method_s_values() -> None:

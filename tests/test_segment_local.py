@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import amberlite
+from amberlite.errors import ResolveError
 from amberlite.library import segment
 from amberlite.media.frame_index import frame_index
 from amberlite.media.synth import SynthTruth, local_change_scene, render
@@ -110,6 +111,5 @@ def test_real_cuts_and_dissolves_between_local_changes_are_found(tmp_path: Path)
     assert all(any(abs(s - c) <= 1 for s in starts) for c in truth.cuts)
     assert any(start <= s <= end for s in starts)
     assert _false_cuts(starts[1:], truth) == []
-    stats = store.materialize("shots", params={"spread": 1.5})
-    assert stats.failed == 1
-    assert "spread must be a number in [0, 1]" in store.failures("shots")["error"][0]
+    with pytest.raises(ResolveError, match=r"shots: spread must be a number in \[0, 1\]"):
+        store.materialize("shots", params={"spread": 1.5})

