@@ -169,3 +169,35 @@ def test_ctrl_c_during_a_commit_waits_for_the_commit():
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     finally:
         signal.signal(signal.SIGINT, before)
+
+
+def test_ctrl_c_in_a_query_that_computes_exits_130_and_keeps_the_commits(tmp_path, media_dir):
+    """Every command says what Ctrl-C kept (not click's bare "Aborted!"): here a query."""
+    store = slow_store(tmp_path, media_dir)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "amberlite.cli",
+            "--store",
+            str(store.root),
+            "query",
+            "SELECT slow FROM frames",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env(tmp_path),
+        # an xdist worker may run with SIGINT ignored, which a child would inherit
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    wait_for_a_commit(store, proc)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "Aborted!" not in err and out == ""
+    store = amberlite.open(store.root)
+    ((computed,),) = store.catalog.query("SELECT computed FROM runs WHERE feature = 'slow'")
+    assert computed > 0
+    assert f"interrupted: {computed} computed, 0 failed; committed values are kept" in err
+    assert store.resolver.counts(store.registry.get("slow"), None, None)["stored"] == computed

@@ -101,24 +101,13 @@ def materialize(
     if len(features) > 1 and params:
         click.secho("error: --param names one feature; give one FEATURE", fg="red", err=True)
         sys.exit(2)
-    try:
-        got = _store(ctx).materialize(
-            features[0] if len(features) == 1 else list(features),
-            list(assets) or None,
-            params=_params(params) if len(features) == 1 else None,
-            retry_failed=retry_failed,
-            executor=executor_of(executor, address),
-        )
-    except KeyboardInterrupt as e:
-        runs = getattr(e, "runs", [])
-        computed = sum(s.computed for s in runs)
-        failed = sum(s.failed for s in runs)
-        click.echo(
-            f"interrupted: {computed} computed, {failed} failed; committed values are kept; "
-            "run again to finish",
-            err=True,
-        )
-        sys.exit(130)
+    got = _store(ctx).materialize(  # Ctrl-C: `friendly` says what was kept, exit 130
+        features[0] if len(features) == 1 else list(features),
+        list(assets) or None,
+        params=_params(params) if len(features) == 1 else None,
+        retry_failed=retry_failed,
+        executor=executor_of(executor, address),
+    )
     requested = got if isinstance(got, list) else [got]
     all_stats = [s for stats in requested for s in _flatten(stats)]
     for s in all_stats:

@@ -80,7 +80,9 @@ def _cell(v: Any) -> str | None:
 
 
 def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn amberlite's own errors into a message and exit status 2."""
+    """Turn amberlite's own errors into a message and exit status 2, and Ctrl-C into a line
+    saying what was kept and exit status 130 (the runs it stopped are recorded as
+    interrupted: see amberlite.run.resolve)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -91,6 +93,16 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
         except AmberliteError as e:
             click.secho(f"error: {e}", fg="red", err=True)
             sys.exit(2)
+        except KeyboardInterrupt as e:
+            runs = getattr(e, "runs", [])
+            computed = sum(s.computed for s in runs)
+            failed = sum(s.failed for s in runs)
+            click.echo(
+                f"interrupted: {computed} computed, {failed} failed; committed values are kept; "
+                "run again to finish",
+                err=True,
+            )
+            sys.exit(130)
         except Exception as e:  # a full disk met where no amberlite code could name it
             if not out_of_space(e):
                 raise
